@@ -1,0 +1,12 @@
+import ArgumentParser
+import DPOCore
+import Foundation
+
+struct DPODist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo-dist",
+        abstract: "Data-parallel DPO training of Llama-family models on CPUs (OpenBLAS + MPI).",
+        subcommands: [])
+}
+
+DPODist.main()
