@@ -56,6 +56,9 @@ public struct ModelConfig: Equatable, Sendable {
     /// Per layer: whether RoPE is applied (SmolLM3's `no_rope_layers`, 1 = RoPE). All true elsewhere.
     public var layerUsesRope: [Bool]
     public var maxPositionEmbeddings: Int
+    /// `pad_token_id`: transformers builds the embedding with `padding_idx` set to it, so that row
+    /// never receives a gradient from the input side. We keep the same semantics.
+    public var padTokenID: Int?
     /// The dtype the weights were stored in ("float32", "bfloat16", "float16").
     public var storedDType: String
     public var form: ConfigForm
@@ -74,7 +77,7 @@ extension ModelConfig {
                     numKVHeads: numKVHeads, headDim: headDim ?? hiddenSize / numHeads, rmsNormEps: 1e-5,
                     ropeTheta: ropeTheta, ropeScaling: .none, tieWordEmbeddings: tied, qkvBias: false,
                     oBias: false, mlpBias: false, layerUsesRope: Array(repeating: true, count: numLayers),
-                    maxPositionEmbeddings: maxPositions, storedDType: "float32", form: .v4)
+                    maxPositionEmbeddings: maxPositions, padTokenID: nil, storedDType: "float32", form: .v4)
     }
 
     /// Parses `config.json`. Errors name the file and the key.
@@ -97,7 +100,7 @@ extension ModelConfig {
                 if let value { return value }
                 throw fail("missing \"\(key)\"")
             }
-            guard let number = raw as? NSNumber, !(raw is Bool), number.doubleValue == number.doubleValue.rounded() else {
+            guard let number = raw as? NSNumber, !isJSONBoolean(raw), number.doubleValue == number.doubleValue.rounded() else {
                 throw fail("\"\(key)\" must be an integer")
             }
             return number.intValue
@@ -112,7 +115,7 @@ extension ModelConfig {
         }
         func bool(_ key: String, default value: Bool) throws -> Bool {
             guard let raw = json[key], !(raw is NSNull) else { return value }
-            guard let b = raw as? Bool else { throw fail("\"\(key)\" must be true or false") }
+            guard isJSONBoolean(raw), let b = raw as? Bool else { throw fail("\"\(key)\" must be true or false") }
             return b
         }
 
@@ -153,6 +156,11 @@ extension ModelConfig {
         }
         rmsNormEps = Float(try double(json, "rms_norm_eps", default: 1e-6))
         maxPositionEmbeddings = try int("max_position_embeddings", default: 2048)
+        if let pad = json["pad_token_id"] as? NSNumber, !isJSONBoolean(pad) {
+            padTokenID = pad.intValue >= 0 && pad.intValue < vocabSize ? pad.intValue : nil
+        } else {
+            padTokenID = nil
+        }
 
         // transformers 5 keeps theta and scaling together in rope_parameters; 4 has them apart.
         let rope: [String: Any]?
@@ -255,6 +263,7 @@ extension ModelConfig {
             "attention_dropout": 0.0,
             "use_cache": true,
         ]
+        if let padTokenID { json["pad_token_id"] = padTokenID }
         switch ropeScaling {
         case .none: json["rope_scaling"] = NSNull()
         case let .linear(factor): json["rope_scaling"] = ["rope_type": "linear", "factor": factor]
@@ -269,4 +278,10 @@ extension ModelConfig {
         if architecture == .smollm3 { json["no_rope_layers"] = layerUsesRope.map { $0 ? 1 : 0 } }
         return json
     }
+}
+
+/// JSONSerialization returns booleans as NSNumber too; their Objective-C type code is "c".
+func isJSONBoolean(_ value: Any) -> Bool {
+    guard let number = value as? NSNumber else { return false }
+    return String(cString: number.objCType) == "c"
 }

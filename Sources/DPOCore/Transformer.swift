@@ -232,7 +232,8 @@ public final class Transformer {
             onLayerDone?(l)
         }
         batch.tokens.withUnsafeBufferPointer { tokens in
-            embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: tokens.baseAddress!, rows: T, channels: C)
+            embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: tokens.baseAddress!, rows: T, channels: C,
+                              skipToken: c.padTokenID)
         }
     }
 }
