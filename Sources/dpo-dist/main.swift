@@ -6,7 +6,8 @@ struct DPODist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dpo-dist",
         abstract: "Data-parallel DPO training of Llama-family models on CPUs (OpenBLAS + MPI).",
-        subcommands: [])
+        subcommands: [Score.self, BenchKernels.self])
 }
 
+BLASCore.restartWithFasterKernelsIfNeeded()
 DPODist.main()

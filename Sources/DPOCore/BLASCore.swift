@@ -1,0 +1,45 @@
+import COpenBLAS
+import Foundation
+
+/// OpenBLAS's choice of kernels for this CPU.
+///
+/// OpenBLAS builds that predate a CPU fall back to generic SSE3 ("Prescott") kernels on it: Debian 12's
+/// 0.3.21 does so on Sapphire Rapids, where its SkylakeX kernels run sgemm about 5× faster (measured
+/// with `dpo-dist bench-kernels`). The choice is made when the library loads, from OPENBLAS_CORETYPE,
+/// so the only way to change it from inside is to start the process again with that variable set.
+public enum BLASCore {
+    public static var name: String { String(cString: openblas_get_corename()) }
+    public static var configuration: String { String(cString: openblas_get_config()) }
+
+    /// Kernel names OpenBLAS falls back to when it does not know the CPU.
+    static let genericFallbacks: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "penryn", "dunnington", "atom"]
+
+    /// The best OpenBLAS kernel set the CPU's flags allow, or nil when OpenBLAS's own choice should stand.
+    public static func betterCoreType(cpuFlags: Set<String>, current: String) -> String? {
+        guard genericFallbacks.contains(current.lowercased()) else { return nil }
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
+        if cpuFlags.contains("avx") { return "SandyBridge" }
+        return nil
+    }
+
+    static func cpuFlags() -> Set<String> {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
+
+    /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels on a
+    /// CPU it could run faster. Does nothing when the user set OPENBLAS_CORETYPE, or DPO_DIST_KEEP_BLAS_CORE=1.
+    /// Call first thing in main, before MPI or any thread starts.
+    public static func restartWithFasterKernelsIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["DPO_DIST_KEEP_BLAS_CORE"] == nil,
+              let better = betterCoreType(cpuFlags: cpuFlags(), current: name) else { return }
+        setenv("OPENBLAS_CORETYPE", better, 1)
+        setenv("DPO_DIST_KEEP_BLAS_CORE", "1", 1)  // never loop
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // execv returns only on failure: carry on with the kernels we have.
+    }
+}
