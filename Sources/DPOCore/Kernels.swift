@@ -176,7 +176,7 @@ public func ropeApply(_ x: FloatPtr, positions: UnsafePointer<Int32>, cos: Const
 public func swigluForward(out: FloatPtr, gate: ConstFloatPtr, up: ConstFloatPtr, count: Int) {
     for i in 0..<count {
         let g = gate[i]
-        out[i] = g / (1 + expf(-g)) * up[i]
+        out[i] = g / (1 + fastExp(-g)) * up[i]
     }
 }
 
@@ -185,7 +185,7 @@ public func swigluBackward(dgate: FloatPtr, dup: FloatPtr, dout: ConstFloatPtr, 
                            up: ConstFloatPtr, count: Int) {
     for i in 0..<count {
         let g = gate[i]
-        let sig = 1 / (1 + expf(-g))
+        let sig = 1 / (1 + fastExp(-g))
         dgate[i] = dout[i] * up[i] * sig * (1 + g * (1 - sig))
         dup[i] = dout[i] * g * sig
     }
@@ -230,17 +230,11 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
                      a: qh + r0 * qs, lda: qs, b: kh, ldb: kvs, beta: 0, c: scratch, ldc: nk)
                 for i in 0..<nb {
                     let row = scratch + i * nk, valid = r0 + i + 1
-                    var m = -Float.infinity
-                    for j in 0..<valid where row[j] > m { m = row[j] }
-                    var sum: Float = 0
-                    for j in 0..<valid {
-                        let e = expf(row[j] - m)
-                        row[j] = e
-                        sum += e
-                    }
-                    let inv = 1 / sum
-                    for j in 0..<valid { row[j] *= inv }
-                    for j in valid..<nk { row[j] = 0 }
+                    let m = maxOf(row, valid)
+                    expInPlace(row, valid, shift: m)
+                    let sum = sumOf(row, valid)
+                    scaleInPlace(row, valid, 1 / sum)
+                    (row + valid).update(repeating: 0, count: nk - valid)
                     lse[(s0 + r0 + i) * shape.heads + h] = m + logf(sum)
                 }
                 gemm(transA: false, transB: false, m: nb, n: D, k: nk, a: scratch, lda: nk, b: vh, ldb: kvs,
@@ -275,8 +269,8 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                 for i in 0..<nb {
                     let row = P + i * nk, valid = r0 + i + 1
                     let l = lse[(s0 + r0 + i) * shape.heads + h]
-                    for j in 0..<valid { row[j] = expf(row[j] - l) }
-                    for j in valid..<nk { row[j] = 0 }
+                    expInPlace(row, valid, shift: l)
+                    (row + valid).update(repeating: 0, count: nk - valid)
                 }
                 // dv += Pᵀ dO
                 gemm(transA: true, transB: false, m: nk, n: D, k: nb, a: P, lda: nk, b: doh + r0 * qs, ldb: qs,
@@ -318,17 +312,13 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hi
              b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
         for i in 0..<n {
             let row = scratch + i * vocab
-            var m = -Float.infinity, total: Float = 0
-            for j in 0..<vocab {
-                m = max(m, row[j])
-                total += row[j]
-            }
-            var sum: Float = 0
-            for j in 0..<vocab { sum += expf(row[j] - m) }
-            let l = m + logf(sum)
+            let m = maxOf(row, vocab)
+            logitSum[r0 + i] = sumOf(row, vocab)
+            let targetLogit = row[Int(targets[r0 + i])]
+            expInPlace(row, vocab, shift: m)  // the chunk's logits are not needed after this row
+            let l = m + logf(sumOf(row, vocab))
             lse[r0 + i] = l
-            logitSum[r0 + i] = total
-            logp[r0 + i] = row[Int(targets[r0 + i])] - l
+            logp[r0 + i] = targetLogit - l
         }
         r0 += n
     }
@@ -346,7 +336,7 @@ public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr, dlogp: ConstFl
              b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
         for i in 0..<n {
             let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
-            for j in 0..<vocab { row[j] = -g * expf(row[j] - l) }
+            expInPlace(row, vocab, shift: l, scale: -g)
             row[Int(targets[r0 + i])] += g
         }
         gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
