@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Makes the tokenizer fixtures that Tests/DPOCoreTests/TokenizerTests.swift reads.
+
+The expected ids come from the Hugging Face `tokenizers` library itself, so the Swift tokenizer
+is checked against the reference implementation, never against itself.
+
+    python tools/make_tokenizer_fixtures.py    # (re)writes Tests/DPOCoreTests/Fixtures/tokenizers/
+
+Needs: tokenizers (pip install tokenizers). Reads the real tokenizers in ../shared/tokenizers/
+(a sibling of the repository) and writes, into Fixtures/tokenizers/:
+
+  tiny-bpe/, tiny-bpe-llama3/, tiny-bpe-unk/   three tiny byte-level BPE tokenizers (tokenizer.json
+                                               + tokenizer_config.json) trained here, each
+                                               exercising options the real ones do not use
+  <name>.ids.json                              for each tiny and each real tokenizer: the ids of
+                                               every test string with and without special tokens,
+                                               and what `decode` returns for them
+
+The real tokenizers are only read, never copied into the repository.
+
+tiny-bpe and tiny-bpe-llama3 come out the same on every run. tiny-bpe-unk does not: with a
+subword prefix or word suffix, the `tokenizers` trainer breaks ties between equally frequent
+pairs in hash order. Any run's tokenizer.json and ids.json agree with each other, which is all the
+tests need, so regenerate and commit them together.
+"""
+
+import json
+import os
+import random
+import sys
+
+import tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+OUT = os.path.join(ROOT, "Tests", "DPOCoreTests", "Fixtures", "tokenizers")
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "tokenizers"))
+REAL = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3"]
+
+# Llama 3 / cl100k pre-tokenization regex (also OLMo-2's).
+CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+LONG = " ".join([
+    "Direct Preference Optimization trains a policy on pairs of completions, one preferred and one rejected,",
+    "without a separate reward model. The loss is -log sigmoid(beta * (delta_chosen - delta_rejected)),",
+    "where each delta is log pi_theta(y|x) - log pi_ref(y|x), summed over the completion tokens only.",
+    "Typical settings: beta = 0.1, learning rate 5e-7, batch 8, 10,000+ pairs.",
+    "다국어 데이터도 같은 방식으로 처리됩니다. 中文数据也一样。 Ça marche aussi en français! 🚀\n\n",
+]) * 2
+
+# Every tokenizer encodes every one of these (with and without special tokens); a special-token
+# string in a tokenizer that lacks it is plain text, which is worth checking too. The real
+# tokenizers also encode LONG.
+TEXTS = [
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "  leading spaces and trailing spaces   ",
+    "def add(a, b):\n    return a + b  # sum\n\n\tif x:\n\t\tpass\n",
+    "for (int i = 0; i < n; ++i) { s += a[i]; }        // eight spaces before",
+    "x" + " " * 24 + "y" + " " * 31 + "z",
+    "한국어 문장입니다. 안녕하세요!",
+    "中文测试：你好，世界。",
+    "日本語のテキスト、カタカナ。",
+    "Emoji: 🤗🚀 👩‍👩‍👧 ❤️ 🇰🇷",
+    "café naïve résumé Ångström façade",
+    "e\u0301 a\u0300 o\u0308 n\u0303 (combining) vs \u00e9 \u00e0 \u00f6 \u00f1",
+    "A\u030a\u0301 \u1100\u1161\u11a8 \u212b \u0041\u0308\u0304",
+    " \u0301accent after space",
+    "tabs\t\there\nnew line\r\nCRLF line\r\n\r\n  \n   end   ",
+    "multiple     spaces\t\t\ttabs\n\n\n\nnewlines",
+    "trailing space ",
+    " ",
+    "\n",
+    "\t \t",
+    "1234567 3.14159 2024-06-01 1,000,000 0.5% \u0663\u0664\u0665 \u00b2\u00bd \u2163",
+    "I'm don't WE'LL you've she'd they're It's O'Neil 'quoted' \u2019curly\u2019 'S",
+    "Hello<|endoftext|>world",
+    "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>",
+    "text <|endoftext|> spaced <|endoftext|><|endoftext|> <|endoftext",
+    "Answer: 42<|im_end|>",
+    "a <mask> b<mask>c   <mask>   d [WORD] x[WORD] [WORD]y hello world! Hello world",
+    "<|startoftranscript|><|en|><|transcribe|><|notimestamps|> >>TITLE<< |||PHONE_NUMBER|||",
+    "",
+    "Punctuation!!! ...?? --- (a) [b] {c} \"quotes\" @user #tag $5 ^_^ ~ \u00bfQu\u00e9? \u00abguillemets\u00bb",
+    "URL: https://example.com/path?q=1&x=y#frag email@test.org",
+    "mixed123abc456 x2 3x CamelCaseWord snake_case_word __dunder__",
+    "\u00a0non-breaking\u00a0space\u3000ideographic\u2028line\u2029para\u000bvt\u000cff\u0085nel",
+    "zero\u200bwidth\ufeffbom \u0000nul\u001fctl \u007fdel",
+    "abababab aab abc ab ab  ab",
+]
+
+# Random mixes of the characters that pre-tokenizers treat differently (Unicode whitespace, marks,
+# numbers of every category, astral characters, special-token strings and their prefixes),
+# seeded so the fixtures are reproducible.
+PIECES = (list("abcXYZ019!?.,'\"-_/<>|") + [" "] * 8 + [
+    "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x85", "\xa0", "\u2028", "\u3000", "\u200b", "\ufeff", "\u1680",
+    "\x1c", "\x00", "\u0301", "\u0308", "\u20dd", "e\u0301", "\u1100\u1161\u11a8", "é", "ß", "한", "中", "の", "🤗",
+    "👩\u200d👧", "\U00020000", "\U0001D400", "٣", "²", "½", "Ⅳ", "①", "’", "«", "—", "'s", "'LL", "don't",
+    "<|endoftext|>", "<|im_end|>", "<|endoftext", "<mask>", "[WORD]", "hello world", " " * 24, " " * 31])
+
+
+def random_text(seed):
+    rng = random.Random(seed)
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+
+
+RANDOM_TEXTS = [random_text(seed) for seed in range(1, 21)]
+
+# Partial byte sequences: each id of these decoded on its own shows how invalid UTF-8 is replaced.
+DECODE_EACH = ["한국어 🤗 é", "👩‍👩‍👧 中文"]
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. Hello world! hello there, hello again.",
+    "def add(a, b):\n    return a + b\n\nfor i in range(10):\n    print(i)\n",
+    "I'm sure we'll see that they're right, and you've said it's fine. Don't worry.",
+    "Direct preference optimization compares a chosen and a rejected completion.",
+    "Numbers: 1234567890 3.14159 2024 1,000,000. Prices: $5, $10, $25.",
+    "ababab abab aab abab aaab abc abc abc",
+] * 20
+
+
+def train_tiny(vocab_size, special_tokens, pre_tokenizer, model, alphabet, corpus, **trainer_options):
+    tok = Tokenizer(model)
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
+                                  initial_alphabet=alphabet, show_progress=False, **trainer_options)
+    tok.train_from_iterator(corpus, trainer)
+    return tok
+
+
+def write_json(path, value):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+def save_tokenizer_dir(name, tokenizer_json, config):
+    """Writes a tokenizer folder and returns the loaded `tokenizers` object (which must accept it)."""
+    folder = os.path.join(OUT, name)
+    write_json(os.path.join(folder, "tokenizer.json"), tokenizer_json)
+    write_json(os.path.join(folder, "tokenizer_config.json"), config)
+    return Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+
+
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
+          " + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def make_tiny_bpe():
+    """Plain GPT-2 style byte-level BPE, a BOS template, and added tokens with every matching flag."""
+    tok = train_tiny(400, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+                     models.BPE(), pre_tokenizers.ByteLevel.alphabet(), CORPUS)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", tok.token_to_id("<|endoftext|>"))])
+    tok.add_tokens([
+        AddedToken("<mask>", lstrip=True, rstrip=True, normalized=False),
+        AddedToken("[WORD]", single_word=True, normalized=False),
+        AddedToken("hello world", normalized=True),
+    ])
+    config = {"eos_token": {"content": "<|im_end|>", "lstrip": False, "normalized": False, "rstrip": False,
+                            "single_word": False, "special": True, "__type": "AddedToken"},
+              "bos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "chat_template": CHATML}
+    return json.loads(tok.to_str()), config
+
+
+def make_tiny_llama3(tiny_json):
+    """Llama 3 style: NFC, cl100k Split + ByteLevel without its regex, ignore_merges, merges written
+    as "a b" strings, a BOS template inside a Sequence post-processor, a Sequence decoder."""
+    t = json.loads(json.dumps(tiny_json))
+    t["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}]}
+    t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": CL100K}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    model = t["model"]
+    model["ignore_merges"] = True
+    model["merges"] = [" ".join(pair) for pair in model["merges"]]
+    # Whole words that the merges alone would never produce: ignore_merges must emit them as one id.
+    # They take ids after the added tokens, which leaves the added tokens' ids in the file stale:
+    # `tokenizers` reassigns them on load (vocab size onwards), and the Swift loader must too.
+    next_id = 1 + max(list(model["vocab"].values()) + [a["id"] for a in t["added_tokens"]])
+    for word in ["Ġxyzzy", "Ġquick", "Ġlazy"]:
+        if word not in model["vocab"]:
+            model["vocab"][word] = next_id
+            next_id += 1
+    bos = next(a["id"] for a in t["added_tokens"] if a["content"] == "<|im_start|>")
+    t["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                  {"SpecialToken": {"id": "<|im_start|>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [bos], "tokens": ["<|im_start|>"]}}}]}
+    t["decoder"] = {"type": "Sequence", "decoders": [{"type": "ByteLevel", "add_prefix_space": True,
+                                                       "trim_offsets": True, "use_regex": True}]}
+    config = {"eos_token": "<|endoftext|>", "bos_token": {"content": "<|im_start|>"},
+              "chat_template": [{"name": "default", "template": CHATML}, {"name": "tool_use", "template": "{{ tools }}"}]}
+    return t, config
+
+
+def make_tiny_unk():
+    """An ASCII-only vocabulary with a fused unk token, a subword prefix and word suffix, and a
+    pre-tokenizer chain that uses every split behavior and ByteLevel's add_prefix_space."""
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation(behavior="merged_with_next"),
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Split(pattern="ab", behavior="contiguous"),
+        # Can match empty: Oniguruma skips an empty match where the previous match ended.
+        pre_tokenizers.Split(pattern=Regex(r"a*"), behavior="merged_with_next"),
+        pre_tokenizers.Split(pattern=Regex(r"\s+"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(pattern=Regex(r"[A-Z]?[a-z]+|[^a-z]+"), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True),
+    ])
+    ascii_corpus = [line for line in CORPUS if line.isascii()]
+    tok = train_tiny(300, ["<unk>", "<|endoftext|>"], pre,
+                     models.BPE(unk_token="<unk>", fuse_unk=True, continuing_subword_prefix="##",
+                                end_of_word_suffix="</w>"),
+                     [], ascii_corpus, continuing_subword_prefix="##", end_of_word_suffix="</w>")
+    t = json.loads(tok.to_str())
+    return t, {"eos_token": "<|endoftext|>"}
+
+
+def fixture(name, tok, texts):
+    vocab = tok.get_vocab(with_added_tokens=True)
+    cases = []
+    for text in texts:
+        for add in (True, False):
+            ids = tok.encode(text, add_special_tokens=add).ids
+            cases.append({"text": text, "add_special_tokens": add, "ids": ids})
+    # A decode entry names its ids either by case index or, for the single-id ones, directly.
+    # skip_special_tokens=True is written only where it changes the text, to keep the files small.
+    decode = []
+    for index, case in enumerate(cases):
+        if case["add_special_tokens"]:
+            text = tok.decode(case["ids"], skip_special_tokens=False)
+            decode.append({"case": index, "skip_special_tokens": False, "text": text})
+            skipped = tok.decode(case["ids"], skip_special_tokens=True)
+            if skipped != text:
+                decode.append({"case": index, "skip_special_tokens": True, "text": skipped})
+    for text in DECODE_EACH:
+        for i in tok.encode(text, add_special_tokens=False).ids:
+            decode.append({"ids": [i], "skip_special_tokens": False, "text": tok.decode([i], skip_special_tokens=False)})
+    return {"tokenizer": name, "tokenizers_version": tokenizers.__version__,
+            "vocab_size": max(vocab.values()) + 1, "cases": cases, "decode": decode}
+
+
+def main():
+    if not os.path.isdir(SHARED):
+        sys.exit(f"missing {SHARED}: the real tokenizers folder beside the repository")
+    tiny_json, tiny_config = make_tiny_bpe()
+    made = {"tiny-bpe": save_tokenizer_dir("tiny-bpe", tiny_json, tiny_config)}
+    made["tiny-bpe-llama3"] = save_tokenizer_dir("tiny-bpe-llama3", *make_tiny_llama3(tiny_json))
+    made["tiny-bpe-unk"] = save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk())
+    for name in REAL:
+        made[name] = Tokenizer.from_file(os.path.join(SHARED, name, "tokenizer.json"))
+    for name, tok in made.items():
+        path = os.path.join(OUT, f"{name}.ids.json")
+        with open(path, "w", encoding="utf-8") as f:
+            # The long text splits into ~800 ids with a tiny vocabulary; the real ones suffice for it.
+            texts = TEXTS + RANDOM_TEXTS + ([] if name.startswith("tiny") else [LONG])
+            json.dump(fixture(name, tok, texts), f, ensure_ascii=False, separators=(",", ":"))
+            f.write("\n")
+        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
