@@ -30,6 +30,16 @@ public struct TokenBatch: Sendable {
         scoredSequence.removeAll(keepingCapacity: true)
     }
 
+    /// Appends a sequence whose last position is scored against a placeholder target: the row whose
+    /// logits give the next token when generating.
+    public mutating func appendForGeneration(_ ids: [Int]) {
+        precondition(!ids.isEmpty)
+        append(ids, scoreFrom: ids.count)
+        scoredRows.append(Int32(tokens.count - 1))
+        scoredTargets.append(0)
+        scoredSequence.append(Int32(starts.count - 1))
+    }
+
     /// Appends one sequence. Tokens `ids[scoreFrom...]` are scored: each is predicted from the
     /// position before it, so `scoreFrom` must be at least 1. `scoreFrom == ids.count` scores nothing.
     public mutating func append<C: Collection>(_ ids: C, scoreFrom: Int) where C.Element == Int {

@@ -96,6 +96,20 @@ public final class Transformer {
         lastScored = S
     }
 
+    /// Logits of scored rows [first, first + count) of the last `forward`, into `out` (count × vocab):
+    /// a chunk at a time, for eval (KL against the reference) and generation.
+    public func scoredRowLogits(first: Int, count: Int, into out: FloatPtr) {
+        precondition(first >= 0 && first + count <= lastScored)
+        let a = acts!, c = config
+        gemm(transA: false, transB: true, m: count, n: c.vocabSize, k: c.hiddenSize, a: a.headIn + first * c.hiddenSize,
+             lda: c.hiddenSize, b: params.pointer + layout.head, ldb: c.hiddenSize, beta: 0, c: out, ldc: c.vocabSize)
+    }
+
+    /// Log-sum-exp of each scored row's logits after `forward`.
+    public var scoredLogSumExp: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.headLSE, count: lastScored)
+    }
+
     /// Full logits (tokens × vocab) for every position: for tests and generation, not training.
     public func logits(_ batch: TokenBatch) -> [Float] {
         runDecoder(batch)

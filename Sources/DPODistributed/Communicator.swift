@@ -1,24 +1,6 @@
 import CMPI
 import DPOCore
-
-/// The rank's view of the job: who it is, how many there are, and the collectives it needs.
-/// With one rank every collective is a no-op.
-public protocol Communicator: AnyObject {
-    var rank: Int { get }
-    var worldSize: Int { get }
-    /// Sums `count` floats in place across ranks.
-    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
-    func barrier()
-}
-
-/// World size 1: the debug mode, no MPI runtime needed.
-public final class SingleProcessCommunicator: Communicator {
-    public init() {}
-    public var rank: Int { 0 }
-    public var worldSize: Int { 1 }
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-    public func barrier() {}
-}
+import Foundation
 
 /// Open MPI through the C shim.
 public final class MPICommunicator: Communicator {
@@ -36,16 +18,45 @@ public final class MPICommunicator: Communicator {
         worldSize = Int(n)
     }
 
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+    /// MPI counts are Int32: large buffers go in pieces.
+    private func inPieces(_ count: Int, _ body: (Int, Int32) -> Void) {
         var offset = 0
-        while offset < count {  // MPI counts are Int32
+        while offset < count {
             let n = min(count - offset, Int(Int32.max))
-            MPI_Allreduce(dpo_mpi_in_place(), buffer + offset, Int32(n), dpo_mpi_float(), dpo_mpi_sum(), dpo_mpi_comm_world())
+            body(offset, Int32(n))
             offset += n
         }
     }
 
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        inPieces(count) { offset, n in
+            MPI_Allreduce(dpo_mpi_in_place(), buffer + offset, n, dpo_mpi_float(), dpo_mpi_sum(), dpo_mpi_comm_world())
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        inPieces(count) { offset, n in
+            MPI_Allreduce(dpo_mpi_in_place(), buffer + offset, n, dpo_mpi_double(), dpo_mpi_sum(), dpo_mpi_comm_world())
+        }
+    }
+
+    public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
+        var count = Int64(bytes.count)
+        MPI_Bcast(&count, 1, dpo_mpi_int64(), 0, dpo_mpi_comm_world())
+        var data = rank == 0 ? bytes : [UInt8](repeating: 0, count: Int(count))
+        data.withUnsafeMutableBytes { raw in
+            _ = MPI_Bcast(raw.baseAddress, Int32(count), dpo_mpi_byte(), 0, dpo_mpi_comm_world())
+        }
+        return data
+    }
+
     public func barrier() { MPI_Barrier(dpo_mpi_comm_world()) }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("rank \(rank): \(message)\n".utf8))
+        MPI_Abort(dpo_mpi_comm_world(), code)
+        exit(code)
+    }
 
     public func finalize() { MPI_Finalize() }
 }
