@@ -1,0 +1,263 @@
+import Foundation
+
+/// OUTPUT_DIR/metrics.jsonl, appended one line per log. On resume it is cut back to the lines of
+/// steps up to the checkpoint, so the file reads as one uninterrupted run.
+final class MetricsFile {
+    let path: String
+    private let handle: FileHandle
+
+    init(path: String, truncateAfterStep step: Int) throws {
+        self.path = path
+        let fm = FileManager.default
+        var kept = ""
+        if step > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                if let data = line.data(using: .utf8),
+                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                   let s = object["step"] as? Int, s <= step {
+                    kept += line + "\n"
+                }
+            }
+        }
+        guard fm.createFile(atPath: path, contents: Data(kept.utf8)), let handle = FileHandle(forWritingAtPath: path) else {
+            throw DPOError.file(path, "cannot write the metrics file")
+        }
+        handle.seekToEndOfFile()
+        self.handle = handle
+    }
+
+    func append(_ line: MetricsLine) throws {
+        handle.write(Data((line.json + "\n").utf8))
+    }
+}
+
+/// One readable line per log on the console; on a terminal, a progress bar with the ETA.
+final class ProgressLine {
+    let total: Int
+    let enabled: Bool
+    let tty = isatty(STDERR_FILENO) != 0
+    let started = Date()
+    var firstStep: Int?
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled
+    }
+
+    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    func update(step: Int, line: MetricsLine) {
+        guard enabled else { return }
+        if firstStep == nil { firstStep = step - 1 }
+        let values = Dictionary(line.fields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        func num(_ k: String) -> Double { values[k] as? Double ?? 0 }
+        let done = step - (firstStep ?? 0)
+        let elapsed = Date().timeIntervalSince(started)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - step) : 0
+        let text = String(format: "step %d/%d  loss %.4f  acc %.3f  margin %.4f  lr %.2e  grad %.3f  %.1f pairs/s  eta %@",
+                          step, total, num("loss"), num("rewards/accuracies"), num("rewards/margins"), num("learning_rate"),
+                          num("grad_norm"), num("pairs_per_second"), formatDuration(eta))
+        if tty {
+            let width = 24, filled = Int(Double(width) * Double(step) / Double(max(total, 1)))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            write("\r\u{1B}[K[\(bar)] " + text)
+        } else {
+            write(text + "\n")
+        }
+    }
+
+    func note(_ line: MetricsLine) {
+        guard enabled else { return }
+        let parts = line.fields.compactMap { k, v -> String? in
+            guard k.hasPrefix("eval_"), let d = v as? Double else { return nil }
+            return String(format: "%@ %.4f", String(k.dropFirst(5)), d)
+        }
+        write((tty ? "\r\u{1B}[K" : "") + "eval @ step \(line.fields.first?.1 ?? 0): " + parts.joined(separator: "  ") + "\n")
+    }
+
+    func finish() { if enabled && tty { write("\n") } }
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" }
+    if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+    return "\(s)s"
+}
+
+// MARK: - Checkpoints
+
+extension DPOTrainer {
+    static let checkpointPrefix = "checkpoint-"
+
+    /// OUTPUT_DIR/checkpoint-STEP: a model directory transformers loads (fp32, whatever save_dtype
+    /// is, so a resume continues bit for bit), the optimizer moments, and trainer_state.json with the
+    /// step, the data position and the open logging window. Written under a temporary name and
+    /// renamed when complete: a reader never sees half a checkpoint.
+    public func saveCheckpoint() throws {
+        if comm.isMain {
+            let fm = FileManager.default
+            let final = args.outputDir + "/\(Self.checkpointPrefix)\(globalStep)"
+            let temporary = args.outputDir + "/.tmp-\(Self.checkpointPrefix)\(globalStep)-\(getpid())"
+            try? fm.removeItem(atPath: temporary)
+            try ModelDirectory.save(policy, to: temporary, configJSON: policyConfigJSON, companionsFrom: modelDirectory, dtype: .f32)
+            let entries = [
+                SafetensorsWriter.Entry(name: "exp_avg", shape: [optimizer.m.count], data: UnsafeBufferPointer(optimizer.m.buffer)),
+                SafetensorsWriter.Entry(name: "exp_avg_sq", shape: [optimizer.v.count], data: UnsafeBufferPointer(optimizer.v.buffer)),
+            ]
+            try SafetensorsWriter.write(path: temporary + "/optimizer.safetensors", entries: entries, dtype: .f32,
+                                        metadata: ["adam_step": "\(optimizer.step)"])
+            let state: [String: Any] = [
+                "global_step": globalStep,
+                "max_steps": totalSteps,
+                "epoch": Double(globalStep) / Double(stepsPerEpoch),
+                "num_tokens": tokensSeen,
+                "adam_step": optimizer.step,
+                "world_size": comm.worldSize,
+                "data_position": ["epoch": globalStep / stepsPerEpoch, "step_in_epoch": globalStep % stepsPerEpoch,
+                                  "seed": args.seed, "shuffle": args.shuffle],
+                "train_fingerprint": String(train.fingerprint, radix: 16),
+                "log_window": window.state,
+            ]
+            try ModelDirectory.writeJSON(state, to: temporary + "/trainer_state.json")
+            try? fm.removeItem(atPath: final)
+            do { try fm.moveItem(atPath: temporary, toPath: final) } catch {
+                throw DPOError.file(final, "cannot move the finished checkpoint into place: \(error.localizedDescription)")
+            }
+            if let limit = args.saveTotalLimit {
+                for old in checkpoints(in: args.outputDir).dropLast(limit) {
+                    try? fm.removeItem(atPath: args.outputDir + "/\(Self.checkpointPrefix)\(old)")
+                }
+            }
+        }
+        comm.barrier()  // no rank goes on (or reads the checkpoint) before it is complete
+    }
+
+    /// Complete checkpoints' steps, oldest first.
+    func checkpoints(in directory: String) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix(Self.checkpointPrefix) else { return nil }
+            return Int(name.dropFirst(Self.checkpointPrefix.count))
+        }.sorted()
+    }
+
+    /// Continues from a checkpoint directory, or "auto": the latest in output_dir (none: a fresh start).
+    func resumeFrom(_ spec: String) throws {
+        let path: String
+        if spec == "auto" {
+            guard let last = checkpoints(in: args.outputDir).last else {
+                if comm.isMain { FileHandle.standardError.write(Data("no checkpoint in \(args.outputDir): starting from step 0\n".utf8)) }
+                return
+            }
+            path = args.outputDir + "/\(Self.checkpointPrefix)\(last)"
+        } else {
+            path = spec
+        }
+        let statePath = path + "/trainer_state.json"
+        guard let data = FileManager.default.contents(atPath: statePath),
+              let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let step = state["global_step"] as? Int, let adamStep = state["adam_step"] as? Int else {
+            throw DPOError.file(statePath, "missing or unreadable: not a complete dpo-dist checkpoint")
+        }
+        if let fingerprint = state["train_fingerprint"] as? String, fingerprint != String(train.fingerprint, radix: 16) {
+            throw DPOError.file(path, "was made with different training data or tokenization (train_file, max_length, max_prompt_length)")
+        }
+        let loaded = try ModelDirectory.load(path).model
+        guard loaded.parameterCount == policy.parameterCount else {
+            throw DPOError.file(path, "holds a model of another shape than \(args.model)")
+        }
+        policy.params.copy(from: loaded.params)
+        let moments = try SafetensorsFile(path: path + "/optimizer.safetensors")
+        try moments.readFloats("exp_avg", into: optimizer.m.buffer)
+        try moments.readFloats("exp_avg_sq", into: optimizer.v.buffer)
+        optimizer.step = adamStep
+        globalStep = step
+        tokensSeen = state["num_tokens"] as? Double ?? 0
+        window = LogWindow(state: state["log_window"] as? [String: Any] ?? [:])
+        if comm.isMain { FileHandle.standardError.write(Data("resumed from \(path) at step \(step)\n".utf8)) }
+    }
+}
+
+extension LogWindow {
+    /// The open window as JSON numbers (doubles round-trip exactly through JSON text).
+    var state: [String: Any] {
+        ["steps": steps, "loss_sum": lossSum, "last_grad_norm": lastGradNorm, "last_learning_rate": lastLearningRate,
+         "seconds": seconds, "pairs": pairs, "tokens": tokens, "mean_sums": meanSums]
+    }
+
+    init(state: [String: Any]) {
+        self.init()
+        steps = state["steps"] as? Int ?? 0
+        lossSum = state["loss_sum"] as? Double ?? 0
+        lastGradNorm = state["last_grad_norm"] as? Double ?? 0
+        lastLearningRate = state["last_learning_rate"] as? Double ?? 0
+        seconds = state["seconds"] as? Double ?? 0
+        pairs = state["pairs"] as? Double ?? 0
+        tokens = state["tokens"] as? Double ?? 0
+        meanSums = state["mean_sums"] as? [Double] ?? []
+    }
+}
+
+// MARK: - Precomputed reference log-probs
+
+/// The reference's summed log-probs for every train pair, computed once and cached on disk under a
+/// key from the reference weights, the token ids (data file and tokenization settings) and the
+/// loss-relevant lengths. A second run with the same inputs reads the cache and holds no reference.
+enum ReferenceCache {
+    static func key(referenceParams: FloatBuffer, data: PreferenceDataset) -> String {
+        var h = FNV1a()
+        h.add(floats: referenceParams.pointer, count: referenceParams.count)
+        h.add(Int(bitPattern: UInt(data.fingerprint)))
+        return String(h.value, radix: 16)
+    }
+
+    static func loadOrCompute(trainer t: DPOTrainer) throws -> [(Double, Double)] {
+        guard let reference = t.reference else { return [] }
+        let key = key(referenceParams: reference.params, data: t.train)
+        let path = t.args.outputDir + "/ref_logps-\(key).safetensors"
+        if let file = try? SafetensorsFile(path: path), let values = try? file.floats("logps"), values.count == 2 * t.train.count {
+            // Stored as pairs of floats split into high and low parts for exact doubles.
+            let low = try file.floats("logps_low")
+            var cached: [(Double, Double)] = []
+            for i in 0..<t.train.count {
+                let c = Double(values[2 * i]) + Double(low[2 * i])
+                let r = Double(values[2 * i + 1]) + Double(low[2 * i + 1])
+                cached.append((c, r))
+            }
+            return cached
+        }
+        var result = [(Double, Double)](repeating: (0, 0), count: t.train.count)
+        var batch = TokenBatch()
+        let b = t.args.perDeviceEvalBatchSize
+        var start = 0
+        while start < t.train.count {
+            let indices = Array(start..<min(start + b, t.train.count))
+            batch.removeAll()
+            for i in indices { PairScorer.append(t.train.pairs[i], to: &batch) }
+            reference.forward(batch)
+            let sums = PairScorer.sequenceSums(model: reference, batch: batch)
+            for (k, i) in indices.enumerated() { result[i] = (sums[2 * k], sums[2 * k + 1]) }
+            start += b
+        }
+        if t.comm.isMain {
+            var high = [Float](), low = [Float]()
+            for (c, r) in result {
+                for x in [c, r] {
+                    let h = Float(x)
+                    high.append(h)
+                    low.append(Float(x - Double(h)))
+                }
+            }
+            try high.withUnsafeBufferPointer { hb in
+                try low.withUnsafeBufferPointer { lb in
+                    try SafetensorsWriter.write(path: path, entries: [
+                        SafetensorsWriter.Entry(name: "logps", shape: [high.count], data: hb),
+                        SafetensorsWriter.Entry(name: "logps_low", shape: [low.count], data: lb),
+                    ], dtype: .f32, metadata: ["key": key, "pairs": "\(t.train.count)"])
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Everything `dpo-dist train` and `dpo-dist sft` take. Names are TRL's `DPOConfig` / `SFTConfig` /
+/// `TrainingArguments` fields (snake_case in YAML, kebab-case on the command line); defaults are TRL's,
+/// except where a comment says why not.
+public struct TrainingArguments: Equatable, Sendable {
+    // Model and data
+    public var model: String = ""
+    /// nil: a frozen copy of `model`.
+    public var refModel: String?
+    public var trainFile: String = ""
+    public var evalFile: String?
+    public var outputDir: String = ""
+
+    // DPO
+    public var beta: Double = 0.1
+    public var lossType: [String] = ["sigmoid"]
+    /// nil: 1.0 for each loss type.
+    public var lossWeights: [Double]?
+    public var labelSmoothing: Double = 0
+    /// SimPO target reward margin (`simpo` loss).
+    public var simpoGamma: Double = 0.5
+    /// ORPO's weight of the odds-ratio term (`orpo` loss).
+    public var orpoAlpha: Double = 0.1
+    public var discopopTau: Double = 0.05
+
+    // Optimizer and schedule
+    public var learningRate: Double = 1e-6
+    /// constant, linear, cosine (each with warmup), constant_with_warmup, cosine_with_min_lr is not offered.
+    public var lrSchedulerType: String = "linear"
+    public var warmupRatio: Double = 0
+    public var warmupSteps: Int = 0
+    public var weightDecay: Double = 0
+    public var adamBeta1: Double = 0.9
+    public var adamBeta2: Double = 0.999
+    public var adamEpsilon: Double = 1e-8
+    public var maxGradNorm: Double = 1.0
+
+    // Batches and length
+    public var perDeviceTrainBatchSize: Int = 8
+    public var perDeviceEvalBatchSize: Int = 8
+    public var gradientAccumulationSteps: Int = 1
+    public var numTrainEpochs: Double = 3
+    /// > 0 overrides num_train_epochs.
+    public var maxSteps: Int = -1
+    /// Prompt + completion, truncated keeping the start. nil: no limit.
+    public var maxLength: Int? = 1024
+    /// As TRL before 1.0: a longer prompt keeps its last tokens. nil: no limit.
+    public var maxPromptLength: Int?
+    public var seed: UInt64 = 42
+    public var shuffle: Bool = true
+
+    // Logging, eval, checkpoints
+    public var loggingSteps: Int = 10
+    /// nil: evaluate only at the end (when there is an eval file).
+    public var evalSteps: Int?
+    /// nil: save only the final model.
+    public var saveSteps: Int?
+    public var saveTotalLimit: Int?
+    /// A checkpoint directory, or "auto" for the latest in output_dir.
+    public var resumeFromCheckpoint: String?
+    public var precomputeRefLogProbs: Bool = false
+    /// float32 or bfloat16.
+    public var saveDtype: String = "float32"
+    public var maxNewTokens: Int = 64
+    public var skipInvalidRows: Bool = false
+
+    // SFT
+    /// Loss on completion tokens only (prompt/completion and messages data).
+    public var completionOnlyLoss: Bool = true
+
+    public init() {}
+}
