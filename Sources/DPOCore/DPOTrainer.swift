@@ -34,6 +34,8 @@ public final class DPOTrainer {
     /// Called on rank 0 for each metrics line (tests read them; the CLI prints them).
     public var onLog: ((MetricsLine) -> Void)?
     public var printProgress = true
+    /// Ends `run` after this step's checkpoint as if the job were killed there (for tests of resume).
+    public var interruptAfterStep: Int?
 
     public init(args: TrainingArguments, comm: Communicator) throws {
         self.args = args
@@ -241,6 +243,7 @@ public final class DPOTrainer {
             if let every = args.saveSteps, globalStep % every == 0, globalStep < totalSteps {
                 try saveCheckpoint()
             }
+            if globalStep == interruptAfterStep { return }
         }
         progress.finish()
         if eval != nil { try evaluateAndLog(metrics: metrics, progress: progress) }

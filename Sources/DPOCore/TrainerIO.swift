@@ -111,7 +111,7 @@ extension DPOTrainer {
                 "global_step": globalStep,
                 "max_steps": totalSteps,
                 "epoch": Double(globalStep) / Double(stepsPerEpoch),
-                "num_tokens": tokensSeen,
+                "num_tokens": exactJSON(tokensSeen),
                 "adam_step": optimizer.step,
                 "world_size": comm.worldSize,
                 "data_position": ["epoch": globalStep / stepsPerEpoch, "step_in_epoch": globalStep % stepsPerEpoch,
@@ -173,29 +173,31 @@ extension DPOTrainer {
         try moments.readFloats("exp_avg_sq", into: optimizer.v.buffer)
         optimizer.step = adamStep
         globalStep = step
-        tokensSeen = state["num_tokens"] as? Double ?? 0
+        tokensSeen = doubleFromExactJSON(state["num_tokens"])
         window = LogWindow(state: state["log_window"] as? [String: Any] ?? [:])
         if comm.isMain { FileHandle.standardError.write(Data("resumed from \(path) at step \(step)\n".utf8)) }
     }
 }
 
 extension LogWindow {
-    /// The open window as JSON numbers (doubles round-trip exactly through JSON text).
+    /// The open window. Doubles are stored as their bit patterns: JSON text through Foundation does
+    /// not give back every double exactly, and a resumed run must log the same bits.
     var state: [String: Any] {
-        ["steps": steps, "loss_sum": lossSum, "last_grad_norm": lastGradNorm, "last_learning_rate": lastLearningRate,
-         "seconds": seconds, "pairs": pairs, "tokens": tokens, "mean_sums": meanSums]
+        ["steps": steps, "loss_sum": exactJSON(lossSum), "last_grad_norm": exactJSON(lastGradNorm),
+         "last_learning_rate": exactJSON(lastLearningRate), "seconds": exactJSON(seconds), "pairs": exactJSON(pairs),
+         "tokens": exactJSON(tokens), "mean_sums": meanSums.map(exactJSON)]
     }
 
     init(state: [String: Any]) {
         self.init()
         steps = state["steps"] as? Int ?? 0
-        lossSum = state["loss_sum"] as? Double ?? 0
-        lastGradNorm = state["last_grad_norm"] as? Double ?? 0
-        lastLearningRate = state["last_learning_rate"] as? Double ?? 0
-        seconds = state["seconds"] as? Double ?? 0
-        pairs = state["pairs"] as? Double ?? 0
-        tokens = state["tokens"] as? Double ?? 0
-        meanSums = state["mean_sums"] as? [Double] ?? []
+        lossSum = doubleFromExactJSON(state["loss_sum"])
+        lastGradNorm = doubleFromExactJSON(state["last_grad_norm"])
+        lastLearningRate = doubleFromExactJSON(state["last_learning_rate"])
+        seconds = doubleFromExactJSON(state["seconds"])
+        pairs = doubleFromExactJSON(state["pairs"])
+        tokens = doubleFromExactJSON(state["tokens"])
+        meanSums = (state["mean_sums"] as? [Any] ?? []).map(doubleFromExactJSON)
     }
 }
 
@@ -260,4 +262,12 @@ enum ReferenceCache {
         }
         return result
     }
+}
+
+/// A double as the hex string of its bits, for state that must come back exactly.
+func exactJSON(_ x: Double) -> String { String(x.bitPattern, radix: 16) }
+
+func doubleFromExactJSON(_ value: Any?) -> Double {
+    if let s = value as? String, let bits = UInt64(s, radix: 16) { return Double(bitPattern: bits) }
+    return (value as? NSNumber)?.doubleValue ?? 0
 }
