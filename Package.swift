@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // YAML training configs (`--config`), read into TrainingArguments.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C shims. Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, ...) are macros that Swift
@@ -19,7 +21,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // The numeric core: model, kernels, tokenizer, formats. It never imports MPI.
-        .target(name: "DPOCore", dependencies: ["COpenBLAS"],
+        .target(name: "DPOCore", dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         // Communicators: MPI, single process, in-process threads.
         .target(name: "DPODistributed", dependencies: ["DPOCore", "CMPI"]),
