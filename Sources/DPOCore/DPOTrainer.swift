@@ -8,43 +8,36 @@ import Foundation
 ///   times the accumulation;
 /// - gradients summed over ranks, global-norm clipping (norm measured before clipping), AdamW with
 ///   bias correction and decoupled weight decay (not on biases and norm weights), a LambdaLR schedule.
-public final class DPOTrainer {
-    public let args: TrainingArguments
-    public let comm: Communicator
-    public let policy: Transformer
-    /// The frozen reference; nil when its log-probs are precomputed or the loss needs none.
-    public let reference: Transformer?
+extension Trainer {
+    /// A DPO run: the policy from `model`, the frozen reference from `ref_model` (default: a copy of
+    /// the starting policy), preference pairs from `train_file` (and `eval_file`).
+    public static func dpo(args: TrainingArguments, comm: Communicator) throws -> Trainer {
+        let loaded = try ModelDirectory.load(args.model)
+        let tokenizer = try Tokenizer(directory: args.model)
+        let objective = try DPOObjective(args: args, comm: comm, policy: loaded.model, tokenizer: tokenizer)
+        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective)
+    }
+}
+
+public final class DPOObjective: TrainingObjective {
+    let args: TrainingArguments
+    let comm: Communicator
+    let policy: Transformer
+    /// The frozen reference; nil when the loss needs none.
+    public private(set) var reference: Transformer?
     public let tokenizer: Tokenizer
     public let train: PreferenceDataset
     public let eval: PreferenceDataset?
     public let loss: PreferenceLoss
-    public let optimizer: AdamW
-    public let schedule: LearningRateSchedule
-    public let stepsPerEpoch: Int
-    public let totalSteps: Int
-    /// config.json of the policy as read, so saved models keep its keys.
-    let policyConfigJSON: [String: Any]
-    let modelDirectory: String
     /// Precomputed reference log-probs per train pair (chosen, rejected), when precompute_ref_log_probs.
     var referenceCache: [(Double, Double)]?
+    private var batch = TokenBatch()
 
-    public internal(set) var globalStep = 0
-    var tokensSeen = 0.0
-    var window = LogWindow()
-    /// Called on rank 0 for each metrics line (tests read them; the CLI prints them).
-    public var onLog: ((MetricsLine) -> Void)?
-    public var printProgress = true
-    /// Ends `run` after this step's checkpoint as if the job were killed there (for tests of resume).
-    public var interruptAfterStep: Int?
-
-    public init(args: TrainingArguments, comm: Communicator) throws {
+    init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
         self.args = args
         self.comm = comm
-        modelDirectory = args.model
-        let loaded = try ModelDirectory.load(args.model)
-        policy = loaded.model
-        policyConfigJSON = loaded.configJSON
-        tokenizer = try Tokenizer(directory: args.model)
+        self.policy = policy
+        self.tokenizer = tokenizer
         guard tokenizer.eosToken != nil else {
             throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
         }
@@ -56,68 +49,43 @@ public final class DPOTrainer {
         } else {
             eval = nil
         }
+        if comm.isMain {
+            for note in train.summary(path: args.trainFile) + (eval?.summary(path: args.evalFile ?? "") ?? []) {
+                FileHandle.standardError.write(Data((note + "\n").utf8))
+            }
+        }
         let types = try args.lossType.map { name -> PreferenceLossType in
             guard let t = PreferenceLossType(rawValue: name) else { throw DPOError("loss_type: unknown loss \"\(name)\"") }
             return t
         }
         loss = PreferenceLoss(types: types, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
                               simpoGamma: args.simpoGamma, orpoAlpha: args.orpoAlpha, discopopTau: args.discopopTau)
-        if loss.needsReference {
-            if let refPath = args.refModel {
-                let ref = try ModelDirectory.load(refPath).model
-                guard ref.config.vocabSize == policy.config.vocabSize else {
-                    throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
-                }
-                reference = ref
-            } else {
-                // A frozen copy of the starting policy.
-                let copy = FloatBuffer(count: policy.parameterCount, zeroed: false)
-                copy.copy(from: policy.params)
-                reference = Transformer(config: policy.config, params: copy)
+        // With precomputed log-probs the reference is loaded only if the cache must be built (or for eval).
+        if loss.needsReference && !args.precomputeRefLogProbs { reference = try Self.loadReference(args: args, policy: policy) }
+    }
+
+    /// The reference model: `ref_model`, or a frozen copy of the starting policy.
+    static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
+        if let refPath = args.refModel {
+            let ref = try ModelDirectory.load(refPath).model
+            guard ref.config.vocabSize == policy.config.vocabSize else {
+                throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
             }
-        } else {
-            reference = nil
+            return ref
         }
-        policy.enableGradients()
-        optimizer = AdamW(layout: policy.layout, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
-                          weightDecay: args.weightDecay)
-
-        let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize
-        stepsPerEpoch = max(1, (train.count + globalBatch - 1) / globalBatch)
-        totalSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((args.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
-        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int((args.warmupRatio * Double(totalSteps)).rounded(.up))
-        guard let kind = LearningRateSchedule.Kind(rawValue: args.lrSchedulerType) else {
-            throw DPOError("lr_scheduler_type: unknown schedule \"\(args.lrSchedulerType)\"")
-        }
-        schedule = LearningRateSchedule(kind: kind, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
+        let loaded = try ModelDirectory.load(args.model).model
+        return Transformer(config: loaded.config, params: loaded.params)
     }
 
-    public var globalBatchPairs: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }
+    public var exampleCount: Int { train.count }
+    public var fingerprint: UInt64 { train.fingerprint }
+    public func normalizerWeight(of example: Int) -> Double { 1 }
 
-    /// The pairs (indices into `train`) of one optimizer step, as micro-batches of this rank: global
-    /// batch `step` of the epoch order, cut into per-device batches dealt round-robin to the ranks.
-    func microBatches(step: Int) -> [[Int]] {
-        let epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch
-        let order = EpochOrder(count: train.count, seed: args.seed, shuffle: args.shuffle).permutation(epoch: epoch)
-        let start = inEpoch * globalBatchPairs
-        let pairs = Array(order[min(start, order.count)..<min(start + globalBatchPairs, order.count)])
-        let b = args.perDeviceTrainBatchSize
-        var mine: [[Int]] = []
-        for j in 0..<args.gradientAccumulationSteps {
-            let index = j * comm.worldSize + comm.rank
-            let lo = min(index * b, pairs.count), hi = min(lo + b, pairs.count)
-            mine.append(Array(pairs[lo..<hi]))
+    public func prepare(outputDir: String) throws {
+        if args.precomputeRefLogProbs, loss.needsReference, referenceCache == nil {
+            referenceCache = try ReferenceCache.loadOrCompute(objective: self, outputDir: outputDir)
         }
-        return mine
     }
-
-    /// Pairs in global batch `step` (the last one of an epoch may be short).
-    func pairsInStep(_ step: Int) -> Int {
-        let inEpoch = step % stepsPerEpoch
-        return min(globalBatchPairs, train.count - inEpoch * globalBatchPairs)
-    }
-
-    // MARK: - One micro-batch
 
     struct MicroResult {
         var pairs: [PairLogps]
@@ -126,8 +94,7 @@ public final class DPOTrainer {
     }
 
     /// Policy (and reference) forward over a set of pairs; per-pair summed log-probs and logit sums.
-    func forwardPairs(_ indices: [Int], data: PreferenceDataset, batch: inout TokenBatch,
-                      cache: [(Double, Double)]?) -> MicroResult {
+    func forwardPairs(_ indices: [Int], data: PreferenceDataset, cache: [(Double, Double)]?) -> MicroResult {
         batch.removeAll()
         for i in indices { PairScorer.append(data.pairs[i], to: &batch) }
         policy.forward(batch)
@@ -154,134 +121,47 @@ public final class DPOTrainer {
         return MicroResult(pairs: pairs, logitSums: logits, tokens: batch.tokenCount)
     }
 
-    // MARK: - Training
-
-    public struct StepReport {
-        public var sums: StepSums
-        public var gradNorm: Double
-        public var learningRate: Double
-        public var seconds: Double
+    public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {
+        let micro = forwardPairs(indices, data: train, cache: referenceCache)
+        let (microLoss, dc, dr) = loss.evaluate(micro.pairs)
+        let weight = Double(indices.count) / normalizer
+        // Every scored token of a sequence gets its sequence's dJ/dlogp.
+        var dlogp = [Float](repeating: 0, count: batch.scoredCount)
+        for (i, s) in batch.scoredSequence.enumerated() {
+            let pair = Int(s) / 2
+            dlogp[i] = Float(weight * (Int(s) % 2 == 0 ? dc[pair] : dr[pair]))
+        }
+        dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
+        sums.add(pairs: micro.pairs, microLoss: microLoss, weight: weight, beta: args.beta,
+                 logitSums: micro.logitSums, sequenceTokens: micro.tokens)
     }
 
-    /// One optimizer step: forward/backward over this rank's micro-batches, gradients summed over
-    /// ranks, clipping, AdamW.
-    public func step() throws -> StepReport {
-        let started = Date()
-        let grads = policy.grads!
-        grads.zero()
-        var sums = StepSums()
-        var batch = TokenBatch()
-        let globalPairs = Double(pairsInStep(globalStep))
-        for indices in microBatches(step: globalStep) where !indices.isEmpty {
-            let micro = forwardPairs(indices, data: train, batch: &batch, cache: referenceCache)
-            let (microLoss, dc, dr) = loss.evaluate(micro.pairs)
-            let weight = Double(indices.count) / globalPairs
-            // Every scored token of a sequence gets its sequence's dJ/dlogp.
-            var dlogp = [Float](repeating: 0, count: batch.scoredCount)
-            for (i, s) in batch.scoredSequence.enumerated() {
-                let pair = Int(s) / 2
-                dlogp[i] = Float(weight * (Int(s) % 2 == 0 ? dc[pair] : dr[pair]))
-            }
-            dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
-            sums.add(pairs: micro.pairs, microLoss: microLoss, weight: weight, beta: args.beta,
-                     logitSums: micro.logitSums, sequenceTokens: micro.tokens)
-        }
-        comm.allReduceSum(grads.pointer, count: grads.count)
-        sums.reduce(over: comm)
-        guard sums[.loss].isFinite else {
-            throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
-        }
-        let norm = sumOfSquares(grads.pointer, range: 0..<grads.count).squareRoot()
-        guard norm.isFinite else {
-            throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
-        }
-        if args.maxGradNorm > 0 {
-            let factor = min(1, args.maxGradNorm / (norm + 1e-6))
-            if factor < 1 { scaleInPlace(grads.pointer, grads.count, Float(factor)) }
-        }
-        let lr = schedule.rate(atStep: globalStep)
-        optimizer.beginStep()
-        optimizer.update(params: policy.params.pointer, grads: grads.pointer, range: 0..<grads.count, lr: Float(lr))
-        globalStep += 1
-        tokensSeen += sums[.tokens]
-        return StepReport(sums: sums, gradNorm: norm, learningRate: lr, seconds: Date().timeIntervalSince(started))
+    public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { sums.means(prefix: prefix) }
+
+    public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {
+        try writeReport(outputDir: outputDir, metrics: metrics, prompts: 4, title: "Policy against reference: \(args.outputDir)")
     }
 
-    /// Runs to `totalSteps`, logging every `logging_steps`, evaluating every `eval_steps`, saving
-    /// checkpoints every `save_steps`, and writes the final model to output_dir.
-    public func run() throws {
-        let out = args.outputDir
-        if comm.isMain {
-            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-                throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
-            }
-        }
-        if let resume = args.resumeFromCheckpoint {
-            try resumeFrom(resume)
-        }
-        if args.precomputeRefLogProbs, loss.needsReference, referenceCache == nil {
-            referenceCache = try ReferenceCache.loadOrCompute(trainer: self)
-        }
-        let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
-        let progress = ProgressLine(total: totalSteps, enabled: comm.isMain && printProgress)
-        while globalStep < totalSteps {
-            let report = try step()
-            window.add(report, pairs: report.sums[.pairs])
-            let logNow = globalStep % args.loggingSteps == 0 || globalStep == totalSteps
-            if logNow {
-                let line = window.line(step: globalStep, epoch: Double(globalStep) / Double(stepsPerEpoch), tokensSeen: tokensSeen)
-                window = LogWindow()
-                if comm.isMain {
-                    try metrics?.append(line)
-                    onLog?(line)
-                }
-                progress.update(step: globalStep, line: line)
-            }
-            if let every = args.evalSteps, eval != nil, globalStep % every == 0, globalStep < totalSteps {
-                try evaluateAndLog(metrics: metrics, progress: progress)
-            }
-            if let every = args.saveSteps, globalStep % every == 0, globalStep < totalSteps {
-                try saveCheckpoint()
-            }
-            if globalStep == interruptAfterStep { return }
-        }
-        progress.finish()
-        if eval != nil { try evaluateAndLog(metrics: metrics, progress: progress) }
-        if comm.isMain {
-            try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
-                                    dtype: args.saveDtype == "bfloat16" ? .bf16 : .f32)
-        }
-        comm.barrier()
-    }
-
-    func evaluateAndLog(metrics: MetricsFile?, progress: ProgressLine) throws {
+    public func writeReport(outputDir: String, metrics: [(String, Double)], prompts: Int, title: String) throws {
         guard let eval else { return }
-        let sums = evaluate(eval)
-        var line = MetricsLine()
-        line.add("step", globalStep)
-        line.add("epoch", Double(globalStep) / Double(stepsPerEpoch))
-        line.add("eval_loss", sums[.loss] / max(sums[.pairs], 1))
-        for (k, v) in sums.means(prefix: "eval_") { line.add(k, v) }
-        if comm.isMain {
-            try metrics?.append(line)
-            onLog?(line)
-        }
-        progress.note(line)
+        try EvalReport.write(path: outputDir + "/eval_report.md", policy: policy, reference: reference, tokenizer: tokenizer,
+                             pairs: eval.rows, metrics: metrics, prompts: prompts, maxNewTokens: args.maxNewTokens,
+                             seed: args.seed, title: title)
     }
 
-    /// Eval metrics over a dataset (pairs dealt round-robin to ranks, sums reduced), with the KL
-    /// divergence of the policy from the reference averaged over the completion tokens.
-    public func evaluate(_ data: PreferenceDataset) -> StepSums {
+    /// Eval metrics (loss a mean over pairs), pairs dealt round-robin to ranks and sums reduced, with
+    /// the KL divergence of the policy from the reference averaged over the completion tokens.
+    public func evaluate() -> StepSums? {
+        guard let eval else { return nil }
+        if reference == nil, loss.needsReference { reference = try? Self.loadReference(args: args, policy: policy) }
         var sums = StepSums()
-        var batch = TokenBatch()
         let b = args.perDeviceEvalBatchSize
         var start = comm.rank * b
-        while start < data.count {
-            let indices = Array(start..<min(start + b, data.count))
-            let micro = forwardPairs(indices, data: data, batch: &batch, cache: nil)
+        while start < eval.count {
+            let indices = Array(start..<min(start + b, eval.count))
+            let micro = forwardPairs(indices, data: eval, cache: nil)
             let (microLoss, _, _) = loss.evaluate(micro.pairs)
-            // Loss summed per pair here; the caller divides by the pairs.
-            sums.add(pairs: micro.pairs, microLoss: microLoss * Double(indices.count), weight: 1, beta: args.beta,
+            sums.add(pairs: micro.pairs, microLoss: microLoss, weight: Double(indices.count) / Double(eval.count), beta: args.beta,
                      logitSums: micro.logitSums, sequenceTokens: micro.tokens)
             if let reference {
                 let (kl, tokens) = KLDivergence.sum(policy: policy, reference: reference, rows: batch.scoredCount)
@@ -292,48 +172,6 @@ public final class DPOTrainer {
         }
         sums.reduce(over: comm)
         return sums
-    }
-}
-
-/// Sums of the per-step metrics over a logging window: means of the steps' values, except
-/// grad_norm and learning_rate (the last step's), as transformers logs them.
-struct LogWindow {
-    var steps = 0
-    var sums = StepSums()
-    var lossSum = 0.0
-    var lastGradNorm = 0.0
-    var lastLearningRate = 0.0
-    var seconds = 0.0
-    var pairs = 0.0
-    var tokens = 0.0
-    var meanSums: [Double] = []
-
-    mutating func add(_ r: DPOTrainer.StepReport, pairs: Double) {
-        steps += 1
-        lossSum += r.sums[.loss]
-        let means = r.sums.means().map(\.1)
-        meanSums = meanSums.isEmpty ? means : zip(meanSums, means).map(+)
-        lastGradNorm = r.gradNorm
-        lastLearningRate = r.learningRate
-        seconds += r.seconds
-        self.pairs += pairs
-        tokens += r.sums[.tokens]
-    }
-
-    func line(step: Int, epoch: Double, tokensSeen: Double) -> MetricsLine {
-        var line = MetricsLine()
-        let n = Double(max(steps, 1))
-        line.add("step", step)
-        line.add("epoch", epoch)
-        line.add("loss", lossSum / n)
-        line.add("grad_norm", lastGradNorm)
-        line.add("learning_rate", lastLearningRate)
-        for (name, total) in zip(StepSums().means().map(\.0), meanSums) { line.add(name, total / n) }
-        line.add("num_tokens", tokensSeen)
-        line.add("pairs_per_second", seconds > 0 ? pairs / seconds : 0)
-        line.add("tokens_per_second", seconds > 0 ? tokens / seconds : 0)
-        line.add("step_seconds", seconds / n)
-        return line
     }
 }
 

@@ -19,12 +19,25 @@ public struct TokenizedPair: Equatable, Sendable {
     public var chosenCompletionCount: Int { chosen.count - promptLength }
     public var rejectedCompletionCount: Int { rejected.count - promptLength }
 
-    public init(_ pair: PreferencePair, tokenizer: Tokenizer) {
-        let eos = tokenizer.eosToken ?? ""
-        func withEOS(_ s: String) -> String { eos.isEmpty || s.hasSuffix(eos) ? s : s + eos }
-        let prompt = tokenizer.encode(pair.prompt)
-        let chosen = tokenizer.encode(pair.prompt + withEOS(pair.chosen))
-        let rejected = tokenizer.encode(pair.prompt + withEOS(pair.rejected))
+    /// Plain text as described above; conversational pairs rendered with the chat template (prompt
+    /// with the generation prompt, prompt + completion without), no EOS appended, and tokenized
+    /// without special tokens, as transformers' `apply_chat_template` does.
+    public init(_ pair: PreferencePair, tokenizer: Tokenizer) throws {
+        let prompt: [Int], chosen: [Int], rejected: [Int]
+        if let c = pair.conversation {
+            func ids(_ m: [ChatMessage], generation: Bool) throws -> [Int] {
+                tokenizer.encode(try ChatRendering.render(m, tokenizer: tokenizer, addGenerationPrompt: generation), addSpecialTokens: false)
+            }
+            prompt = try ids(c.prompt, generation: true)
+            chosen = try ids(c.prompt + c.chosen, generation: false)
+            rejected = try ids(c.prompt + c.rejected, generation: false)
+        } else {
+            let eos = tokenizer.eosToken ?? ""
+            func withEOS(_ s: String) -> String { eos.isEmpty || s.hasSuffix(eos) ? s : s + eos }
+            prompt = tokenizer.encode(pair.prompt)
+            chosen = tokenizer.encode(pair.prompt + withEOS(pair.chosen))
+            rejected = tokenizer.encode(pair.prompt + withEOS(pair.rejected))
+        }
         func commonPrefix(_ a: [Int], _ b: [Int]) -> Int {
             var n = 0
             while n < min(a.count, b.count), a[n] == b[n] { n += 1 }

@@ -7,6 +7,15 @@ public struct PreferencePair: Equatable, Sendable {
     public var rejected: String
     /// 1-based line (JSONL) or element (JSON array) number in the source file, for messages.
     public var line: Int
+    /// Conversational rows: the messages, rendered with the model's chat template when tokenized.
+    /// `prompt`/`chosen`/`rejected` then hold the messages' contents joined, for messages and checks.
+    public var conversation: Conversation?
+
+    public struct Conversation: Equatable, Sendable {
+        public var prompt: [ChatMessage]
+        public var chosen: [ChatMessage]
+        public var rejected: [ChatMessage]
+    }
 
     public init(prompt: String, chosen: String, rejected: String, line: Int = 0) {
         self.prompt = prompt; self.chosen = chosen; self.rejected = rejected; self.line = line
@@ -46,11 +55,9 @@ public enum PreferenceFile {
         guard let object = value as? [String: Any] else {
             throw fail("expected a JSON object with \"prompt\", \"chosen\" and \"rejected\"")
         }
+        if object["chosen"] is [Any] { return try conversational(object, line: row.line, fail: fail) }
         func string(_ key: String) throws -> String? {
             guard let raw = object[key], !(raw is NSNull) else { return nil }
-            if raw is [Any] {
-                throw fail("field \"\(key)\" is a list of messages (conversational data needs the model's chat template, which `score` does not apply)")
-            }
             guard let s = raw as? String else { throw fail("field \"\(key)\" must be a string") }
             return s
         }
@@ -65,6 +72,31 @@ public enum PreferenceFile {
         if result.chosen.isEmpty { throw fail("field \"chosen\" is an empty completion") }
         if result.rejected.isEmpty { throw fail("field \"rejected\" is an empty completion") }
         return result
+    }
+
+    /// A row whose completions are lists of messages; without "prompt", the prompt is the messages
+    /// the two share at the start (TRL's `extract_prompt` over turns).
+    static func conversational(_ object: [String: Any], line: Int, fail: (String) -> DPOError) throws -> PreferencePair {
+        guard let chosenValue = object["chosen"] else { throw fail("missing field \"chosen\"") }
+        guard let rejectedValue = object["rejected"] else { throw fail("missing field \"rejected\"") }
+        var chosen = try ChatRendering.messages(chosenValue, field: "chosen", fail: fail)
+        var rejected = try ChatRendering.messages(rejectedValue, field: "rejected", fail: fail)
+        var prompt: [ChatMessage]
+        if let promptValue = object["prompt"], !(promptValue is NSNull) {
+            prompt = try ChatRendering.messages(promptValue, field: "prompt", fail: fail)
+        } else {
+            var shared = 0
+            while shared < min(chosen.count, rejected.count) - 1, chosen[shared] == rejected[shared] { shared += 1 }
+            prompt = Array(chosen[..<shared])
+            chosen = Array(chosen[shared...])
+            rejected = Array(rejected[shared...])
+        }
+        if chosen.isEmpty { throw fail("field \"chosen\" has no messages after the prompt") }
+        if rejected.isEmpty { throw fail("field \"rejected\" has no messages after the prompt") }
+        func text(_ m: [ChatMessage]) -> String { m.map(\.content).joined(separator: "\n") }
+        var pair = PreferencePair(prompt: text(prompt), chosen: text(chosen), rejected: text(rejected), line: line)
+        pair.conversation = PreferencePair.Conversation(prompt: prompt, chosen: chosen, rejected: rejected)
+        return pair
     }
 
     /// TRL's `extract_prompt` for plain text: the common prefix of chosen and rejected, less a

@@ -8,6 +8,8 @@ public struct PreferenceDataset: Sendable {
     public var pairs: [TokenizedPair]
     /// The source line of each kept pair.
     public var lines: [Int]
+    /// The kept pairs as read (for reports).
+    public var rows: [PreferencePair] = []
     public var droppedLongPrompts = 0
     public var identicalCompletions = 0
     public var skippedInvalid = 0
@@ -26,7 +28,7 @@ public struct PreferenceDataset: Sendable {
         data.skippedInvalid = skipped
         for row in rows {
             if row.chosen == row.rejected { data.identicalCompletions += 1 }
-            var pair = TokenizedPair(row, tokenizer: tokenizer)
+            var pair = try TokenizedPair(row, tokenizer: tokenizer)
             if let maxPrompt = maxPromptLength, pair.promptLength > maxPrompt {
                 let cut = pair.promptLength - maxPrompt
                 pair = TokenizedPair(chosen: Array(pair.chosen.dropFirst(cut)), rejected: Array(pair.rejected.dropFirst(cut)),
@@ -42,6 +44,7 @@ public struct PreferenceDataset: Sendable {
             }
             data.pairs.append(pair)
             data.lines.append(row.line)
+            data.rows.append(row)
         }
         if data.pairs.isEmpty {
             throw DPOError.file(path, "no pair left: all \(data.droppedLongPrompts) prompts fill max_length \(maxLength ?? 0)")

@@ -29,6 +29,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let bosToken: String?
     public let padToken: String?
     public let chatTemplate: String?
+    /// The tokenizer.json this came from (errors about its chat template name it).
+    public let path: String
 
     /// Reads DIR/tokenizer.json and, if present, DIR/tokenizer_config.json. A DIR/chat_template.jinja
     /// (as newer `transformers` saves the template) takes priority over the config's template, as
@@ -49,6 +51,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     init(tokenizerJSONPath: String, configPath: String?, chatTemplatePath: String?) throws {
+        path = tokenizerJSONPath
         let data = try Self.read(tokenizerJSONPath)
         let file: FileSchema
         do {

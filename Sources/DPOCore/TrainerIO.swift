@@ -87,7 +87,7 @@ func formatDuration(_ seconds: Double) -> String {
 
 // MARK: - Checkpoints
 
-extension DPOTrainer {
+extension Trainer {
     static let checkpointPrefix = "checkpoint-"
 
     /// OUTPUT_DIR/checkpoint-STEP: a model directory transformers loads (fp32, whatever save_dtype
@@ -116,7 +116,7 @@ extension DPOTrainer {
                 "world_size": comm.worldSize,
                 "data_position": ["epoch": globalStep / stepsPerEpoch, "step_in_epoch": globalStep % stepsPerEpoch,
                                   "seed": args.seed, "shuffle": args.shuffle],
-                "train_fingerprint": String(train.fingerprint, radix: 16),
+                "train_fingerprint": String(objective.fingerprint, radix: 16),
                 "log_window": window.state,
             ]
             try ModelDirectory.writeJSON(state, to: temporary + "/trainer_state.json")
@@ -160,7 +160,7 @@ extension DPOTrainer {
               let step = state["global_step"] as? Int, let adamStep = state["adam_step"] as? Int else {
             throw DPOError.file(statePath, "missing or unreadable: not a complete dpo-dist checkpoint")
         }
-        if let fingerprint = state["train_fingerprint"] as? String, fingerprint != String(train.fingerprint, radix: 16) {
+        if let fingerprint = state["train_fingerprint"] as? String, fingerprint != String(objective.fingerprint, radix: 16) {
             throw DPOError.file(path, "was made with different training data or tokenization (train_file, max_length, max_prompt_length)")
         }
         let loaded = try ModelDirectory.load(path).model
@@ -184,7 +184,7 @@ extension LogWindow {
     /// not give back every double exactly, and a resumed run must log the same bits.
     var state: [String: Any] {
         ["steps": steps, "loss_sum": exactJSON(lossSum), "last_grad_norm": exactJSON(lastGradNorm),
-         "last_learning_rate": exactJSON(lastLearningRate), "seconds": exactJSON(seconds), "pairs": exactJSON(pairs),
+         "last_learning_rate": exactJSON(lastLearningRate), "seconds": exactJSON(seconds), "examples": exactJSON(examples), "names": names,
          "tokens": exactJSON(tokens), "mean_sums": meanSums.map(exactJSON)]
     }
 
@@ -195,7 +195,8 @@ extension LogWindow {
         lastGradNorm = doubleFromExactJSON(state["last_grad_norm"])
         lastLearningRate = doubleFromExactJSON(state["last_learning_rate"])
         seconds = doubleFromExactJSON(state["seconds"])
-        pairs = doubleFromExactJSON(state["pairs"])
+        examples = doubleFromExactJSON(state["examples"])
+        names = state["names"] as? [String] ?? []
         tokens = doubleFromExactJSON(state["tokens"])
         meanSums = (state["mean_sums"] as? [Any] ?? []).map(doubleFromExactJSON)
     }
@@ -207,17 +208,27 @@ extension LogWindow {
 /// key from the reference weights, the token ids (data file and tokenization settings) and the
 /// loss-relevant lengths. A second run with the same inputs reads the cache and holds no reference.
 enum ReferenceCache {
-    static func key(referenceParams: FloatBuffer, data: PreferenceDataset) -> String {
+    static func key(referenceDirectory: String, data: PreferenceDataset) throws -> String {
         var h = FNV1a()
-        h.add(floats: referenceParams.pointer, count: referenceParams.count)
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: referenceDirectory)) ?? [])
+            .filter { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }.sorted()
+        for name in names {
+            guard let data = fm.contents(atPath: referenceDirectory + "/" + name) else {
+                throw DPOError.file(referenceDirectory + "/" + name, "cannot read")
+            }
+            h.add(bytes: name.utf8)
+            h.add(bytes: data)
+        }
         h.add(Int(bitPattern: UInt(data.fingerprint)))
         return String(h.value, radix: 16)
     }
 
-    static func loadOrCompute(trainer t: DPOTrainer) throws -> [(Double, Double)] {
-        guard let reference = t.reference else { return [] }
-        let key = key(referenceParams: reference.params, data: t.train)
-        let path = t.args.outputDir + "/ref_logps-\(key).safetensors"
+    static func loadOrCompute(objective t: DPOObjective, outputDir: String) throws -> [(Double, Double)] {
+        // The key hashes the reference's weight files (not the loaded weights), so a cache hit
+        // needs no reference in memory.
+        let key = try key(referenceDirectory: t.args.refModel ?? t.args.model, data: t.train)
+        let path = outputDir + "/ref_logps-\(key).safetensors"
         if let file = try? SafetensorsFile(path: path), let values = try? file.floats("logps"), values.count == 2 * t.train.count {
             // Stored as pairs of floats split into high and low parts for exact doubles.
             let low = try file.floats("logps_low")
@@ -227,8 +238,10 @@ enum ReferenceCache {
                 let r = Double(values[2 * i + 1]) + Double(low[2 * i + 1])
                 cached.append((c, r))
             }
+            if t.comm.isMain { FileHandle.standardError.write(Data("reference log-probs read from \(path)\n".utf8)) }
             return cached
         }
+        let reference = try DPOObjective.loadReference(args: t.args, policy: t.policy)
         var result = [(Double, Double)](repeating: (0, 0), count: t.train.count)
         var batch = TokenBatch()
         let b = t.args.perDeviceEvalBatchSize

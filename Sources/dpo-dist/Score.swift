@@ -37,7 +37,7 @@ struct Score: ParsableCommand {
             let tokenizer = try Tokenizer(directory: model)
             let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)
             if skipped > 0 { note("skipped \(skipped) invalid row(s) of \(data)") }
-            let tokenized = pairs.map { TokenizedPair($0, tokenizer: tokenizer) }
+            let tokenized = try pairs.map { try TokenizedPair($0, tokenizer: tokenizer) }
             let started = Date()
             let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize) { done in
                 if isatty(STDERR_FILENO) != 0 {

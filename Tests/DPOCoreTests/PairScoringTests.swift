@@ -23,7 +23,7 @@ final class PairScoringTests: XCTestCase {
             let trl = try JSONDecoder().decode([TRLTokens].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pairs.tokens.json")))
             XCTAssertEqual(pairs.count, trl.count)
             for (pair, t) in zip(pairs, trl) {
-                let ours = TokenizedPair(pair, tokenizer: tokenizer)
+                let ours = try TokenizedPair(pair, tokenizer: tokenizer)
                 XCTAssertEqual(ours.promptLength, t.prompt_ids.count, "\(name) line \(pair.line): prompt boundary")
                 XCTAssertEqual(ours.chosen, t.prompt_ids + t.chosen_ids, "\(name) line \(pair.line): chosen ids")
                 XCTAssertEqual(ours.rejected, t.prompt_ids + t.rejected_ids, "\(name) line \(pair.line): rejected ids")

@@ -26,8 +26,8 @@ final class ResumeTests: XCTestCase {
 
     static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
 
-    func run(_ a: TrainingArguments, interruptAfter: Int? = nil) throws -> ([String], DPOTrainer) {
-        let t = try DPOTrainer(args: a, comm: SingleProcessCommunicator())
+    func run(_ a: TrainingArguments, interruptAfter: Int? = nil) throws -> ([String], Trainer) {
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
         t.printProgress = false
         t.interruptAfterStep = interruptAfter
         var lines: [String] = []

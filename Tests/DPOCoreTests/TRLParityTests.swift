@@ -41,7 +41,7 @@ final class TRLParityTests: XCTestCase {
     @discardableResult
     func runCase(_ name: String, checkFinalWeights: Bool = false) throws -> [MetricsLine] {
         let args = try arguments(case: name)
-        let trainer = try DPOTrainer(args: args, comm: SingleProcessCommunicator())
+        let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())
         trainer.printProgress = false
         var lines: [MetricsLine] = []
         trainer.onLog = { lines.append($0) }

@@ -1,0 +1,233 @@
+import Foundation
+
+/// What a training run optimises: DPO over preference pairs, or SFT over sequences. The loop
+/// (batches, gradient reduction, clipping, AdamW, schedule, logging, eval, checkpoints) is shared.
+public protocol TrainingObjective: AnyObject {
+    /// Number of training examples.
+    var exampleCount: Int { get }
+    /// Hash of the tokenized training data; a checkpoint refuses to resume on other data.
+    var fingerprint: UInt64 { get }
+    /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
+    /// its scored tokens for SFT), known to every rank without communication.
+    func normalizerWeight(of example: Int) -> Double
+    /// Forward and backward over one micro-batch of this rank, each example's loss scaled by
+    /// 1/`normalizer` (the global batch's total weight), accumulating into the policy's gradients
+    /// and the step's sums.
+    func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws
+    /// Sums for the eval set, reduced over ranks; nil without an eval set.
+    func evaluate() -> StepSums?
+    /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
+    func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
+    /// Work before the first step (precomputing reference log-probs).
+    func prepare(outputDir: String) throws
+    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
+    func writeReport(outputDir: String, metrics: [(String, Double)]) throws
+}
+
+/// The training loop. One per process; every rank runs it with its communicator.
+public final class Trainer {
+    public let args: TrainingArguments
+    public let comm: Communicator
+    public let policy: Transformer
+    public let objective: TrainingObjective
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    public let stepsPerEpoch: Int
+    public let totalSteps: Int
+    /// config.json of the policy as read, so saved models keep its keys.
+    let policyConfigJSON: [String: Any]
+    let modelDirectory: String
+
+    public internal(set) var globalStep = 0
+    var tokensSeen = 0.0
+    var window = LogWindow()
+    /// Called on rank 0 for each metrics line (tests read them).
+    public var onLog: ((MetricsLine) -> Void)?
+    public var printProgress = true
+    /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
+    public var interruptAfterStep: Int?
+
+    init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
+         objective: TrainingObjective) throws {
+        self.args = args
+        self.comm = comm
+        self.policy = policy
+        self.objective = objective
+        policyConfigJSON = configJSON
+        modelDirectory = args.model
+        policy.enableGradients()
+        optimizer = AdamW(layout: policy.layout, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
+                          weightDecay: args.weightDecay)
+        let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize
+        stepsPerEpoch = max(1, (objective.exampleCount + globalBatch - 1) / globalBatch)
+        totalSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((args.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
+        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int((args.warmupRatio * Double(totalSteps)).rounded(.up))
+        guard let kind = LearningRateSchedule.Kind(rawValue: args.lrSchedulerType) else {
+            throw DPOError("lr_scheduler_type: unknown schedule \"\(args.lrSchedulerType)\"")
+        }
+        schedule = LearningRateSchedule(kind: kind, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
+    }
+
+    public var globalBatchSize: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }
+
+    /// Examples of global batch `step` in the epoch's order (the last batch of an epoch may be short).
+    func globalBatch(step: Int) -> [Int] {
+        let epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch
+        let order = EpochOrder(count: objective.exampleCount, seed: args.seed, shuffle: args.shuffle).permutation(epoch: epoch)
+        let start = min(inEpoch * globalBatchSize, order.count)
+        return Array(order[start..<min(start + globalBatchSize, order.count)])
+    }
+
+    /// This rank's micro-batches of a global batch: per-device batches dealt round-robin to the ranks.
+    func microBatches(of batch: [Int]) -> [[Int]] {
+        let b = args.perDeviceTrainBatchSize
+        return (0..<args.gradientAccumulationSteps).map { j in
+            let index = j * comm.worldSize + comm.rank
+            let lo = min(index * b, batch.count), hi = min(lo + b, batch.count)
+            return Array(batch[lo..<hi])
+        }
+    }
+
+    public struct StepReport {
+        public var sums: StepSums
+        public var gradNorm: Double
+        public var learningRate: Double
+        public var seconds: Double
+    }
+
+    /// One optimizer step: forward/backward over this rank's micro-batches, gradients summed over
+    /// ranks, clipping, AdamW.
+    public func step() throws -> StepReport {
+        let started = Date()
+        let grads = policy.grads!
+        grads.zero()
+        var sums = StepSums()
+        let batch = globalBatch(step: globalStep)
+        let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
+        for micro in microBatches(of: batch) where !micro.isEmpty {
+            try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
+        }
+        comm.allReduceSum(grads.pointer, count: grads.count)
+        sums.reduce(over: comm)
+        guard sums[.loss].isFinite else {
+            throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
+        }
+        let norm = sumOfSquares(grads.pointer, range: 0..<grads.count).squareRoot()
+        guard norm.isFinite else {
+            throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
+        }
+        if args.maxGradNorm > 0 {
+            let factor = min(1, args.maxGradNorm / (norm + 1e-6))
+            if factor < 1 { scaleInPlace(grads.pointer, grads.count, Float(factor)) }
+        }
+        let lr = schedule.rate(atStep: globalStep)
+        optimizer.beginStep()
+        optimizer.update(params: policy.params.pointer, grads: grads.pointer, range: 0..<grads.count, lr: Float(lr))
+        globalStep += 1
+        tokensSeen += sums[.tokens]
+        return StepReport(sums: sums, gradNorm: norm, learningRate: lr, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Runs to `totalSteps`, logging every `logging_steps`, evaluating every `eval_steps` and at the
+    /// end, saving checkpoints every `save_steps`, and writes the final model to output_dir.
+    public func run() throws {
+        let out = args.outputDir
+        if comm.isMain {
+            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+                throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
+            }
+            try? Data(args.yaml.utf8).write(to: URL(fileURLWithPath: out + "/training_args.yaml"))
+        }
+        comm.barrier()
+        if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
+        try objective.prepare(outputDir: out)
+        let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
+        let progress = ProgressLine(total: totalSteps, enabled: comm.isMain && printProgress)
+        while globalStep < totalSteps {
+            let report = try step()
+            window.add(report, metrics: objective.metrics(report.sums, prefix: ""))
+            if globalStep % args.loggingSteps == 0 || globalStep == totalSteps {
+                let line = window.line(step: globalStep, epoch: Double(globalStep) / Double(stepsPerEpoch), tokensSeen: tokensSeen)
+                window = LogWindow()
+                if comm.isMain {
+                    try metrics?.append(line)
+                    onLog?(line)
+                }
+                progress.update(step: globalStep, line: line)
+            }
+            if let every = args.evalSteps, globalStep % every == 0, globalStep < totalSteps {
+                try evaluateAndLog(metrics: metrics, progress: progress)
+            }
+            if let every = args.saveSteps, globalStep % every == 0, globalStep < totalSteps {
+                try saveCheckpoint()
+            }
+            if globalStep == interruptAfterStep { return }
+        }
+        progress.finish()
+        let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
+        if comm.isMain {
+            try objective.writeReport(outputDir: out, metrics: finalEval)
+            try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
+                                    dtype: args.saveDtype == "bfloat16" ? .bf16 : .f32)
+        }
+        comm.barrier()
+    }
+
+    @discardableResult
+    func evaluateAndLog(metrics: MetricsFile?, progress: ProgressLine) throws -> [(String, Double)] {
+        guard let sums = objective.evaluate() else { return [] }
+        var line = MetricsLine()
+        line.add("step", globalStep)
+        line.add("epoch", Double(globalStep) / Double(stepsPerEpoch))
+        line.add("eval_loss", sums[.loss])
+        for (k, v) in objective.metrics(sums, prefix: "eval_") { line.add(k, v) }
+        if comm.isMain {
+            try metrics?.append(line)
+            onLog?(line)
+        }
+        progress.note(line)
+        return line.fields.compactMap { k, v in (v as? Double).map { (k, $0) } }.filter { $0.0.hasPrefix("eval_") }
+    }
+}
+
+/// Sums of the per-step metrics over a logging window: means of the steps' values, except
+/// grad_norm and learning_rate (the last step's), as transformers logs them.
+struct LogWindow {
+    var steps = 0
+    var lossSum = 0.0
+    var lastGradNorm = 0.0
+    var lastLearningRate = 0.0
+    var seconds = 0.0
+    var examples = 0.0
+    var tokens = 0.0
+    var names: [String] = []
+    var meanSums: [Double] = []
+
+    mutating func add(_ r: Trainer.StepReport, metrics: [(String, Double)]) {
+        steps += 1
+        lossSum += r.sums[.loss]
+        names = metrics.map(\.0)
+        meanSums = meanSums.isEmpty ? metrics.map(\.1) : zip(meanSums, metrics.map(\.1)).map(+)
+        lastGradNorm = r.gradNorm
+        lastLearningRate = r.learningRate
+        seconds += r.seconds
+        examples += r.sums[.pairs]
+        tokens += r.sums[.tokens]
+    }
+
+    func line(step: Int, epoch: Double, tokensSeen: Double) -> MetricsLine {
+        var line = MetricsLine()
+        let n = Double(max(steps, 1))
+        line.add("step", step)
+        line.add("epoch", epoch)
+        line.add("loss", lossSum / n)
+        line.add("grad_norm", lastGradNorm)
+        line.add("learning_rate", lastLearningRate)
+        for (name, total) in zip(names, meanSums) { line.add(name, total / n) }
+        line.add("num_tokens", tokensSeen)
+        line.add("pairs_per_second", seconds > 0 ? examples / seconds : 0)
+        line.add("tokens_per_second", seconds > 0 ? tokens / seconds : 0)
+        line.add("step_seconds", seconds / n)
+        return line
+    }
+}

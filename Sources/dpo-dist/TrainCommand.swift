@@ -1,0 +1,80 @@
+import ArgumentParser
+import DPODistributed
+import DPOCore
+import Foundation
+
+/// Options of how the job runs, beside the training arguments.
+struct RunOptions: ParsableArguments {
+    @Option(help: "OpenBLAS threads per rank (default: OPENBLAS_NUM_THREADS, else the cores divided by the ranks on this host).")
+    var threads: Int?
+
+    /// MPI when started by mpirun/srun (their environment says so), otherwise one process.
+    func communicator() -> Communicator {
+        let env = ProcessInfo.processInfo.environment
+        let underMPI = env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMI_SIZE"] != nil || env["PMIX_RANK"] != nil
+        return underMPI ? MPICommunicator() : SingleProcessCommunicator()
+    }
+
+    func applyThreads() {
+        let env = ProcessInfo.processInfo.environment
+        if let threads {
+            setBLASThreads(max(1, threads))
+        } else if env["OPENBLAS_NUM_THREADS"] == nil {
+            let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
+            setBLASThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1)))
+        }
+    }
+}
+
+/// Runs a training command on every rank; any error on any rank ends the whole job with
+/// `rank R: message` (one process: `error: message`) and a non-zero exit.
+func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
+                 make: (TrainingArguments, Communicator) throws -> Trainer) throws {
+    let comm = run.communicator()
+    run.applyThreads()
+    do {
+        let args = try options.resolve(command: command)
+        let trainer = try make(args, comm)
+        if comm.isMain {
+            note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
+                 "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
+                 "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
+        }
+        try trainer.run()
+        if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+    } catch let error as DPOError {
+        if comm.worldSize == 1 {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+        comm.abort(error.message, code: 1)
+    }
+    (comm as? MPICommunicator)?.finalize()
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "DPO training (TRL DPOTrainer semantics): one process, or every rank of mpirun.",
+        discussion: """
+        Options are TRL's DPOConfig names in kebab case; --config reads them from YAML (snake_case) and a flag \
+        overrides the file. Writes OUTPUT_DIR/metrics.jsonl, checkpoint-STEP/ directories, eval_report.md and the \
+        final model (a Hugging Face directory).
+        """)
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var runOptions: RunOptions
+    func run() throws { try runTraining(options, runOptions, command: .dpo, make: Trainer.dpo) }
+}
+
+struct SFTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sft",
+        abstract: "Supervised fine-tuning (TRL SFTTrainer semantics): makes the reference DPO starts from.",
+        discussion: """
+        Data: {"prompt","completion"} (loss on completion tokens by default), {"text"} or {"messages"} rows. \
+        Same options, checkpoints and logs as `train`.
+        """)
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var runOptions: RunOptions
+    func run() throws { try runTraining(options, runOptions, command: .sft, make: Trainer.sft) }
+}
