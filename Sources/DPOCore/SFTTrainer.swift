@@ -40,7 +40,19 @@ public enum SFTData {
                     return s
                 }
                 var example: SFTExample
-                if object["prompt"] != nil || object["completion"] != nil {
+                if object["prompt"] is [Any] {
+                    // Conversational prompt/completion: rendered by the chat template, no EOS appended.
+                    guard let completionValue = object["completion"] else { throw fail("missing field \"completion\"") }
+                    let prompt = try ChatRendering.messages(object["prompt"]!, field: "prompt", fail: fail)
+                    let completion = try ChatRendering.messages(completionValue, field: "completion", fail: fail)
+                    let promptIDs = tokenizer.encode(try ChatRendering.render(prompt, tokenizer: tokenizer, addGenerationPrompt: true),
+                                                     addSpecialTokens: false)
+                    let ids = tokenizer.encode(try ChatRendering.render(prompt + completion, tokenizer: tokenizer, addGenerationPrompt: false),
+                                               addSpecialTokens: false)
+                    var boundary = 0
+                    while boundary < min(promptIDs.count, ids.count), promptIDs[boundary] == ids[boundary] { boundary += 1 }
+                    example = SFTExample(ids: ids, scoreFrom: completionOnlyLoss ? boundary : 1)
+                } else if object["prompt"] != nil || object["completion"] != nil {
                     let prompt = try string("prompt"), completion = try string("completion")
                     if completion.isEmpty { throw fail("field \"completion\" is empty") }
                     let promptIDs = tokenizer.encode(prompt)
