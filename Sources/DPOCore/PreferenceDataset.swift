@@ -114,6 +114,12 @@ public struct FNV1a: Sendable {
     public mutating func add<S: Sequence>(bytes: S) where S.Element == UInt8 {
         for b in bytes { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
     }
+    /// Floats hashed four bytes at a time (fast enough for whole models).
+    public mutating func add(words p: UnsafePointer<Float>, count: Int) {
+        p.withMemoryRebound(to: UInt32.self, capacity: count) { w in
+            for i in 0..<count { value = (value ^ UInt64(w[i])) &* 0x100_0000_01b3 }
+        }
+    }
     public mutating func add(floats p: UnsafePointer<Float>, count: Int) {
         UnsafeRawBufferPointer(start: p, count: count * 4).forEach { value = (value ^ UInt64($0)) &* 0x100_0000_01b3 }
     }

@@ -39,6 +39,16 @@ public final class Trainer {
     let modelDirectory: String
 
     public internal(set) var globalStep = 0
+    /// fp64 sum of the micro-batches' gradients (see `step`), allocated when first needed.
+    private var accumulatorStorage: UnsafeMutablePointer<Double>?
+    var gradientAccumulator: UnsafeMutablePointer<Double> {
+        if let a = accumulatorStorage { return a }
+        let a = UnsafeMutablePointer<Double>.allocate(capacity: policy.parameterCount)
+        accumulatorStorage = a
+        return a
+    }
+
+    deinit { accumulatorStorage?.deallocate() }
     var tokensSeen = 0.0
     var window = LogWindow()
     /// Called on rank 0 for each metrics line (tests read them).
@@ -97,17 +107,34 @@ public final class Trainer {
 
     /// One optimizer step: forward/backward over this rank's micro-batches, gradients summed over
     /// ranks, clipping, AdamW.
+    ///
+    /// The gradient of a global batch is a sum over micro-batches and ranks. Summed in fp32 its last
+    /// bits would depend on how the batch is split (accumulation steps, number of ranks, MPI's
+    /// reduction order); each micro-batch's fp32 gradient is therefore added into an fp64
+    /// accumulator, the accumulators are reduced in fp64, and the total is rounded to fp32 once.
+    /// Sums of a few fp32 numbers are exact in fp64, so the step is the same however it is split.
     public func step() throws -> StepReport {
         let started = Date()
         let grads = policy.grads!
-        grads.zero()
         var sums = StepSums()
         let batch = globalBatch(step: globalStep)
         let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
-        for micro in microBatches(of: batch) where !micro.isEmpty {
-            try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
+        let micros = microBatches(of: batch).filter { !$0.isEmpty }
+        if comm.worldSize == 1 && micros.count <= 1 {
+            // One micro-batch in all: its fp32 gradient is already the exact total.
+            grads.zero()
+            for micro in micros { try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums) }
+        } else {
+            let total = gradientAccumulator
+            total.initialize(repeating: 0, count: grads.count)
+            for micro in micros {
+                grads.zero()
+                try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
+                for i in 0..<grads.count { total[i] += Double(grads[i]) }
+            }
+            comm.allReduceSum(total, count: grads.count)
+            for i in 0..<grads.count { grads[i] = Float(total[i]) }
         }
-        comm.allReduceSum(grads.pointer, count: grads.count)
         sums.reduce(over: comm)
         guard sums[.loss].isFinite else {
             throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
@@ -139,6 +166,7 @@ public final class Trainer {
             try? Data(args.yaml.utf8).write(to: URL(fileURLWithPath: out + "/training_args.yaml"))
         }
         comm.barrier()
+        try checkRanksAgree()
         if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
         try objective.prepare(outputDir: out)
         let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
@@ -171,6 +199,32 @@ public final class Trainer {
                                     dtype: args.saveDtype == "bfloat16" ? .bf16 : .f32)
         }
         comm.barrier()
+    }
+
+    /// Every rank must train the same thing: its arguments, data and starting weights are compared
+    /// with rank 0's. The outcome is reduced, so on a mismatch every rank stops (none is left waiting)
+    /// and the rank that differs says what.
+    func checkRanksAgree() throws {
+        guard comm.worldSize > 1 else { return }
+        var weights = FNV1a()
+        weights.add(words: policy.params.pointer, count: policy.params.count)
+        let parts: [(String, String)] = [
+            ("training arguments", args.yaml),
+            ("training data (train_file contents or tokenization)", String(objective.fingerprint, radix: 16)),
+            ("model weights", String(weights.value, radix: 16)),
+        ]
+        var differing: [String] = []
+        for (name, value) in parts where comm.broadcast(Array(value.utf8)) != Array(value.utf8) {
+            differing.append(name)
+        }
+        var flag = [Double(differing.isEmpty ? 0 : 1)]
+        flag.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
+        if !differing.isEmpty {
+            throw DPOError("rank \(comm.rank) differs from rank 0 in its \(differing.joined(separator: " and ")): start every rank with the same files and options")
+        }
+        if flag[0] > 0 {
+            throw DPOError("rank \(comm.rank): \(Int(flag[0])) other rank(s) differ from rank 0; stopping")
+        }
     }
 
     @discardableResult

@@ -7,6 +7,12 @@ import Foundation
 struct RunOptions: ParsableArguments {
     @Option(help: "OpenBLAS threads per rank (default: OPENBLAS_NUM_THREADS, else the cores divided by the ranks on this host).")
     var threads: Int?
+    @Option(help: "Run N ranks as threads of this process, without mpirun: the distributed code path for debugging and tests.")
+    var simulateRanks: Int?
+
+    func validate() throws {
+        if let simulateRanks, simulateRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1") }
+    }
 
     /// MPI when started by mpirun/srun (their environment says so), otherwise one process.
     func communicator() -> Communicator {
@@ -29,19 +35,25 @@ struct RunOptions: ParsableArguments {
 /// Runs a training command on every rank; any error on any rank ends the whole job with
 /// `rank R: message` (one process: `error: message`) and a non-zero exit.
 func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
-                 make: (TrainingArguments, Communicator) throws -> Trainer) throws {
+                 make: @escaping @Sendable (TrainingArguments, Communicator) throws -> Trainer) throws {
+    if let n = run.simulateRanks, n > 1 {
+        // Threads share the cores: one BLAS thread each unless told otherwise.
+        setBLASThreads(run.threads ?? 1)
+        let args: TrainingArguments
+        do { args = try options.resolve(command: command) } catch let error as DPOError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+        try InProcessWorld(size: n).run { comm in
+            try train(args: args, comm: comm, command: command, make: make)
+        }
+        return
+    }
     let comm = run.communicator()
     run.applyThreads()
     do {
         let args = try options.resolve(command: command)
-        let trainer = try make(args, comm)
-        if comm.isMain {
-            note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
-                 "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
-                 "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
-        }
-        try trainer.run()
-        if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+        try train(args: args, comm: comm, command: command, make: make)
     } catch let error as DPOError {
         if comm.worldSize == 1 {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
@@ -50,6 +62,23 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
         comm.abort(error.message, code: 1)
     }
     (comm as? MPICommunicator)?.finalize()
+}
+
+/// One rank's run. Errors end the whole job: an in-process rank aborts the process.
+private func train(args: TrainingArguments, comm: Communicator, command: TrainingArguments.Command,
+                   make: (TrainingArguments, Communicator) throws -> Trainer) throws {
+    do {
+        let trainer = try make(args, comm)
+        if comm.isMain {
+            note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
+                 "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
+                 "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
+        }
+        try trainer.run()
+        if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+    } catch let error as DPOError where comm is InProcessCommunicator {
+        comm.abort(error.message, code: 1)
+    }
 }
 
 struct TrainCommand: ParsableCommand {

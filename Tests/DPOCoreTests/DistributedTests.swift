@@ -1,0 +1,105 @@
+import XCTest
+@testable import DPOCore
+
+/// N ranks (threads of this process) give the numbers of one rank with N times the accumulation.
+final class DistributedTests: XCTestCase {
+    func arguments(_ tag: String, perDevice: Int, accumulation: Int) -> TrainingArguments {
+        var a = TrainingArguments()
+        a.model = Fixtures.model("qwen2-untied") + "/model"
+        a.trainFile = Fixtures.root + "/trl/train.jsonl"
+        a.evalFile = Fixtures.model("qwen2-untied") + "/pairs.jsonl"
+        a.outputDir = Fixtures.temporaryDirectory(tag)
+        a.maxSteps = 5
+        a.learningRate = 1e-3
+        a.weightDecay = 0.01
+        a.perDeviceTrainBatchSize = perDevice
+        a.gradientAccumulationSteps = accumulation
+        a.loggingSteps = 1
+        a.maxNewTokens = 4
+        a.seed = 11
+        return a
+    }
+
+    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
+
+    func values(_ lines: [MetricsLine]) -> [[String: Double]] {
+        lines.map { line in
+            var d: [String: Double] = [:]
+            for (k, v) in line.fields where !Self.timing.contains(k) {
+                if let x = v as? Double { d[k] = x } else if let i = v as? Int { d[k] = Double(i) }
+            }
+            return d
+        }
+    }
+
+    func assertSameRun(_ a: [[String: Double]], _ b: [[String: Double]], tolerance: Double, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, line: line)
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(Set(x.keys), Set(y.keys), line: line)
+            for (k, v) in x {
+                let w = y[k] ?? .nan
+                let rel = abs(v - w) / max(abs(w), 1e-3)
+                worst = max(worst, rel)
+                XCTAssertLessThanOrEqual(rel, tolerance, "\(k): \(v) vs \(w)", line: line)
+            }
+        }
+        print("worst relative difference \(worst)")
+    }
+
+    func single(_ a: TrainingArguments) throws -> ([[String: Double]], Trainer) {
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        t.printProgress = false
+        var lines: [MetricsLine] = []
+        t.onLog = { lines.append($0) }
+        try t.run()
+        return (values(lines), t)
+    }
+
+    func simulated(_ a: TrainingArguments, ranks: Int) throws -> ([[String: Double]], FloatBuffer) {
+        let world = InProcessWorld(size: ranks)
+        let lock = NSLock()
+        var lines: [MetricsLine] = []
+        var params: FloatBuffer?
+        try world.run { comm in
+            let t = try Trainer.dpo(args: a, comm: comm)
+            t.printProgress = false
+            if comm.rank == 0 { t.onLog = { l in lock.lock(); lines.append(l); lock.unlock() } }
+            try t.run()
+            if comm.rank == 0 { params = t.policy.params }
+        }
+        return (values(lines), params!)
+    }
+
+    func testFourRanksEqualOneRankWithFourTimesTheAccumulation() throws {
+        let (reference, trainer) = try single(arguments("one", perDevice: 2, accumulation: 4))
+        let (four, params) = try simulated(arguments("four", perDevice: 2, accumulation: 1), ranks: 4)
+        assertSameRun(four, reference, tolerance: 1e-6)
+        let worst = zip(params.buffer, trainer.policy.params.buffer).map { abs($0 - $1) / max(abs($1), 1e-3) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5, "final parameters")
+        // And two ranks with two micro-steps each.
+        let (two, _) = try simulated(arguments("two", perDevice: 2, accumulation: 2), ranks: 2)
+        assertSameRun(two, reference, tolerance: 1e-6)
+    }
+
+    /// A rank started with other arguments stops every rank, and says what differs.
+    func testRanksThatDisagreeStopTogether() throws {
+        let world = InProcessWorld(size: 2)
+        let out = Fixtures.temporaryDirectory("disagree")
+        let lock = NSLock()
+        var errors: [String] = []
+        XCTAssertThrowsError(try world.run { comm in
+            var a = self.arguments("x", perDevice: 2, accumulation: 1)
+            a.outputDir = out
+            if comm.rank == 1 { a.beta = 0.2 }
+            let t = try Trainer.dpo(args: a, comm: comm)
+            t.printProgress = false
+            do { try t.run() } catch {
+                lock.lock(); errors.append("\(error)"); lock.unlock()
+                throw error
+            }
+        })
+        XCTAssertEqual(errors.count, 2)
+        XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
+    }
+}
