@@ -13,6 +13,7 @@ static inline MPI_Op dpo_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op dpo_mpi_max(void) { return MPI_MAX; }
 static inline void *dpo_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request dpo_mpi_request_null(void) { return MPI_REQUEST_NULL; }
+static inline MPI_Datatype dpo_mpi_datatype_null(void) { return MPI_DATATYPE_NULL; }
 static inline MPI_Status *dpo_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Status *dpo_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 #endif

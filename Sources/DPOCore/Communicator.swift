@@ -11,6 +11,17 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
     /// Rank 0's bytes to every rank (configs and hashes for the start-up check).
     func broadcast(_ bytes: [UInt8]) -> [UInt8]
+    /// Sums `buffer` (the concatenation of one segment per rank, `counts[r]` long) across ranks and
+    /// leaves this rank's segment of the sum in place; other segments are left undefined (ZeRO-1).
+    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int])
+    /// Each rank holds its segment of `buffer`; afterwards every rank holds all segments (ZeRO-1).
+    func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Starts summing `count` doubles in place across ranks without waiting (gradient buckets
+    /// overlapped with backward). Completed by `waitAll`; `progress` lets the library move it on.
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    func progress()
+    /// Waits for every started reduction; returns the seconds spent waiting.
+    @discardableResult func waitAll() -> Double
     func barrier()
     /// Ends the whole job with a message: no rank is left waiting.
     func abort(_ message: String, code: Int32) -> Never
@@ -18,10 +29,29 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isMain: Bool { rank == 0 }
+
+    /// Segment offsets of `counts`.
+    public func offsets(_ counts: [Int]) -> [Int] {
+        var o: [Int] = []
+        var total = 0
+        for c in counts { o.append(total); total += c }
+        return o
+    }
 }
 
-public final class SingleProcessCommunicator: Communicator {
+/// Collectives that block: for communicators without a progress engine, the non-blocking calls run
+/// to completion at once.
+public protocol BlockingCollectives: Communicator {}
+extension BlockingCollectives {
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) { allReduceSum(buffer, count: count) }
+    public func progress() {}
+    @discardableResult public func waitAll() -> Double { 0 }
+}
+
+public final class SingleProcessCommunicator: Communicator, BlockingCollectives {
     public init() {}
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int]) {}
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
     public var rank: Int { 0 }
     public var worldSize: Int { 1 }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}

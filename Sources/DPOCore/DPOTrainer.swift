@@ -11,11 +11,12 @@ import Foundation
 extension Trainer {
     /// A DPO run: the policy from `model`, the frozen reference from `ref_model` (default: a copy of
     /// the starting policy), preference pairs from `train_file` (and `eval_file`).
-    public static func dpo(args: TrainingArguments, comm: Communicator) throws -> Trainer {
+    public static func dpo(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
         let loaded = try ModelDirectory.load(args.model)
         let tokenizer = try Tokenizer(directory: args.model)
         let objective = try DPOObjective(args: args, comm: comm, policy: loaded.model, tokenizer: tokenizer)
-        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective)
+        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective,
+                           parallel: parallel)
     }
 }
 

@@ -60,7 +60,7 @@ public final class InProcessWorld: @unchecked Sendable {
     }
 }
 
-public final class InProcessCommunicator: Communicator, @unchecked Sendable {
+public final class InProcessCommunicator: Communicator, BlockingCollectives, @unchecked Sendable {
     public let world: InProcessWorld
     public let rank: Int
     public var worldSize: Int { world.size }
@@ -101,6 +101,20 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         }
         w.barrier()
         w.doubleResult.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) }
+        w.barrier()
+    }
+
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int]) {
+        allReduceSum(buffer, count: counts.reduce(0, +))
+    }
+
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let w = world, offs = offsets(counts)
+        w.floatSlots[rank] = buffer
+        w.barrier()
+        for r in 0..<w.size where r != rank {
+            (buffer + offs[r]).update(from: w.floatSlots[r]! + offs[r], count: counts[r])
+        }
         w.barrier()
     }
 

@@ -5,21 +5,29 @@ import Foundation
 /// range of it, so a rank can own a shard (ZeRO-1) without another code path.
 public final class AdamW {
     public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    /// The range of the flat parameter buffer this optimizer owns: all of it, or with ZeRO-1 this
+    /// rank's shard. The moments below cover only this range.
+    public let shard: Range<Int>
     public let m: FloatBuffer
     public let v: FloatBuffer
-    /// Per element: 1 where weight decay applies, 0 where not (biases and norm weights, as TRL's
-    /// `get_decay_parameter_names`).
+    /// Per element of the shard: 1 where weight decay applies, 0 where not (biases and norm weights,
+    /// as TRL's `get_decay_parameter_names`).
     public let decayMask: FloatBuffer
     /// Optimizer steps taken (t in the bias correction).
     public var step = 0
 
-    public init(layout: ParameterLayout, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
+    public init(layout: ParameterLayout, shard: Range<Int>? = nil, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
         self.beta1 = Float(beta1); self.beta2 = Float(beta2); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
-        m = FloatBuffer(count: layout.count)
-        v = FloatBuffer(count: layout.count)
-        decayMask = FloatBuffer(count: layout.count)
+        let shard = shard ?? 0..<layout.count
+        self.shard = shard
+        m = FloatBuffer(count: shard.count)
+        v = FloatBuffer(count: shard.count)
+        decayMask = FloatBuffer(count: shard.count)
         for t in layout.tensors where Self.decays(t.name) {
-            (decayMask.pointer + t.offset).update(repeating: 1, count: t.count)
+            let lower = max(t.offset, shard.lowerBound), upper = min(t.offset + t.count, shard.upperBound)
+            if lower < upper {
+                (decayMask.pointer + lower - shard.lowerBound).update(repeating: 1, count: upper - lower)
+            }
         }
     }
 
@@ -34,14 +42,16 @@ public final class AdamW {
         return true
     }
 
-    /// One step over params[range] with grads[range] at learning rate `lr` (call `beginStep` first).
-    public func update(params: FloatPtr, grads: ConstFloatPtr, range: Range<Int>, lr: Float) {
+    /// One step over the shard: params[shard] with grads[shard] at learning rate `lr` (call
+    /// `beginStep` first). Pointers are to the whole flat buffers.
+    public func update(params: FloatPtr, grads: ConstFloatPtr, lr: Float) {
         let t = Float(step)
         let bc1 = 1 - powf(beta1, t), bc2Sqrt = (1 - powf(beta2, t)).squareRoot()
         let stepSize = lr / bc1, decay = lr * weightDecay
         let b1 = beta1, b2 = beta2, e = eps
-        let mp = m.pointer, vp = v.pointer, mask = decayMask.pointer
-        for i in range {
+        let base = shard.lowerBound
+        let mp = m.pointer - base, vp = v.pointer - base, mask = decayMask.pointer - base
+        for i in shard {
             let g = grads[i]
             var p = params[i]
             p -= decay * mask[i] * p
@@ -87,13 +97,16 @@ public struct LearningRateSchedule: Sendable {
     }
 }
 
-/// The L2 norm of a gradient range, accumulated in float64.
+/// Elements per fp32 partial sum in `sumOfSquares`.
+public let normBlock = 4096
+
+/// Σ p[i]² over a range, in fp32 blocks of `normBlock` elements (fast, ~1e-7 relative each) added in
+/// float64. A range starting on a block boundary sums the same blocks as the whole buffer would.
 public func sumOfSquares(_ p: ConstFloatPtr, range: Range<Int>) -> Double {
     var total = 0.0
     var i = range.lowerBound
-    // Blocks of fp32 partial sums keep it fast and accurate enough (relative error ~1e-7 per block).
     while i < range.upperBound {
-        let end = min(i + 4096, range.upperBound)
+        let end = min(i + normBlock, range.upperBound)
         var s: Float = 0
         for j in i..<end { s += p[j] * p[j] }
         total += Double(s)

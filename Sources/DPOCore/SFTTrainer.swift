@@ -86,11 +86,12 @@ public enum SFTData {
 extension Trainer {
     /// An SFT run: negative log-likelihood of the trained tokens, a mean over all trained tokens of
     /// the global batch (TRL's normalisation by the number of items across accumulation and ranks).
-    public static func sft(args: TrainingArguments, comm: Communicator) throws -> Trainer {
+    public static func sft(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
         let loaded = try ModelDirectory.load(args.model)
         let tokenizer = try Tokenizer(directory: args.model)
         let objective = try SFTObjective(args: args, comm: comm, policy: loaded.model, tokenizer: tokenizer)
-        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective)
+        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective,
+                           parallel: parallel)
     }
 }
 

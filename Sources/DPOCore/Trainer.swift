@@ -24,6 +24,21 @@ public protocol TrainingObjective: AnyObject {
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws
 }
 
+/// How the gradient of a step is reduced across ranks.
+public struct ParallelOptions: Sendable {
+    /// 0: every rank holds the whole optimizer state and all-reduces gradients. 1 (ZeRO-1): each rank
+    /// holds the optimizer state of its shard of the parameters; gradients are reduce-scattered,
+    /// AdamW updates the shard, parameters are all-gathered.
+    public var zeroStage = 0
+    /// Gradients are all-reduced in buckets of about this many MB (of fp32 gradient), each started
+    /// as soon as backward has finished its layers.
+    public var bucketSizeMB = 25.0
+    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25) {
+        self.zeroStage = zeroStage
+        self.bucketSizeMB = bucketSizeMB
+    }
+}
+
 /// The training loop. One per process; every rank runs it with its communicator.
 public final class Trainer {
     public let args: TrainingArguments
@@ -49,6 +64,20 @@ public final class Trainer {
     }
 
     deinit { accumulatorStorage?.deallocate() }
+
+    /// Contiguous ranges of about `bucketSizeMB` (of fp32 gradient), from the end of the buffer to
+    /// its start: the order in which backward finishes them.
+    lazy var gradientBuckets: [Range<Int>] = {
+        let per = max(1, Int(parallel.bucketSizeMB * 1_048_576 / 4))
+        var buckets: [Range<Int>] = []
+        var end = policy.parameterCount
+        while end > 0 {
+            let start = max(0, end - per)
+            buckets.append(start..<end)
+            end = start
+        }
+        return buckets
+    }()
     var tokensSeen = 0.0
     var window = LogWindow()
     /// Called on rank 0 for each metrics line (tests read them).
@@ -57,16 +86,29 @@ public final class Trainer {
     /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
     public var interruptAfterStep: Int?
 
+    public let parallel: ParallelOptions
+    /// Each rank's share of the flat parameter buffer under ZeRO-1 (the whole buffer on one rank).
+    public let shardCounts: [Int]
+    /// Seconds spent waiting for gradient reductions that backward did not hide, last step.
+    public private(set) var lastCommunicationWait = 0.0
+
     init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
-         objective: TrainingObjective) throws {
+         objective: TrainingObjective, parallel: ParallelOptions) throws {
         self.args = args
         self.comm = comm
         self.policy = policy
         self.objective = objective
+        self.parallel = parallel
         policyConfigJSON = configJSON
         modelDirectory = args.model
         policy.enableGradients()
-        optimizer = AdamW(layout: policy.layout, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
+        let n = policy.parameterCount, w = comm.worldSize
+        // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
+        // however many ranks there are.
+        let chunk = (n + w * normBlock - 1) / (w * normBlock) * normBlock
+        shardCounts = parallel.zeroStage >= 1 ? (0..<w).map { r in min((r + 1) * chunk, n) - min(r * chunk, n) } : [n]
+        let shard = parallel.zeroStage >= 1 ? comm.offsets(shardCounts)[comm.rank]..<(comm.offsets(shardCounts)[comm.rank] + shardCounts[comm.rank]) : 0..<n
+        optimizer = AdamW(layout: policy.layout, shard: shard, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
                           weightDecay: args.weightDecay)
         let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize
         stepsPerEpoch = max(1, (objective.exampleCount + globalBatch - 1) / globalBatch)
@@ -120,6 +162,8 @@ public final class Trainer {
         let batch = globalBatch(step: globalStep)
         let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
         let micros = microBatches(of: batch).filter { !$0.isEmpty }
+        let shard = optimizer.shard
+        lastCommunicationWait = 0
         if comm.worldSize == 1 && micros.count <= 1 {
             // One micro-batch in all: its fp32 gradient is already the exact total.
             grads.zero()
@@ -127,29 +171,60 @@ public final class Trainer {
         } else {
             let total = gradientAccumulator
             total.initialize(repeating: 0, count: grads.count)
-            for micro in micros {
+            let buckets = comm.worldSize > 1 && parallel.zeroStage == 0 ? gradientBuckets : []
+            for (index, micro) in micros.enumerated() {
                 grads.zero()
+                let last = index == micros.count - 1
+                var started = 0
+                if last && !buckets.isEmpty {
+                    // Reduce each bucket as soon as backward has made it final (buckets run from the
+                    // end of the buffer, the order backward finishes them).
+                    policy.layerDoneHook = { [unowned self] layer in
+                        let finalFrom = layer >= 0 ? self.policy.layout.layers[layer].range.lowerBound : 0
+                        while started < buckets.count, buckets[started].lowerBound >= finalFrom {
+                            let r = buckets[started]
+                            for i in r { total[i] += Double(grads[i]) }
+                            self.comm.startAllReduceSum(total + r.lowerBound, count: r.count)
+                            started += 1
+                        }
+                        self.comm.progress()
+                    }
+                }
+                defer { policy.layerDoneHook = nil }
                 try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
-                for i in 0..<grads.count { total[i] += Double(grads[i]) }
+                if last && !buckets.isEmpty {
+                    lastCommunicationWait = comm.waitAll()
+                } else {
+                    for i in 0..<grads.count { total[i] += Double(grads[i]) }
+                }
             }
-            comm.allReduceSum(total, count: grads.count)
-            for i in 0..<grads.count { grads[i] = Float(total[i]) }
+            if parallel.zeroStage >= 1 {
+                comm.reduceScatterSum(total, counts: shardCounts)
+                for i in shard { grads[i] = Float(total[i]) }
+            } else {
+                if buckets.isEmpty { comm.allReduceSum(total, count: grads.count) }
+                for i in 0..<grads.count { grads[i] = Float(total[i]) }
+            }
         }
         sums.reduce(over: comm)
         guard sums[.loss].isFinite else {
             throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
         }
-        let norm = sumOfSquares(grads.pointer, range: 0..<grads.count).squareRoot()
+        // The norm over the whole gradient: each rank's shard (everything, without ZeRO) summed.
+        var squares = [sumOfSquares(grads.pointer, range: shard)]
+        if parallel.zeroStage >= 1 { squares.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
+        let norm = squares[0].squareRoot()
         guard norm.isFinite else {
             throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
         }
         if args.maxGradNorm > 0 {
             let factor = min(1, args.maxGradNorm / (norm + 1e-6))
-            if factor < 1 { scaleInPlace(grads.pointer, grads.count, Float(factor)) }
+            if factor < 1 { scaleInPlace(grads.pointer + shard.lowerBound, shard.count, Float(factor)) }
         }
         let lr = schedule.rate(atStep: globalStep)
         optimizer.beginStep()
-        optimizer.update(params: policy.params.pointer, grads: grads.pointer, range: 0..<grads.count, lr: Float(lr))
+        optimizer.update(params: policy.params.pointer, grads: grads.pointer, lr: Float(lr))
+        if parallel.zeroStage >= 1 { comm.allGather(policy.params.pointer, counts: shardCounts) }
         globalStep += 1
         tokensSeen += sums[.tokens]
         return StepReport(sums: sums, gradNorm: norm, learningRate: lr, seconds: Date().timeIntervalSince(started))

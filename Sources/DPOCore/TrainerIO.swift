@@ -54,9 +54,12 @@ final class ProgressLine {
         let done = step - (firstStep ?? 0)
         let elapsed = Date().timeIntervalSince(started)
         let eta = done > 0 ? elapsed / Double(done) * Double(total - step) : 0
-        let text = String(format: "step %d/%d  loss %.4f  acc %.3f  margin %.4f  lr %.2e  grad %.3f  %.1f pairs/s  eta %@",
-                          step, total, num("loss"), num("rewards/accuracies"), num("rewards/margins"), num("learning_rate"),
-                          num("grad_norm"), num("pairs_per_second"), formatDuration(eta))
+        var text = String(format: "step %d/%d  loss %.4f", step, total, num("loss"))
+        if values["rewards/accuracies"] != nil {
+            text += String(format: "  acc %.3f  margin %.4f", num("rewards/accuracies"), num("rewards/margins"))
+        }
+        text += String(format: "  lr %.2e  grad %.3f  %.0f tok/s  eta %@", num("learning_rate"), num("grad_norm"),
+                       num("tokens_per_second"), formatDuration(eta))
         if tty {
             let width = 24, filled = Int(Double(width) * Double(step) / Double(max(total, 1)))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
@@ -95,6 +98,8 @@ extension Trainer {
     /// step, the data position and the open logging window. Written under a temporary name and
     /// renamed when complete: a reader never sees half a checkpoint.
     public func saveCheckpoint() throws {
+        // The whole optimizer state, whatever the sharding, so a run can resume on another number of ranks.
+        let (fullM, fullV) = gatheredMoments()
         if comm.isMain {
             let fm = FileManager.default
             let final = args.outputDir + "/\(Self.checkpointPrefix)\(globalStep)"
@@ -102,8 +107,8 @@ extension Trainer {
             try? fm.removeItem(atPath: temporary)
             try ModelDirectory.save(policy, to: temporary, configJSON: policyConfigJSON, companionsFrom: modelDirectory, dtype: .f32)
             let entries = [
-                SafetensorsWriter.Entry(name: "exp_avg", shape: [optimizer.m.count], data: UnsafeBufferPointer(optimizer.m.buffer)),
-                SafetensorsWriter.Entry(name: "exp_avg_sq", shape: [optimizer.v.count], data: UnsafeBufferPointer(optimizer.v.buffer)),
+                SafetensorsWriter.Entry(name: "exp_avg", shape: [fullM.count], data: UnsafeBufferPointer(fullM.buffer)),
+                SafetensorsWriter.Entry(name: "exp_avg_sq", shape: [fullV.count], data: UnsafeBufferPointer(fullV.buffer)),
             ]
             try SafetensorsWriter.write(path: temporary + "/optimizer.safetensors", entries: entries, dtype: .f32,
                                         metadata: ["adam_step": "\(optimizer.step)"])
@@ -131,6 +136,18 @@ extension Trainer {
             }
         }
         comm.barrier()  // no rank goes on (or reads the checkpoint) before it is complete
+    }
+
+    /// The optimizer moments over the whole parameter buffer (gathered from the shards under ZeRO-1).
+    func gatheredMoments() -> (FloatBuffer, FloatBuffer) {
+        guard optimizer.shard.count != policy.parameterCount else { return (optimizer.m, optimizer.v) }
+        let n = policy.parameterCount, lower = optimizer.shard.lowerBound
+        let m = FloatBuffer(count: n), v = FloatBuffer(count: n)
+        (m.pointer + lower).update(from: optimizer.m.pointer, count: optimizer.shard.count)
+        (v.pointer + lower).update(from: optimizer.v.pointer, count: optimizer.shard.count)
+        comm.allGather(m.pointer, counts: shardCounts)
+        comm.allGather(v.pointer, counts: shardCounts)
+        return (m, v)
     }
 
     /// Complete checkpoints' steps, oldest first.
@@ -169,8 +186,11 @@ extension Trainer {
         }
         policy.params.copy(from: loaded.params)
         let moments = try SafetensorsFile(path: path + "/optimizer.safetensors")
-        try moments.readFloats("exp_avg", into: optimizer.m.buffer)
-        try moments.readFloats("exp_avg_sq", into: optimizer.v.buffer)
+        let fullM = FloatBuffer(count: policy.parameterCount, zeroed: false), fullV = FloatBuffer(count: policy.parameterCount, zeroed: false)
+        try moments.readFloats("exp_avg", into: fullM.buffer)
+        try moments.readFloats("exp_avg_sq", into: fullV.buffer)
+        optimizer.m.pointer.update(from: fullM.pointer + optimizer.shard.lowerBound, count: optimizer.shard.count)
+        optimizer.v.pointer.update(from: fullV.pointer + optimizer.shard.lowerBound, count: optimizer.shard.count)
         optimizer.step = adamStep
         globalStep = step
         tokensSeen = doubleFromExactJSON(state["num_tokens"])

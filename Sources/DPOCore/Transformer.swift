@@ -13,6 +13,10 @@ public final class Transformer {
     /// Allocated by `enableGradients()`; nil for a frozen model (the reference).
     public private(set) var grads: FloatBuffer?
 
+    /// Called by `backward` as layers' gradients become final (see `backward`); the trainer sets it
+    /// for the last micro-batch of a step to start reducing gradients during the backward pass.
+    public var layerDoneHook: ((Int) -> Void)?
+
     /// Rows of logits computed at once in the LM head.
     public var headChunk = 128
     public var attentionBlockRows = 128
@@ -177,7 +181,9 @@ public final class Transformer {
     }
 
     /// Accumulates dL/dθ into `grads`, given dL/dlogp for each scored token of the batch that the
-    /// last `forward` ran. `onLayerDone(l)` is called when layer l's gradients are final for this
+    /// last `forward` ran. `onLayerDone(l)` (or, without it, `layerDoneHook`) is called when layer l's
+    /// gradients are final for this batch, and with -1 when the embedding's are: from then on the
+    /// gradient buffer from layer l's first element to its end is final. It is called for this
     /// batch (last layer first), so a caller can start reducing them while backward goes on.
     public func backward(_ batch: TokenBatch, dlogp: UnsafePointer<Float>, onLayerDone: ((Int) -> Void)? = nil) {
         guard let gradBuffer = grads, let a = acts, a.slots.count == config.numLayers else {
@@ -243,12 +249,13 @@ public final class Transformer {
                            weight: P + w.v, rows: T, inFeatures: C, outFeatures: c.kvDim, accumulateInput: true)
             rmsnormBackward(dinp: dx, dweight: G + w.inputNorm, dout: a.dNorm, inp: a.residual(l), weight: P + w.inputNorm,
                             rstd: s.rstd1, rows: T, channels: C)
-            onLayerDone?(l)
+            (onLayerDone ?? layerDoneHook)?(l)
         }
         batch.tokens.withUnsafeBufferPointer { tokens in
             embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: tokens.baseAddress!, rows: T, channels: C,
                               skipToken: c.padTokenID)
         }
+        (onLayerDone ?? layerDoneHook)?(-1)
     }
 }
 

@@ -50,6 +50,54 @@ public final class MPICommunicator: Communicator {
         return data
     }
 
+    private var pending: [MPI_Request?] = []
+    private var scatterScratch: UnsafeMutablePointer<Double>?
+    private var scatterScratchCount = 0
+
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int]) {
+        let mine = counts[rank]
+        if scatterScratchCount < mine {
+            scatterScratch?.deallocate()
+            scatterScratch = .allocate(capacity: max(mine, 1))
+            scatterScratchCount = mine
+        }
+        var counts32 = counts.map { Int32($0) }
+        MPI_Reduce_scatter(buffer, scatterScratch, &counts32, dpo_mpi_double(), dpo_mpi_sum(), dpo_mpi_comm_world())
+        (buffer + offsets(counts)[rank]).update(from: scatterScratch!, count: mine)
+    }
+
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        var counts32 = counts.map { Int32($0) }
+        var displacements = offsets(counts).map { Int32($0) }
+        MPI_Allgatherv(dpo_mpi_in_place(), 0, dpo_mpi_datatype_null(), buffer, &counts32, &displacements,
+                       dpo_mpi_float(), dpo_mpi_comm_world())
+    }
+
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        inPieces(count) { offset, n in
+            var request: MPI_Request? = dpo_mpi_request_null()
+            MPI_Iallreduce(dpo_mpi_in_place(), buffer + offset, n, dpo_mpi_double(), dpo_mpi_sum(), dpo_mpi_comm_world(), &request)
+            pending.append(request)
+        }
+    }
+
+    /// Open MPI moves non-blocking collectives on only inside MPI calls: a test of the pending
+    /// requests from time to time keeps them going while backward computes.
+    public func progress() {
+        guard !pending.isEmpty else { return }
+        var done: Int32 = 0
+        MPI_Testall(Int32(pending.count), &pending, &done, dpo_mpi_statuses_ignore())
+    }
+
+    @discardableResult
+    public func waitAll() -> Double {
+        guard !pending.isEmpty else { return 0 }
+        let start = DispatchTime.now().uptimeNanoseconds
+        MPI_Waitall(Int32(pending.count), &pending, dpo_mpi_statuses_ignore())
+        pending.removeAll(keepingCapacity: true)
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
     public func barrier() { MPI_Barrier(dpo_mpi_comm_world()) }
 
     public func abort(_ message: String, code: Int32) -> Never {

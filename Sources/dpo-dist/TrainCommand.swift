@@ -9,9 +9,17 @@ struct RunOptions: ParsableArguments {
     var threads: Int?
     @Option(help: "Run N ranks as threads of this process, without mpirun: the distributed code path for debugging and tests.")
     var simulateRanks: Int?
+    @Option(help: "1: shard the optimizer state over the ranks (ZeRO-1: reduce-scatter gradients, AdamW on the shard, all-gather parameters). 0: every rank holds it all.")
+    var zeroStage = 0
+    @Option(help: "Gradients are all-reduced in buckets of this many MB, each started as soon as backward has finished it.")
+    var bucketSizeMB = 25.0
+
+    var parallel: ParallelOptions { ParallelOptions(zeroStage: zeroStage, bucketSizeMB: bucketSizeMB) }
 
     func validate() throws {
         if let simulateRanks, simulateRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1") }
+        guard zeroStage == 0 || zeroStage == 1 else { throw ValidationError("--zero-stage must be 0 or 1") }
+        guard bucketSizeMB > 0 else { throw ValidationError("--bucket-size-mb must be positive") }
     }
 
     /// MPI when started by mpirun/srun (their environment says so), otherwise one process.
@@ -35,7 +43,7 @@ struct RunOptions: ParsableArguments {
 /// Runs a training command on every rank; any error on any rank ends the whole job with
 /// `rank R: message` (one process: `error: message`) and a non-zero exit.
 func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
-                 make: @escaping @Sendable (TrainingArguments, Communicator) throws -> Trainer) throws {
+                 make: @escaping @Sendable (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
     if let n = run.simulateRanks, n > 1 {
         // Threads share the cores: one BLAS thread each unless told otherwise.
         setBLASThreads(run.threads ?? 1)
@@ -45,7 +53,7 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
             throw ExitCode.failure
         }
         try InProcessWorld(size: n).run { comm in
-            try train(args: args, comm: comm, command: command, make: make)
+            try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
         }
         return
     }
@@ -53,7 +61,7 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
     run.applyThreads()
     do {
         let args = try options.resolve(command: command)
-        try train(args: args, comm: comm, command: command, make: make)
+        try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
     } catch let error as DPOError {
         if comm.worldSize == 1 {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
@@ -66,9 +74,9 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
 
 /// One rank's run. Errors end the whole job: an in-process rank aborts the process.
 private func train(args: TrainingArguments, comm: Communicator, command: TrainingArguments.Command,
-                   make: (TrainingArguments, Communicator) throws -> Trainer) throws {
+                   parallel: ParallelOptions, make: (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
     do {
-        let trainer = try make(args, comm)
+        let trainer = try make(args, comm, parallel)
         if comm.isMain {
             note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
                  "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +

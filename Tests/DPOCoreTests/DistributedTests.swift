@@ -56,13 +56,13 @@ final class DistributedTests: XCTestCase {
         return (values(lines), t)
     }
 
-    func simulated(_ a: TrainingArguments, ranks: Int) throws -> ([[String: Double]], FloatBuffer) {
+    func simulated(_ a: TrainingArguments, ranks: Int, parallel: ParallelOptions = ParallelOptions()) throws -> ([[String: Double]], FloatBuffer) {
         let world = InProcessWorld(size: ranks)
         let lock = NSLock()
         var lines: [MetricsLine] = []
         var params: FloatBuffer?
         try world.run { comm in
-            let t = try Trainer.dpo(args: a, comm: comm)
+            let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
             t.printProgress = false
             if comm.rank == 0 { t.onLog = { l in lock.lock(); lines.append(l); lock.unlock() } }
             try t.run()
@@ -80,6 +80,37 @@ final class DistributedTests: XCTestCase {
         // And two ranks with two micro-steps each.
         let (two, _) = try simulated(arguments("two", perDevice: 2, accumulation: 2), ranks: 2)
         assertSameRun(two, reference, tolerance: 1e-6)
+    }
+
+    /// ZeRO-1 and small gradient buckets change how gradients travel, not what they sum to; and a
+    /// ZeRO-1 checkpoint taken on 4 ranks resumes on 2. (Micro-batches keep the same pairs in every
+    /// run: packing a different number of sequences changes fp32 rounding in the forward pass.)
+    func testZeroStageOneAndBucketsGiveTheSameRun() throws {
+        let (reference, trainer) = try single(arguments("plain", perDevice: 2, accumulation: 2))
+        let (zero, zeroParams) = try simulated(arguments("zero", perDevice: 2, accumulation: 1), ranks: 2,
+                                               parallel: ParallelOptions(zeroStage: 1))
+        assertSameRun(zero, reference, tolerance: 1e-6)
+        XCTAssertLessThanOrEqual(zip(zeroParams.buffer, trainer.policy.params.buffer).map { abs($0 - $1) }.max()!, 1e-6)
+        let (buckets, _) = try simulated(arguments("buckets", perDevice: 2, accumulation: 1), ranks: 2,
+                                         parallel: ParallelOptions(bucketSizeMB: 0.01))
+        assertSameRun(buckets, reference, tolerance: 1e-6)
+
+        // Global batch 8 throughout: 1 rank × 4 micro-steps, 4 ranks × 1, 2 ranks × 2.
+        let (uninterrupted, _) = try single(arguments("global8", perDevice: 2, accumulation: 4))
+        var a = arguments("resume-4-2", perDevice: 2, accumulation: 1)
+        a.saveSteps = 2
+        try InProcessWorld(size: 4).run { comm in
+            let t = try Trainer.dpo(args: a, comm: comm, parallel: ParallelOptions(zeroStage: 1))
+            t.printProgress = false
+            t.interruptAfterStep = 2
+            try t.run()
+        }
+        var b = arguments("unused", perDevice: 2, accumulation: 2)
+        b.outputDir = a.outputDir
+        b.saveSteps = 2
+        b.resumeFromCheckpoint = "auto"
+        let (resumed, _) = try simulated(b, ranks: 2, parallel: ParallelOptions(zeroStage: 1))
+        assertSameRun(resumed, Array(uninterrupted.dropFirst(2)), tolerance: 1e-6)
     }
 
     /// A rank started with other arguments stops every rank, and says what differs.
