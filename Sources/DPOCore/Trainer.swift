@@ -172,10 +172,10 @@ public final class Trainer {
             let total = gradientAccumulator
             total.initialize(repeating: 0, count: grads.count)
             let buckets = comm.worldSize > 1 && parallel.zeroStage == 0 ? gradientBuckets : []
+            var started = 0
             for (index, micro) in micros.enumerated() {
                 grads.zero()
                 let last = index == micros.count - 1
-                var started = 0
                 if last && !buckets.isEmpty {
                     // Reduce each bucket as soon as backward has made it final (buckets run from the
                     // end of the buffer, the order backward finishes them).
@@ -192,11 +192,17 @@ public final class Trainer {
                 }
                 defer { policy.layerDoneHook = nil }
                 try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
-                if last && !buckets.isEmpty {
-                    lastCommunicationWait = comm.waitAll()
-                } else {
+                if !(last && !buckets.isEmpty) {
                     for i in 0..<grads.count { total[i] += Double(grads[i]) }
                 }
+            }
+            if !buckets.isEmpty {
+                // Every rank reduces every bucket, also one whose share of a short last batch was empty.
+                while started < buckets.count {
+                    comm.startAllReduceSum(total + buckets[started].lowerBound, count: buckets[started].count)
+                    started += 1
+                }
+                lastCommunicationWait = comm.waitAll()
             }
             if parallel.zeroStage >= 1 {
                 comm.reduceScatterSum(total, counts: shardCounts)

@@ -113,6 +113,25 @@ final class DistributedTests: XCTestCase {
         assertSameRun(resumed, Array(uninterrupted.dropFirst(2)), tolerance: 1e-6)
     }
 
+    /// The last batch of an epoch can leave a rank without pairs; it must still take part in every
+    /// reduction (24 pairs in batches of 5 × 2 ranks: the third batch has 4, all on rank 0).
+    func testARankWithAnEmptyShareOfTheLastBatch() throws {
+        var a = arguments("short-batch", perDevice: 5, accumulation: 1)
+        a.evalFile = nil
+        a.maxSteps = -1
+        a.numTrainEpochs = 1
+        var b = a
+        b.perDeviceTrainBatchSize = 5
+        b.gradientAccumulationSteps = 2
+        b.outputDir = Fixtures.temporaryDirectory("short-batch-1")
+        let (reference, _) = try single(b)
+        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(zeroStage: 1)] {
+            a.outputDir = Fixtures.temporaryDirectory("short-batch-2")
+            let (two, _) = try simulated(a, ranks: 2, parallel: parallel)
+            assertSameRun(two, reference, tolerance: 1e-6)
+        }
+    }
+
     /// A rank started with other arguments stops every rank, and says what differs.
     func testRanksThatDisagreeStopTogether() throws {
         let world = InProcessWorld(size: 2)
