@@ -1,0 +1,143 @@
+import XCTest
+@testable import DPOCore
+
+/// `mpirun -np N dpo-dist train` against one process with the same global batch. Runs the built
+/// executable under Open MPI (as root where CI runs, oversubscribed on 2 cores).
+final class MPITests: XCTestCase {
+    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
+
+    struct Run { let status: Int32; let output: String; let seconds: Double }
+
+    func environment() -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        return env
+    }
+
+    static var mpirun: String? {
+        ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Runs a command to completion, capturing stdout and stderr together.
+    @discardableResult
+    func execute(_ executable: String, _ arguments: [String], timeout: Double = 300) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.environment = environment()
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        let start = Date()
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+    }
+
+    func train(ranks: Int?, _ args: [String]) throws -> Run {
+        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
+            throw DPOError("dpo-dist is not built at \(CLITests.binary)")
+        }
+        if let ranks {
+            guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+            return try execute(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", CLITests.binary, "train"] + args)
+        }
+        return try execute(CLITests.binary, ["train"] + args)
+    }
+
+    func baseArguments(output: String, perDevice: Int, accumulation: Int, steps: Int = 6) -> [String] {
+        ["--model", Fixtures.model("qwen2-untied") + "/model", "--train-file", Fixtures.root + "/trl/train.jsonl",
+         "--eval-file", Fixtures.model("qwen2-untied") + "/pairs.jsonl", "--output-dir", output,
+         "--max-steps", "\(steps)", "--learning-rate", "1e-3", "--weight-decay", "0.01", "--logging-steps", "1",
+         "--per-device-train-batch-size", "\(perDevice)", "--gradient-accumulation-steps", "\(accumulation)",
+         "--max-new-tokens", "4", "--seed", "5"]
+    }
+
+    func metrics(_ dir: String) throws -> [[String: Double]] {
+        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            var d: [String: Double] = [:]
+            for (k, v) in object where !Self.timing.contains(k) { d[k] = (v as? NSNumber)?.doubleValue }
+            return d
+        }
+    }
+
+    func assertSame(_ a: [[String: Double]], _ b: [[String: Double]], tolerance: Double, _ what: String, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, line: line)
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(Set(x.keys), Set(y.keys), what, line: line)
+            for (k, v) in x {
+                let rel = abs(v - (y[k] ?? .nan)) / max(abs(y[k] ?? 1), 1e-3)
+                worst = max(worst, rel)
+                XCTAssertLessThanOrEqual(rel, tolerance, "\(what): \(k) \(v) vs \(y[k] ?? .nan)", line: line)
+            }
+        }
+        print("\(what): \(a.count) metrics lines, worst relative difference \(worst)")
+    }
+
+    func finalParameters(_ dir: String) throws -> [Float] {
+        let model = try ModelDirectory.load(dir).model
+        return Array(model.params.buffer)
+    }
+
+    func assertParametersClose(_ a: [Float], _ b: [Float], _ what: String, line: UInt = #line) {
+        let worst = zip(a, b).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? .nan
+        print("\(what): final parameters worst relative difference \(worst)")
+        XCTAssertLessThanOrEqual(worst, 1e-5, what, line: line)
+    }
+
+    func testTwoAndFourRanksEqualOneProcess() throws {
+        let one = Fixtures.temporaryDirectory("mpi-1")
+        let r1 = try train(ranks: nil, baseArguments(output: one, perDevice: 1, accumulation: 4))
+        XCTAssertEqual(r1.status, 0, r1.output)
+        for (ranks, accumulation) in [(2, 2), (4, 1)] {
+            let dir = Fixtures.temporaryDirectory("mpi-\(ranks)")
+            let r = try train(ranks: ranks, baseArguments(output: dir, perDevice: 1, accumulation: accumulation))
+            XCTAssertEqual(r.status, 0, r.output)
+            assertSame(try metrics(dir), try metrics(one), tolerance: 1e-6, "mpirun -np \(ranks)")
+            assertParametersClose(try finalParameters(dir), try finalParameters(one), "mpirun -np \(ranks)")
+        }
+    }
+
+    func testZeroStageOneAndSimulatedRanksEqualMPI() throws {
+        let plain = Fixtures.temporaryDirectory("mpi-plain")
+        let r = try train(ranks: 4, baseArguments(output: plain, perDevice: 1, accumulation: 1))
+        XCTAssertEqual(r.status, 0, r.output)
+        let zero = Fixtures.temporaryDirectory("mpi-zero")
+        let z = try train(ranks: 4, baseArguments(output: zero, perDevice: 1, accumulation: 1) + ["--zero-stage", "1"])
+        XCTAssertEqual(z.status, 0, z.output)
+        assertSame(try metrics(zero), try metrics(plain), tolerance: 1e-6, "--zero-stage 1 vs all-reduce")
+        assertParametersClose(try finalParameters(zero), try finalParameters(plain), "--zero-stage 1")
+        let simulated = Fixtures.temporaryDirectory("mpi-sim")
+        let s = try train(ranks: nil, baseArguments(output: simulated, perDevice: 1, accumulation: 1) + ["--simulate-ranks", "4"])
+        XCTAssertEqual(s.status, 0, s.output)
+        assertSame(try metrics(simulated), try metrics(plain), tolerance: 1e-6, "--simulate-ranks 4 vs mpirun -np 4")
+    }
+
+    /// A checkpoint written by 4 ranks, resumed by 2: the steps after it as in the uninterrupted run.
+    func testResumeOnAnotherNumberOfRanks() throws {
+        let full = Fixtures.temporaryDirectory("mpi-full")
+        let r = try train(ranks: 4, baseArguments(output: full, perDevice: 1, accumulation: 1) + ["--save-steps", "3", "--zero-stage", "1"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let resumed = Fixtures.temporaryDirectory("mpi-resumed")
+        let r2 = try train(ranks: 2, baseArguments(output: resumed, perDevice: 1, accumulation: 2)
+                           + ["--resume-from-checkpoint", full + "/checkpoint-3"])
+        XCTAssertEqual(r2.status, 0, r2.output)
+        let after = try metrics(full).filter { ($0["step"] ?? 0) > 3 }
+        assertSame(try metrics(resumed), after, tolerance: 1e-6, "resumed on 2 ranks from a 4-rank checkpoint")
+    }
+
+    /// An error on one rank ends the whole job with that rank's message, no rank left waiting.
+    func testAnErrorOnAnyRankEndsTheJob() throws {
+        let dir = Fixtures.temporaryDirectory("mpi-error")
+        let r = try train(ranks: 2, baseArguments(output: dir, perDevice: 1, accumulation: 1) + ["--train-file", "/nonexistent.jsonl"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("rank 0: /nonexistent.jsonl: no such file") || r.output.contains("rank 1: /nonexistent.jsonl: no such file"), r.output)
+        XCTAssertLessThan(r.seconds, 60)
+    }
+}
