@@ -22,6 +22,9 @@ public protocol Communicator: AnyObject {
     func progress()
     /// Waits for every started reduction; returns the seconds spent waiting.
     @discardableResult func waitAll() -> Double
+    /// Seconds spent so far inside non-blocking collective calls (start, progress, wait): with
+    /// every core computing, that is communication the backward pass did not hide.
+    var secondsInNonBlockingCalls: Double { get }
     func barrier()
     /// Ends the whole job with a message: no rank is left waiting.
     func abort(_ message: String, code: Int32) -> Never
@@ -46,6 +49,7 @@ extension BlockingCollectives {
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) { allReduceSum(buffer, count: count) }
     public func progress() {}
     @discardableResult public func waitAll() -> Double { 0 }
+    public var secondsInNonBlockingCalls: Double { 0 }
 }
 
 public final class SingleProcessCommunicator: Communicator, BlockingCollectives {

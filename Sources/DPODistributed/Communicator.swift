@@ -73,7 +73,19 @@ public final class MPICommunicator: Communicator {
                        dpo_mpi_float(), dpo_mpi_comm_world())
     }
 
+    public private(set) var secondsInNonBlockingCalls = 0.0
+
+    private func timed<T>(_ body: () -> T) -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { secondsInNonBlockingCalls += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return body()
+    }
+
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+        timed { startPieces(buffer, count: count) }
+    }
+
+    private func startPieces(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
         inPieces(count) { offset, n in
             var request: MPI_Request? = dpo_mpi_request_null()
             MPI_Iallreduce(dpo_mpi_in_place(), buffer + offset, n, dpo_mpi_double(), dpo_mpi_sum(), dpo_mpi_comm_world(), &request)
@@ -85,15 +97,17 @@ public final class MPICommunicator: Communicator {
     /// requests from time to time keeps them going while backward computes.
     public func progress() {
         guard !pending.isEmpty else { return }
-        var done: Int32 = 0
-        MPI_Testall(Int32(pending.count), &pending, &done, dpo_mpi_statuses_ignore())
+        timed {
+            var done: Int32 = 0
+            MPI_Testall(Int32(pending.count), &pending, &done, dpo_mpi_statuses_ignore())
+        }
     }
 
     @discardableResult
     public func waitAll() -> Double {
         guard !pending.isEmpty else { return 0 }
         let start = DispatchTime.now().uptimeNanoseconds
-        MPI_Waitall(Int32(pending.count), &pending, dpo_mpi_statuses_ignore())
+        timed { _ = MPI_Waitall(Int32(pending.count), &pending, dpo_mpi_statuses_ignore()) }
         pending.removeAll(keepingCapacity: true)
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
