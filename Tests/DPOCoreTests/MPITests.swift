@@ -132,6 +132,51 @@ final class MPITests: XCTestCase {
         assertSame(try metrics(resumed), after, tolerance: 1e-6, "resumed on 2 ranks from a 4-rank checkpoint")
     }
 
+    /// SIGKILL to one rank in the middle of training: the job ends non-zero within 30 s, the last
+    /// checkpoint is intact, and `--resume-from-checkpoint auto` finishes the run from it.
+    func testAKilledRankEndsTheJobAndTheRunResumes() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        let dir = Fixtures.temporaryDirectory("mpi-kill")
+        let arguments = baseArguments(output: dir, perDevice: 1, accumulation: 1, steps: 3000)
+            + ["--save-steps", "10", "--save-total-limit", "2", "--logging-steps", "10"]
+        let job = Process()
+        job.executableURL = URL(fileURLWithPath: mpirun)
+        job.arguments = ["-np", "2", "--oversubscribe", "--bind-to", "none", CLITests.binary, "train"] + arguments
+        job.environment = environment()
+        job.standardOutput = FileHandle.nullDevice
+        job.standardError = FileHandle.nullDevice
+        try job.run()
+        // Wait for a checkpoint, so that there is one to resume from.
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: dir + "/checkpoint-20") && job.isRunning && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertTrue(job.isRunning, "the job ended before it could be killed")
+        let ranks = try execute("/usr/bin/pgrep", ["-P", "\(job.processIdentifier)"]).output
+            .split(separator: "\n").compactMap { Int32($0) }
+        XCTAssertEqual(ranks.count, 2, "rank processes of mpirun: \(ranks)")
+        guard let victim = ranks.last else { job.terminate(); return }
+        let killedAt = Date()
+        kill(victim, SIGKILL)
+        while job.isRunning && Date().timeIntervalSince(killedAt) < 60 { Thread.sleep(forTimeInterval: 0.05) }
+        let seconds = Date().timeIntervalSince(killedAt)
+        if job.isRunning { job.terminate() }
+        job.waitUntilExit()
+        print("mpirun ended \(String(format: "%.2f", seconds)) s after SIGKILL, status \(job.terminationStatus)")
+        XCTAssertLessThan(seconds, 30)
+        XCTAssertNotEqual(job.terminationStatus, 0)
+
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: dir)
+            .filter { $0.hasPrefix("checkpoint-") }.compactMap { Int($0.dropFirst("checkpoint-".count)) }.sorted()
+        let last = try XCTUnwrap(checkpoints.last)
+        _ = try ModelDirectory.load(dir + "/checkpoint-\(last)")
+        let resumed = try train(ranks: 2, arguments + ["--resume-from-checkpoint", "auto", "--max-steps", "\(last + 20)"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(dir)/checkpoint-\(last) at step \(last)"), resumed.output)
+        let steps = try metrics(dir).compactMap { $0["step"] }
+        XCTAssertEqual(steps.last, Double(last + 20))
+    }
+
     /// An error on one rank ends the whole job with that rank's message, no rank left waiting.
     func testAnErrorOnAnyRankEndsTheJob() throws {
         let dir = Fixtures.temporaryDirectory("mpi-error")
