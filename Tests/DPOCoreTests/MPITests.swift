@@ -177,6 +177,63 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(steps.last, Double(last + 20))
     }
 
+    /// Two hosts: two network namespaces joined by a veth pair, a rank in each, started through
+    /// mpirun's launcher agent (`ip netns exec` in place of ssh), TCP only. The numbers equal one
+    /// process with the same global batch.
+    func testTwoHostsInNetworkNamespaces() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("the ip command (iproute2) is not installed")
+        }
+        let tag = String(getpid() % 100_000)
+        let a = "dpo-a-\(tag)", b = "dpo-b-\(tag)", va = "dva\(tag)", vb = "dvb\(tag)"
+        let probe = try execute(ip, ["netns", "add", a])
+        guard probe.status == 0 else {
+            throw XCTSkip("network namespaces are not permitted here (ip netns add: \(probe.output.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        }
+        defer {
+            _ = try? execute(ip, ["netns", "del", a])
+            _ = try? execute(ip, ["netns", "del", b])
+        }
+        for command in [["netns", "add", b], ["link", "add", va, "type", "veth", "peer", "name", vb],
+                        ["link", "set", va, "netns", a], ["link", "set", vb, "netns", b],
+                        ["-n", a, "addr", "add", "10.77.0.1/24", "dev", va], ["-n", b, "addr", "add", "10.77.0.2/24", "dev", vb],
+                        ["-n", a, "link", "set", "lo", "up"], ["-n", b, "link", "set", "lo", "up"],
+                        ["-n", a, "link", "set", va, "up"], ["-n", b, "link", "set", vb, "up"]] {
+            let r = try execute(ip, command)
+            XCTAssertEqual(r.status, 0, "ip \(command.joined(separator: " ")): \(r.output)")
+        }
+        let work = Fixtures.temporaryDirectory("two-hosts")
+        let log = work + "/agent.log"
+        // The launcher agent: "agent HOST command…" runs the command in that host's namespace.
+        let agent = work + "/agent.sh"
+        try """
+        #!/bin/sh
+        host=$1; shift
+        echo "$host" >> \(log)
+        case "$host" in 10.77.0.2) ns=\(b) ;; *) ns=\(a) ;; esac
+        exec \(ip) netns exec "$ns" /bin/sh -c "$*"
+        """.write(toFile: agent, atomically: true, encoding: .utf8)
+        chmod(agent, 0o755)
+        try "10.77.0.1 slots=1\n10.77.0.2 slots=1\n".write(toFile: work + "/hosts", atomically: true, encoding: .utf8)
+
+        let out = work + "/out"
+        let arguments = baseArguments(output: out, perDevice: 1, accumulation: 1)
+        let r = try execute(ip, ["netns", "exec", a, mpirun, "--hostfile", work + "/hosts", "-np", "2",
+                                 "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self",
+                                 "--mca", "btl_tcp_if_include", "10.77.0.0/24", "--mca", "oob_tcp_if_include", "10.77.0.0/24",
+                                 "-x", "OMPI_ALLOW_RUN_AS_ROOT", "-x", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "-x", "OPENBLAS_NUM_THREADS",
+                                 CLITests.binary, "train"] + arguments)
+        XCTAssertEqual(r.status, 0, r.output)
+        let launched = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertTrue(launched.contains("10.77.0.2"), "the agent started nothing on the second host: \(launched)")
+
+        let one = Fixtures.temporaryDirectory("two-hosts-one")
+        let r1 = try train(ranks: nil, baseArguments(output: one, perDevice: 1, accumulation: 2))
+        XCTAssertEqual(r1.status, 0, r1.output)
+        assertSame(try metrics(out), try metrics(one), tolerance: 1e-6, "two hosts over TCP")
+    }
+
     /// An error on one rank ends the whole job with that rank's message, no rank left waiting.
     func testAnErrorOnAnyRankEndsTheJob() throws {
         let dir = Fixtures.temporaryDirectory("mpi-error")
