@@ -62,12 +62,12 @@ public struct CommunicationBenchmark {
         let trainer = try Trainer(args: args, comm: comm, policy: policy, configJSON: [:], objective: objective, parallel: parallel)
         var stepTotal = 0.0, exposed = 0.0, inCalls = 0.0
         for s in 0...steps {
-            let before = comm.secondsInNonBlockingCalls
+            let before = comm.secondsInNonBlockingCalls + trainer.blockingSeconds
             let report = try trainer.step()
             if s > 0 {
                 stepTotal += report.seconds
                 exposed += trainer.lastCommunicationWait
-                inCalls += comm.secondsInNonBlockingCalls - before
+                inCalls += comm.secondsInNonBlockingCalls + trainer.blockingSeconds - before
             }
         }
         // The same bytes through one blocking all-reduce, for the reduction's own cost.

@@ -25,6 +25,8 @@ public protocol Communicator: AnyObject {
     /// Seconds spent so far inside non-blocking collective calls (start, progress, wait): with
     /// every core computing, that is communication the backward pass did not hide.
     var secondsInNonBlockingCalls: Double { get }
+    /// Whether every rank runs on this machine (reductions are then memory copies by the cores).
+    var allRanksOnOneHost: Bool { get }
     func barrier()
     /// Ends the whole job with a message: no rank is left waiting.
     func abort(_ message: String, code: Int32) -> Never
@@ -50,6 +52,7 @@ extension BlockingCollectives {
     public func progress() {}
     @discardableResult public func waitAll() -> Double { 0 }
     public var secondsInNonBlockingCalls: Double { 0 }
+    public var allRanksOnOneHost: Bool { true }
 }
 
 public final class SingleProcessCommunicator: Communicator, BlockingCollectives {

@@ -33,9 +33,16 @@ public struct ParallelOptions: Sendable {
     /// Gradients are all-reduced in buckets of about this many MB (of fp32 gradient), each started
     /// as soon as backward has finished its layers.
     public var bucketSizeMB = 25.0
-    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25) {
+    /// Reduce each bucket with a blocking all-reduce as soon as backward finishes it, instead of a
+    /// non-blocking one progressed between layers. nil: blocking when every rank is on one host,
+    /// where a reduction is memory copies by the same cores that compute, so nothing overlaps and
+    /// the blocking algorithms are faster (bench-comm here: 2.6% of a step against 6.7%); across
+    /// hosts the network moves the bytes while backward goes on.
+    public var blockingBuckets: Bool?
+    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil) {
         self.zeroStage = zeroStage
         self.bucketSizeMB = bucketSizeMB
+        self.blockingBuckets = blockingBuckets
     }
 }
 
@@ -91,6 +98,8 @@ public final class Trainer {
     public let shardCounts: [Int]
     /// Seconds spent waiting for gradient reductions that backward did not hide, last step.
     public private(set) var lastCommunicationWait = 0.0
+    /// Seconds spent in blocking bucket reductions (with `blockingBuckets`), since the start.
+    public internal(set) var blockingSeconds = 0.0
 
     init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
          objective: TrainingObjective, parallel: ParallelOptions) throws {
@@ -184,7 +193,13 @@ public final class Trainer {
                         while started < buckets.count, buckets[started].lowerBound >= finalFrom {
                             let r = buckets[started]
                             for i in r { total[i] += Double(grads[i]) }
-                            self.comm.startAllReduceSum(total + r.lowerBound, count: r.count)
+                            if self.parallel.blockingBuckets ?? self.comm.allRanksOnOneHost {
+                                let t0 = DispatchTime.now().uptimeNanoseconds
+                                self.comm.allReduceSum(total + r.lowerBound, count: r.count)
+                                self.blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                            } else {
+                                self.comm.startAllReduceSum(total + r.lowerBound, count: r.count)
+                            }
                             started += 1
                         }
                         self.comm.progress()

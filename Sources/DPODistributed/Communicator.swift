@@ -6,6 +6,7 @@ import Foundation
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
+    public let allRanksOnOneHost: Bool
 
     public init() {
         var initialized: Int32 = 0
@@ -16,6 +17,12 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(dpo_mpi_comm_world(), &n)
         rank = Int(r)
         worldSize = Int(n)
+        var local: MPI_Comm? = nil
+        MPI_Comm_split_type(dpo_mpi_comm_world(), dpo_mpi_comm_type_shared(), r, dpo_mpi_info_null(), &local)
+        var localSize: Int32 = 0
+        MPI_Comm_size(local, &localSize)
+        MPI_Comm_free(&local)
+        allRanksOnOneHost = localSize == n
     }
 
     /// MPI counts are Int32: large buffers go in pieces.

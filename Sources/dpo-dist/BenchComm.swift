@@ -18,6 +18,7 @@ struct BenchComm: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step.") var steps = 3
     @Option(help: "Layers of the model (30 for SmolLM2-135M).") var layers = 30
     @Option(help: "Bucket size in MB (of fp32 gradient).") var bucketSizeMB = 25.0
+    @Option(help: "Reduce each bucket with a blocking all-reduce as backward finishes it (true), or a non-blocking one progressed between layers (false). Default: blocking when every rank is on one host.") var blockingBuckets: Bool?
     @Option(help: "OpenBLAS threads per rank (default: cores / ranks).") var threads: Int?
 
     func run() throws {
@@ -31,13 +32,13 @@ struct BenchComm: ParsableCommand {
             config.numLayers = layers
             config.layerUsesRope = Array(repeating: true, count: layers)
             let r = try CommunicationBenchmark.run(config: config, tokens: tokens, steps: steps, comm: comm,
-                                                   parallel: ParallelOptions(bucketSizeMB: bucketSizeMB))
+                                                   parallel: ParallelOptions(bucketSizeMB: bucketSizeMB, blockingBuckets: blockingBuckets))
             if comm.isMain {
                 let p = Double(comm.worldSize)
                 let ring = 2 * (p - 1) / p * r.gradientBytes
                 let host = ProcessInfo.processInfo
                 print("machine: \(host.hostName), \(host.activeProcessorCount) cores; \(comm.worldSize) ranks × \(blasThreads) OpenBLAS threads (\(BLASCore.name) kernels)")
-                print("model: SmolLM2-135M shape, \(layers) layers, \(r.parameters) parameters; \(tokens) tokens per rank per step; buckets of \(bucketSizeMB) MB")
+                print("model: SmolLM2-135M shape, \(layers) layers, \(r.parameters) parameters; \(tokens) tokens per rank per step; buckets of \(bucketSizeMB) MB, \((blockingBuckets ?? comm.allRanksOnOneHost) ? "blocking" : "non-blocking, progressed between layers")")
                 print(String(format: "step:                          %8.3f s", r.stepSeconds))
                 print(String(format: "in reduction calls during the step: %6.3f s = %.1f%% of the step (not overlapped with compute)", r.inCallsSeconds, 100 * r.inCallsSeconds / r.stepSeconds))
                 print(String(format: "  of which waiting after backward: %6.3f s = %.1f%%", r.exposedSeconds, 100 * r.exposedSeconds / r.stepSeconds))

@@ -14,7 +14,10 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Gradients are all-reduced in buckets of this many MB, each started as soon as backward has finished it.")
     var bucketSizeMB = 25.0
 
-    var parallel: ParallelOptions { ParallelOptions(zeroStage: zeroStage, bucketSizeMB: bucketSizeMB) }
+    @Option(help: "true: reduce each gradient bucket with a blocking all-reduce when backward finishes it; false: a non-blocking one progressed between layers. Default: blocking when every rank is on one host.")
+    var blockingBuckets: Bool?
+
+    var parallel: ParallelOptions { ParallelOptions(zeroStage: zeroStage, bucketSizeMB: bucketSizeMB, blockingBuckets: blockingBuckets) }
 
     func validate() throws {
         if let simulateRanks, simulateRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1") }

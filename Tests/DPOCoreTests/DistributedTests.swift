@@ -125,7 +125,7 @@ final class DistributedTests: XCTestCase {
         b.gradientAccumulationSteps = 2
         b.outputDir = Fixtures.temporaryDirectory("short-batch-1")
         let (reference, _) = try single(b)
-        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(zeroStage: 1)] {
+        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(bucketSizeMB: 0.01, blockingBuckets: false), ParallelOptions(zeroStage: 1)] {
             a.outputDir = Fixtures.temporaryDirectory("short-batch-2")
             let (two, _) = try simulated(a, ranks: 2, parallel: parallel)
             assertSameRun(two, reference, tolerance: 1e-6)

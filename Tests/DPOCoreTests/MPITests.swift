@@ -113,6 +113,14 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(z.status, 0, z.output)
         assertSame(try metrics(zero), try metrics(plain), tolerance: 1e-6, "--zero-stage 1 vs all-reduce")
         assertParametersClose(try finalParameters(zero), try finalParameters(plain), "--zero-stage 1")
+        // Small buckets, reduced by non-blocking all-reduces progressed during backward, and by blocking ones.
+        for blocking in ["false", "true"] {
+            let dir = Fixtures.temporaryDirectory("mpi-buckets-\(blocking)")
+            let b = try train(ranks: 4, baseArguments(output: dir, perDevice: 1, accumulation: 1)
+                              + ["--bucket-size-mb", "0.05", "--blocking-buckets", blocking])
+            XCTAssertEqual(b.status, 0, b.output)
+            assertSame(try metrics(dir), try metrics(plain), tolerance: 1e-6, "buckets of 0.05 MB, blocking \(blocking)")
+        }
         let simulated = Fixtures.temporaryDirectory("mpi-sim")
         let s = try train(ranks: nil, baseArguments(output: simulated, perDevice: 1, accumulation: 1) + ["--simulate-ranks", "4"])
         XCTAssertEqual(s.status, 0, s.output)
