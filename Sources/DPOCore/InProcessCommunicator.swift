@@ -8,16 +8,25 @@ public final class InProcessWorld: @unchecked Sendable {
     private let condition = NSCondition()
     private var arrived = 0
     private var generation = 0
-    fileprivate var floatSlots: [UnsafeMutablePointer<Float>?]
-    fileprivate var doubleSlots: [UnsafeMutablePointer<Double>?]
-    fileprivate var floatResult: [Float] = []
-    fileprivate var doubleResult: [Double] = []
+    /// Each rank's buffer for the collective under way.
+    fileprivate var slots: [UnsafeMutableRawPointer?]
+    /// Rank 0's sums, read by every rank.
+    fileprivate var scratch: UnsafeMutableRawPointer?
+    private var scratchBytes = 0
     fileprivate var broadcastBytes: [UInt8] = []
 
     public init(size: Int) {
         self.size = size
-        floatSlots = Array(repeating: nil, count: size)
-        doubleSlots = Array(repeating: nil, count: size)
+        slots = Array(repeating: nil, count: size)
+    }
+
+    deinit { scratch?.deallocate() }
+
+    fileprivate func reserveScratch(bytes: Int) {
+        guard bytes > scratchBytes else { return }
+        scratch?.deallocate()
+        scratch = .allocate(byteCount: bytes, alignment: 64)
+        scratchBytes = bytes
     }
 
     func barrier() {
@@ -70,37 +79,25 @@ public final class InProcessCommunicator: Communicator, BlockingCollectives, @un
         self.rank = rank
     }
 
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        let w = world
-        w.floatSlots[rank] = buffer
-        w.barrier()
-        if rank == 0 {
-            if w.floatResult.count < count { w.floatResult = [Float](repeating: 0, count: count) }
-            for i in 0..<count {
-                var s: Float = 0
-                for r in 0..<w.size { s += w.floatSlots[r]![i] }
-                w.floatResult[i] = s
-            }
-        }
-        w.barrier()
-        w.floatResult.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) }
-        w.barrier()
-    }
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) { sumInRankOrder(buffer, count: count) }
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) { sumInRankOrder(buffer, count: count) }
 
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
+    /// Rank 0 adds the ranks' buffers in rank order into the world's scratch; then every rank copies it.
+    private func sumInRankOrder<T: BinaryFloatingPoint>(_ buffer: UnsafeMutablePointer<T>, count: Int) {
         let w = world
-        w.doubleSlots[rank] = buffer
+        w.slots[rank] = UnsafeMutableRawPointer(buffer)
         w.barrier()
         if rank == 0 {
-            if w.doubleResult.count < count { w.doubleResult = [Double](repeating: 0, count: count) }
+            w.reserveScratch(bytes: count * MemoryLayout<T>.stride)
+            let result = w.scratch!.assumingMemoryBound(to: T.self)
             for i in 0..<count {
-                var s = 0.0
-                for r in 0..<w.size { s += w.doubleSlots[r]![i] }
-                w.doubleResult[i] = s
+                var s: T = 0
+                for r in 0..<w.size { s += w.slots[r]!.assumingMemoryBound(to: T.self)[i] }
+                result[i] = s
             }
         }
         w.barrier()
-        w.doubleResult.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) }
+        buffer.update(from: w.scratch!.assumingMemoryBound(to: T.self), count: count)
         w.barrier()
     }
 
@@ -110,10 +107,10 @@ public final class InProcessCommunicator: Communicator, BlockingCollectives, @un
 
     public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
         let w = world, offs = offsets(counts)
-        w.floatSlots[rank] = buffer
+        w.slots[rank] = UnsafeMutableRawPointer(buffer)
         w.barrier()
         for r in 0..<w.size where r != rank {
-            (buffer + offs[r]).update(from: w.floatSlots[r]! + offs[r], count: counts[r])
+            (buffer + offs[r]).update(from: w.slots[r]!.assumingMemoryBound(to: Float.self) + offs[r], count: counts[r])
         }
         w.barrier()
     }
