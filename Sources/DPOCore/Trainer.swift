@@ -72,6 +72,17 @@ public final class Trainer {
 
     deinit { accumulatorStorage?.deallocate() }
 
+    /// Reduces one bucket of the fp64 accumulator: blocking, or started and left to `waitAll`.
+    func reduceBucket(_ total: UnsafeMutablePointer<Double>, _ r: Range<Int>) {
+        if parallel.blockingBuckets ?? comm.allRanksOnOneHost {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            comm.allReduceSum(total + r.lowerBound, count: r.count)
+            blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        } else {
+            comm.startAllReduceSum(total + r.lowerBound, count: r.count)
+        }
+    }
+
     /// Contiguous ranges of about `bucketSizeMB` (of fp32 gradient), from the end of the buffer to
     /// its start: the order in which backward finishes them.
     lazy var gradientBuckets: [Range<Int>] = {
@@ -193,13 +204,7 @@ public final class Trainer {
                         while started < buckets.count, buckets[started].lowerBound >= finalFrom {
                             let r = buckets[started]
                             for i in r { total[i] += Double(grads[i]) }
-                            if self.parallel.blockingBuckets ?? self.comm.allRanksOnOneHost {
-                                let t0 = DispatchTime.now().uptimeNanoseconds
-                                self.comm.allReduceSum(total + r.lowerBound, count: r.count)
-                                self.blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                            } else {
-                                self.comm.startAllReduceSum(total + r.lowerBound, count: r.count)
-                            }
+                            self.reduceBucket(total, r)
                             started += 1
                         }
                         self.comm.progress()
@@ -212,9 +217,10 @@ public final class Trainer {
                 }
             }
             if !buckets.isEmpty {
-                // Every rank reduces every bucket, also one whose share of a short last batch was empty.
+                // Every rank reduces every bucket, the same way, also one whose share of a short last
+                // batch was empty (it contributes zeros).
                 while started < buckets.count {
-                    comm.startAllReduceSum(total + buckets[started].lowerBound, count: buckets[started].count)
+                    reduceBucket(total, buckets[started])
                     started += 1
                 }
                 lastCommunicationWait = comm.waitAll()

@@ -23,7 +23,7 @@ final class MPITests: XCTestCase {
 
     /// Runs a command to completion, capturing stdout and stderr together.
     @discardableResult
-    func execute(_ executable: String, _ arguments: [String], timeout: Double = 300) throws -> Run {
+    func execute(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> Run {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -33,8 +33,12 @@ final class MPITests: XCTestCase {
         p.standardError = pipe
         let start = Date()
         try p.run()
+        // A hung job (a collective one rank never joins) fails the test instead of stalling the suite.
+        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        watchdog.cancel()
         return Run(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
     }
 
@@ -125,6 +129,22 @@ final class MPITests: XCTestCase {
         let s = try train(ranks: nil, baseArguments(output: simulated, perDevice: 1, accumulation: 1) + ["--simulate-ranks", "4"])
         XCTAssertEqual(s.status, 0, s.output)
         assertSame(try metrics(simulated), try metrics(plain), tolerance: 1e-6, "--simulate-ranks 4 vs mpirun -np 4")
+    }
+
+    /// The short last batch of an epoch leaves rank 1 without pairs (24 pairs, batches of 5 per rank
+    /// × 2 ranks): it must still take part in every reduction, blocking or not, with or without ZeRO.
+    func testAShortLastBatchOnMPI() throws {
+        var common = baseArguments(output: "", perDevice: 5, accumulation: 1, steps: -1)
+        common += ["--num-train-epochs", "1", "--bucket-size-mb", "0.05"]
+        let one = Fixtures.temporaryDirectory("mpi-short-1")
+        let r1 = try train(ranks: nil, common + ["--output-dir", one, "--gradient-accumulation-steps", "2"])
+        XCTAssertEqual(r1.status, 0, r1.output)
+        for extra in [["--blocking-buckets", "true"], ["--blocking-buckets", "false"], ["--zero-stage", "1"]] {
+            let dir = Fixtures.temporaryDirectory("mpi-short-2")
+            let r = try train(ranks: 2, common + ["--output-dir", dir] + extra)
+            XCTAssertEqual(r.status, 0, r.output)
+            assertSame(try metrics(dir), try metrics(one), tolerance: 1e-6, "short last batch, \(extra.joined(separator: " "))")
+        }
     }
 
     /// A checkpoint written by 4 ranks, resumed by 2: the steps after it as in the uninterrupted run.
