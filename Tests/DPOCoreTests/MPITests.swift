@@ -262,6 +262,19 @@ final class MPITests: XCTestCase {
         assertSame(try metrics(out), try metrics(one), tolerance: 1e-6, "two hosts over TCP")
     }
 
+    /// Ranks started with different options (mpirun's MPMD form gives rank 1 another beta) stop at
+    /// start, and the rank that differs names what.
+    func testRanksWithDifferentOptionsStopAtStart() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        let dir = Fixtures.temporaryDirectory("mpi-mismatch")
+        let args = baseArguments(output: dir, perDevice: 1, accumulation: 1)
+        let r = try execute(mpirun, ["--oversubscribe", "--bind-to", "none", "-np", "1", CLITests.binary, "train"] + args
+                            + [":", "-np", "1", CLITests.binary, "train"] + args + ["--beta", "0.2"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("rank 1 differs from rank 0 in its training arguments"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors"), "training went on")
+    }
+
     /// An error on one rank ends the whole job with that rank's message, no rank left waiting.
     func testAnErrorOnAnyRankEndsTheJob() throws {
         let dir = Fixtures.temporaryDirectory("mpi-error")
