@@ -42,6 +42,18 @@ final class MPITests: XCTestCase {
         return Run(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
     }
 
+    /// Processes whose parent is `pid`, from /proc (no procps needed).
+    func childProcesses(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            // After "pid (name)": state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+
     func train(ranks: Int?, _ args: [String]) throws -> Run {
         guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
             throw DPOError("dpo-dist is not built at \(CLITests.binary)")
@@ -180,8 +192,7 @@ final class MPITests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.05)
         }
         XCTAssertTrue(job.isRunning, "the job ended before it could be killed")
-        let ranks = try execute("/usr/bin/pgrep", ["-P", "\(job.processIdentifier)"]).output
-            .split(separator: "\n").compactMap { Int32($0) }
+        let ranks = childProcesses(of: job.processIdentifier)
         XCTAssertEqual(ranks.count, 2, "rank processes of mpirun: \(ranks)")
         guard let victim = ranks.last else { job.terminate(); return }
         let killedAt = Date()
