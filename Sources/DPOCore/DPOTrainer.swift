@@ -12,11 +12,9 @@ extension Trainer {
     /// A DPO run: the policy from `model`, the frozen reference from `ref_model` (default: a copy of
     /// the starting policy), preference pairs from `train_file` (and `eval_file`).
     public static func dpo(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
-        let loaded = try ModelDirectory.load(args.model)
-        let tokenizer = try Tokenizer(directory: args.model)
-        let objective = try DPOObjective(args: args, comm: comm, policy: loaded.model, tokenizer: tokenizer)
-        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective,
-                           parallel: parallel)
+        try make(args: args, comm: comm, parallel: parallel) {
+            try DPOObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
+        }
     }
 }
 

@@ -87,11 +87,9 @@ extension Trainer {
     /// An SFT run: negative log-likelihood of the trained tokens, a mean over all trained tokens of
     /// the global batch (TRL's normalisation by the number of items across accumulation and ranks).
     public static func sft(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
-        let loaded = try ModelDirectory.load(args.model)
-        let tokenizer = try Tokenizer(directory: args.model)
-        let objective = try SFTObjective(args: args, comm: comm, policy: loaded.model, tokenizer: tokenizer)
-        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON, objective: objective,
-                           parallel: parallel)
+        try make(args: args, comm: comm, parallel: parallel) {
+            try SFTObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
+        }
     }
 }
 

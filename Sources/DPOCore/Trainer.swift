@@ -140,6 +140,15 @@ public final class Trainer {
         schedule = LearningRateSchedule(kind: kind, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
     }
 
+    /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
+    static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
+                     objective: (Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
+        let loaded = try ModelDirectory.load(args.model)
+        let tokenizer = try Tokenizer(directory: args.model)
+        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
+                           objective: try objective(loaded.model, tokenizer), parallel: parallel)
+    }
+
     public var globalBatchSize: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }
 
     /// Examples of global batch `step` in the epoch's order (the last batch of an epoch may be short).
