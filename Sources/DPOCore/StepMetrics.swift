@@ -73,7 +73,7 @@ public struct MetricsLine {
             switch value {
             case let d as Double: v = d.isFinite ? "\(d)" : "null"
             case let i as Int: v = "\(i)"
-            case let s as String: v = "\"\(s)\""
+            case let s as String: v = quotedJSONString(s)
             default: v = "\(value)"
             }
             return "\"\(key)\": \(v)"

@@ -305,14 +305,14 @@ extension TrainingArguments {
 
     private func yamlText(_ field: Field) -> String {
         switch field {
-        case .string(let path): return Self.quoted(self[keyPath: path])
-        case .optionalString(let path): return self[keyPath: path].map(Self.quoted) ?? "null"
+        case .string(let path): return quotedJSONString(self[keyPath: path])
+        case .optionalString(let path): return self[keyPath: path].map(quotedJSONString) ?? "null"
         case .number(let path): return Self.yamlNumber(self[keyPath: path])
         case .integer(let path): return String(self[keyPath: path])
         case .optionalInteger(let path): return self[keyPath: path].map(String.init) ?? "null"
         case .seed(let path): return String(self[keyPath: path])
         case .flag(let path): return String(self[keyPath: path])
-        case .names(let path): return "[" + self[keyPath: path].map(Self.quoted).joined(separator: ", ") + "]"
+        case .names(let path): return "[" + self[keyPath: path].map(quotedJSONString).joined(separator: ", ") + "]"
         case .optionalNumbers(let path):
             return self[keyPath: path].map { "[" + $0.map(Self.yamlNumber).joined(separator: ", ") + "]" } ?? "null"
         }
@@ -325,26 +325,6 @@ extension TrainingArguments {
         let text = "\(x)"
         guard !text.contains("."), let e = text.firstIndex(of: "e") else { return text }
         return String(text[..<e]) + ".0" + text[e...]
-    }
-
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\x%02X", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
 
