@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks that transformers loads what `dpo-dist init` writes, and makes the tokenizer fixture of
-Tests/DPOCoreTests/InitModelTests.swift.
+Tests/TokenizationTests/TokenizerFilesTests.swift.
 
     python tools/check_init_model.py DIR            # DIR from `dpo-dist init --output DIR`
     python tools/check_init_model.py DIR --fresh    # also: the weights look freshly initialised
@@ -10,7 +10,7 @@ the special tokens, that AutoTokenizer and the `tokenizers` library give the sam
 string and decode them back to the same string, the ChatML chat template, finite logits, and greedy
 generation. It prints everything transformers logged while loading. Exit code 1 on any failure.
 
-    python tools/check_init_model.py --write-fixture Tests/DPOCoreTests/Fixtures/init
+    python tools/check_init_model.py --write-fixture Tests/DPOTestSupport/Fixtures/init
 
 writes ids.json beside the tokenizer.json in that folder: the ids of each test string under the
 `tokenizers` library (checked equal to AutoTokenizer's) and what decode returns. The fixture's
@@ -18,9 +18,9 @@ tokenizer.json and tokenizer_config.json come from dpo-dist itself, made from th
 committed beside them:
 
     swift build && .build/debug/dpo-dist init --output /tmp/init-fixture --merges 300 \\
-        --tokenizer-from Tests/DPOCoreTests/Fixtures/init/corpus.txt
-    cp /tmp/init-fixture/tokenizer.json /tmp/init-fixture/tokenizer_config.json Tests/DPOCoreTests/Fixtures/init/
-    python tools/check_init_model.py --write-fixture Tests/DPOCoreTests/Fixtures/init
+        --tokenizer-from Tests/DPOTestSupport/Fixtures/init/corpus.txt
+    cp /tmp/init-fixture/tokenizer.json /tmp/init-fixture/tokenizer_config.json Tests/DPOTestSupport/Fixtures/init/
+    python tools/check_init_model.py --write-fixture Tests/DPOTestSupport/Fixtures/init
 
 The Swift test rebuilds that tokenizer.json from corpus.txt (so the committed file is the Swift
 trainer's output) and compares its ids with ids.json (so the Swift tokenizer agrees with transformers).

@@ -5,7 +5,7 @@ Usage: python tools/check_saved_model.py MODEL_DIR FIXTURE_DIR [--tol 1e-4]
 
 MODEL_DIR   a Hugging Face model directory (config.json, model.safetensors, tokenizer files), e.g. one
             that `dpo-dist` saved after importing a fixture model (with no training steps in between).
-FIXTURE_DIR a folder made by tools/make_model_fixtures.py, e.g. Tests/DPOCoreTests/Fixtures/models/llama-tied
+FIXTURE_DIR a folder made by tools/make_model_fixtures.py, e.g. Tests/DPOTestSupport/Fixtures/models/llama-tied
             (its reference.safetensors holds ids.<i> and logits.<i>).
 
 Loads the model with AutoModelForCausalLM.from_pretrained (float32 compute, eager attention) and the tokenizer

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the chat-template fixtures that Tests/DPOCoreTests/ChatTemplateTests.swift reads.
+"""Makes the chat-template fixtures that Tests/ChatTemplatesTests/ChatTemplateTests.swift reads.
 
 Every expected string is what transformers itself renders, via
 `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=..., **variables)`,
@@ -7,13 +7,13 @@ so the Swift renderer is checked against the reference implementation (jinja2 in
 sandbox), never against itself.
 
     /work/venv/bin/python tools/make_chat_template_fixtures.py
-        # (re)writes Tests/DPOCoreTests/Fixtures/chat_templates/cases.json
+        # (re)writes Tests/DPOTestSupport/Fixtures/chat_templates/cases.json
 
 Templates:
   * every `chat_template` of ../shared/tokenizers/*/tokenizer_config.json (a sibling of the
     repository), read there each time and never copied into the repository; a case names it
     "shared:<folder>" (or "shared:<folder>:<name>" for a list of named templates);
-  * every Tests/DPOCoreTests/Fixtures/chat_templates/templates/<name>.jinja (their sources are in
+  * every Tests/DPOTestSupport/Fixtures/chat_templates/templates/<name>.jinja (their sources are in
     the README beside them); a case names it "<name>".
 
 The date: transformers' `strftime_now(format)` global calls `datetime.now()`. This script replaces
@@ -41,7 +41,7 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 from transformers.utils import chat_template_utils  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-OUT_DIR = os.path.join(ROOT, "Tests", "DPOCoreTests", "Fixtures", "chat_templates")
+OUT_DIR = os.path.join(ROOT, "Tests", "DPOTestSupport", "Fixtures", "chat_templates")
 TEMPLATE_DIR = os.path.join(OUT_DIR, "templates")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "tokenizers"))
 

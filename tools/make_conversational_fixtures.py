@@ -2,7 +2,7 @@
 
 Uses TRL's own `_tokenize` (which calls transformers' `apply_chat_template(tokenize=True)`) and
 `common_prefix_length` on the llama-tied fixture model's tokenizer (its tokenizer_config.json carries
-a ChatML template), and writes Tests/DPOCoreTests/Fixtures/conversational/:
+a ChatML template), and writes Tests/DPOTestSupport/Fixtures/conversational/:
   preference.jsonl        conversational preference rows (explicit and implicit prompt)
   preference.tokens.json  per row: prompt_len, chosen ids, rejected ids (TRL's DPOTrainer tokenize_fn)
   sft.jsonl               SFT rows: prompt/completion, text, messages, conversational prompt/completion
@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import AutoTokenizer
 from trl.data_utils import _tokenize, common_prefix_length, is_conversational, maybe_extract_prompt
 
-ROOT = os.path.join(os.path.dirname(__file__), "..", "Tests", "DPOCoreTests", "Fixtures")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "Tests", "DPOTestSupport", "Fixtures")
 OUT = os.path.join(ROOT, "conversational")
 tok = AutoTokenizer.from_pretrained(os.path.join(ROOT, "models", "llama-tied", "model"))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the tiny-model reference fixtures under Tests/DPOCoreTests/Fixtures/models/.
+"""Make the tiny-model reference fixtures under Tests/DPOTestSupport/Fixtures/models/.
 
 For each of four tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3) this script
   * trains a byte-level BPE tokenizer (vocab 320) with the `tokenizers` library,
@@ -53,7 +53,7 @@ from transformers import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "Tests" / "DPOCoreTests" / "Fixtures" / "models"
+DEFAULT_OUT = REPO / "Tests" / "DPOTestSupport" / "Fixtures" / "models"
 
 EOS = "<|endoftext|>"
 SPECIAL_TOKENS = [EOS, "<|im_start|>", "<|im_end|>"]

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Makes the safetensors fixtures that Tests/DPOCoreTests/SafetensorsTests.swift reads.
+"""Makes the safetensors fixtures that Tests/SafetensorsTests/SafetensorsTests.swift reads.
 
 The files are written by the Hugging Face `safetensors` library (with torch, for BF16), and the
 expected fp32 values are computed by torch/numpy, so the Swift reader is checked against the
 reference implementation rather than against itself.
 
-    python tools/make_safetensors_fixtures.py            # (re)writes Tests/DPOCoreTests/Fixtures/safetensors/
+    python tools/make_safetensors_fixtures.py            # (re)writes Tests/DPOTestSupport/Fixtures/safetensors/
     python tools/make_safetensors_fixtures.py --check F  # loads F (e.g. written by our Swift writer) and prints it
 
 Needs: torch, numpy, safetensors (pip install torch numpy safetensors).
@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "DPOCoreTests", "Fixtures", "safetensors")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "DPOTestSupport", "Fixtures", "safetensors")
 METADATA = {"format": "pt", "source": "tools/make_safetensors_fixtures.py"}
 
 

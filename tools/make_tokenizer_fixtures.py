@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Makes the tokenizer fixtures that Tests/DPOCoreTests/TokenizerTests.swift reads.
+"""Makes the tokenizer fixtures that Tests/TokenizationTests/TokenizerTests.swift reads.
 
 The expected ids come from the Hugging Face `tokenizers` library itself, so the Swift tokenizer
 is checked against the reference implementation, never against itself.
 
-    python tools/make_tokenizer_fixtures.py    # (re)writes Tests/DPOCoreTests/Fixtures/tokenizers/
+    python tools/make_tokenizer_fixtures.py    # (re)writes Tests/DPOTestSupport/Fixtures/tokenizers/
 
 Needs: tokenizers (pip install tokenizers). Reads the real tokenizers in ../shared/tokenizers/
 (a sibling of the repository) and writes, into Fixtures/tokenizers/:
@@ -33,7 +33,7 @@ import tokenizers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-OUT = os.path.join(ROOT, "Tests", "DPOCoreTests", "Fixtures", "tokenizers")
+OUT = os.path.join(ROOT, "Tests", "DPOTestSupport", "Fixtures", "tokenizers")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "tokenizers"))
 REAL = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3"]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the TRL DPOTrainer reference fixtures under Tests/DPOCoreTests/Fixtures/trl/.
+"""Make the TRL DPOTrainer reference fixtures under Tests/DPOTestSupport/Fixtures/trl/.
 
 Runs TRL's own `DPOTrainer` (CPU, fp32, one process) on a tiny fixture model for 10 optimizer steps per case
 and records every metric TRL logs at every step, so the Swift trainer can be checked against TRL itself.
@@ -58,7 +58,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, T
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "Tests" / "DPOCoreTests" / "Fixtures"
+FIXTURES = REPO / "Tests" / "DPOTestSupport" / "Fixtures"
 MODELS = FIXTURES / "models"
 DEFAULT_OUT = FIXTURES / "trl"
 EOS = "<|endoftext|>"

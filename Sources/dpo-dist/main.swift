@@ -1,5 +1,5 @@
 import ArgumentParser
-import DPOCore
+import DPOKernels
 import Foundation
 
 struct DPODist: ParsableCommand {

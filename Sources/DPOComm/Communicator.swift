@@ -1,0 +1,75 @@
+import Foundation
+
+/// The rank's view of the job: who it is, how many ranks there are, and the collectives training
+/// needs. With one rank every collective is a no-op, so the single-process debug mode runs the same
+/// code path as `mpirun -np N`. Implementations: `SingleProcessCommunicator` here; MPI and in-process
+/// threads in DPODistributed.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// Sums `count` floats in place across ranks; every rank gets the sum.
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// Sums `count` doubles in place across ranks (metrics: sums and counts).
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Rank 0's bytes to every rank (configs and hashes for the start-up check).
+    func broadcast(_ bytes: [UInt8]) -> [UInt8]
+    /// Sums `buffer` (the concatenation of one segment per rank, `counts[r]` long) across ranks and
+    /// leaves this rank's segment of the sum in place; other segments are left undefined (ZeRO-1).
+    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int])
+    /// Each rank holds its segment of `buffer`; afterwards every rank holds all segments (ZeRO-1).
+    func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Starts summing `count` doubles in place across ranks without waiting (gradient buckets
+    /// overlapped with backward). Completed by `waitAll`; `progress` lets the library move it on.
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    func progress()
+    /// Waits for every started reduction; returns the seconds spent waiting.
+    @discardableResult func waitAll() -> Double
+    /// Seconds spent so far inside non-blocking collective calls (start, progress, wait): with
+    /// every core computing, that is communication the backward pass did not hide.
+    var secondsInNonBlockingCalls: Double { get }
+    /// Whether every rank runs on this machine (reductions are then memory copies by the cores).
+    var allRanksOnOneHost: Bool { get }
+    func barrier()
+    /// Ends the whole job with a message: no rank is left waiting.
+    func abort(_ message: String, code: Int32) -> Never
+}
+
+extension Communicator {
+    public var isMain: Bool { rank == 0 }
+
+    /// Segment offsets of `counts`.
+    public func offsets(_ counts: [Int]) -> [Int] {
+        var o: [Int] = []
+        var total = 0
+        for c in counts { o.append(total); total += c }
+        return o
+    }
+}
+
+/// Collectives that block: for communicators without a progress engine, the non-blocking calls run
+/// to completion at once.
+public protocol BlockingCollectives: Communicator {}
+extension BlockingCollectives {
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) { allReduceSum(buffer, count: count) }
+    public func progress() {}
+    @discardableResult public func waitAll() -> Double { 0 }
+    public var secondsInNonBlockingCalls: Double { 0 }
+    public var allRanksOnOneHost: Bool { true }
+}
+
+public final class SingleProcessCommunicator: Communicator, BlockingCollectives {
+    public init() {}
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int]) {}
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
+    public var rank: Int { 0 }
+    public var worldSize: Int { 1 }
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func broadcast(_ bytes: [UInt8]) -> [UInt8] { bytes }
+    public func barrier() {}
+    public func abort(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        exit(code)
+    }
+}
+

@@ -1,0 +1,51 @@
+import Foundation
+
+// MARK: - LM head and per-token log-probabilities, a chunk of rows at a time
+
+/// For each of `rows` hidden states (rows, C): logp[i] = log softmax(h_i · Wᵀ)[target_i], plus the
+/// row's log-sum-exp (kept for backward) and the sum of its logits (for the `logits/*` metrics).
+/// Only `chunk` × V logits exist at any time; a full rows × V matrix is never held.
+public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hidden: ConstFloatPtr,
+                           weight: ConstFloatPtr, targets: UnsafePointer<Int32>, rows: Int, channels: Int,
+                           vocab: Int, chunk: Int, scratch: FloatPtr) {
+    var r0 = 0
+    while r0 < rows {
+        let n = min(chunk, rows - r0)
+        gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
+             b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
+        for i in 0..<n {
+            let row = scratch + i * vocab
+            let m = maxOf(row, vocab)
+            logitSum[r0 + i] = sumOf(row, vocab)
+            let targetLogit = row[Int(targets[r0 + i])]
+            expInPlace(row, vocab, shift: m)  // the chunk's logits are not needed after this row
+            let l = m + logf(sumOf(row, vocab))
+            lse[r0 + i] = l
+            logp[r0 + i] = targetLogit - l
+        }
+        r0 += n
+    }
+}
+
+/// Backward of `logProbForward` given dL/dlogp per row: dlogits = dlogp · (onehot(target) − softmax).
+/// Recomputes each chunk's logits. Overwrites dhidden; accumulates into dweight.
+public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr, dlogp: ConstFloatPtr, hidden: ConstFloatPtr,
+                            weight: ConstFloatPtr, lse: ConstFloatPtr, targets: UnsafePointer<Int32>,
+                            rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr) {
+    var r0 = 0
+    while r0 < rows {
+        let n = min(chunk, rows - r0)
+        gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
+             b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
+        for i in 0..<n {
+            let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
+            expInPlace(row, vocab, shift: l, scale: -g)
+            row[Int(targets[r0 + i])] += g
+        }
+        gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
+             ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
+        gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: scratch, lda: vocab,
+             b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
+        r0 += n
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+// MARK: - RMSNorm (Hugging Face: weight · x / sqrt(mean(x²) + eps), in fp32)
+
+public func rmsnormForward(out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, weight: ConstFloatPtr,
+                           eps: Float, rows: Int, channels: Int) {
+    for t in 0..<rows {
+        let x = inp + t * channels, y = out + t * channels
+        var sumSquares: Float = 0
+        for c in 0..<channels { sumSquares += x[c] * x[c] }
+        let r = 1 / (sumSquares / Float(channels) + eps).squareRoot()
+        rstd[t] = r
+        for c in 0..<channels { y[c] = weight[c] * (x[c] * r) }
+    }
+}
+
+/// y = w ⊙ x · r, r = (mean x² + eps)^(-1/2):
+/// dx = r · (w ⊙ dy) − r³/C · x · Σ(w ⊙ dy ⊙ x);  dw += dy ⊙ x · r.
+public func rmsnormBackward(dinp: FloatPtr, dweight: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr,
+                            weight: ConstFloatPtr, rstd: ConstFloatPtr, rows: Int, channels: Int) {
+    for t in 0..<rows {
+        let x = inp + t * channels, dy = dout + t * channels, dx = dinp + t * channels
+        let r = rstd[t]
+        var dot: Float = 0
+        for c in 0..<channels { dot += weight[c] * dy[c] * x[c] }
+        let k = r * r * r * dot / Float(channels)
+        for c in 0..<channels {
+            dx[c] += r * weight[c] * dy[c] - k * x[c]
+            dweight[c] += dy[c] * x[c] * r
+        }
+    }
+}

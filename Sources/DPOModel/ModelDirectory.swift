@@ -1,0 +1,118 @@
+import DPOSupport
+import Foundation
+import Safetensors
+
+/// A Hugging Face model directory: `config.json`, `model.safetensors` (or sharded with
+/// `model.safetensors.index.json`), tokenizer files and optionally `generation_config.json`.
+public enum ModelDirectory {
+    /// Files copied unchanged from the source directory when a model is saved.
+    public static let companionFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "generation_config.json", "chat_template.jinja"]
+
+    public struct Loaded {
+        public let model: Transformer
+        /// config.json as read, kept so a saved model carries every original key.
+        public let configJSON: [String: Any]
+        public let directory: String
+    }
+
+    /// Loads config and weights strictly: every parameter must be filled by a tensor of the right shape,
+    /// and every tensor in the files must be used. Weights in BF16/F16 are widened to fp32.
+    public static func load(_ directory: String) throws -> Loaded {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw DPOError.file(directory, "no such model directory")
+        }
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        let (config, json) = try ModelConfig.load(path: configPath)
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        let model = Transformer(config: config)
+        let layout = model.layout
+        for t in layout.tensors {
+            guard let info = checkpoint.info(t.name) else {
+                throw DPOError.file(directory, "missing tensor \"\(t.name)\" (expected by \(config.architecture.rawValue) with this config.json)")
+            }
+            guard info.shape == t.shape else {
+                throw DPOError.file(directory, "tensor \"\(t.name)\" has shape \(info.shape) but config.json implies \(t.shape)")
+            }
+            try checkpoint.readFloats(t.name, into: UnsafeMutableBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+        }
+        // A tied model may still carry lm_head.weight (some exporters write it); it must then equal
+        // the embedding it is tied to, or the file and config disagree.
+        var unused = Set(checkpoint.tensorNames).subtracting(layout.tensors.map(\.name))
+        if config.tieWordEmbeddings, unused.contains("lm_head.weight") {
+            let head = try checkpoint.floatsOf("lm_head.weight")
+            let embed = UnsafeBufferPointer(start: model.params.pointer + layout.embed, count: head.count)
+            guard head.elementsEqual(embed) else {
+                throw DPOError.file(directory, "tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight")
+            }
+            unused.remove("lm_head.weight")
+        }
+        // Rotary caches some exporters store are derived values, not parameters.
+        unused = unused.filter { !$0.hasSuffix("rotary_emb.inv_freq") }
+        if !unused.isEmpty {
+            let names = unused.sorted().prefix(5).joined(separator: ", ")
+            throw DPOError.file(directory, "\(unused.count) tensor(s) not used by \(config.architecture.rawValue): \(names)")
+        }
+        return Loaded(model: model, configJSON: json, directory: directory)
+    }
+
+    /// Writes `model` as a directory transformers loads: model.safetensors with Hugging Face names,
+    /// config.json (the original keys, dtype updated), and the tokenizer/generation files copied from
+    /// `companionsFrom`. Files are written beside their final names and renamed into place.
+    public static func save(_ model: Transformer, to directory: String, configJSON: [String: Any]?,
+                            companionsFrom source: String?, dtype: SafetensorsDType = .f32) throws {
+        guard dtype == .f32 || dtype == .bf16 else {
+            throw DPOError("save dtype must be float32 or bfloat16, got \(dtype.rawValue)")
+        }
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw DPOError.file(directory, "cannot create the directory: \(error.localizedDescription)")
+        }
+        let entries = model.layout.tensors.map { t in
+            SafetensorsWriter.Entry(name: t.name, shape: t.shape,
+                                    data: UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+        }
+        let path = (directory as NSString).appendingPathComponent("model.safetensors")
+        try SafetensorsWriter.write(path: path, entries: entries, dtype: dtype, metadata: ["format": "pt"])
+        // A stale index from an earlier sharded save would shadow nothing (the single file wins) but confuse readers.
+        try? fm.removeItem(atPath: (directory as NSString).appendingPathComponent("model.safetensors.index.json"))
+
+        let torchName = dtype == .bf16 ? "bfloat16" : "float32"
+        let json = configJSON.map { ModelConfig.savedJSON(original: $0, form: model.config.form, savedDType: torchName) }
+            ?? { var c = model.config; c.storedDType = torchName; return c.json() }()
+        try writeJSON(json, to: (directory as NSString).appendingPathComponent("config.json"))
+
+        if let source, source != directory {
+            for name in companionFiles {
+                let from = (source as NSString).appendingPathComponent(name)
+                guard fm.fileExists(atPath: from) else { continue }
+                let to = (directory as NSString).appendingPathComponent(name)
+                try? fm.removeItem(atPath: to)
+                do { try fm.copyItem(atPath: from, toPath: to) } catch {
+                    throw DPOError.file(to, "cannot copy from \(from): \(error.localizedDescription)")
+                }
+            }
+        }
+    }
+
+    /// Pretty, key-sorted JSON written atomically.
+    public static func writeJSON(_ object: Any, to path: String) throws {
+        let data: Data
+        do { data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) } catch {
+            throw DPOError.file(path, "cannot encode JSON: \(error.localizedDescription)")
+        }
+        do { try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw DPOError.file(path, "cannot write: \(error.localizedDescription)")
+        }
+    }
+}
+
+extension SafetensorsCheckpoint {
+    func floatsOf(_ name: String) throws -> [Float] {
+        guard let info = info(name) else { throw DPOError.file(directory, "missing tensor \"\(name)\"") }
+        var values = [Float](repeating: 0, count: info.elementCount)
+        try values.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
+        return values
+    }
+}

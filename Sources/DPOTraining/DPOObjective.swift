@@ -1,0 +1,209 @@
+import DPOComm
+import DPOData
+import DPOKernels
+import DPOModel
+import DPOSupport
+import Foundation
+import Tokenization
+
+/// DPO training with TRL 1.16's numbers (see Tests/DPOTestSupport/Fixtures/trl/SEMANTICS.md):
+/// - sequence log-prob = the sum of the completion tokens' log-probs (fp32 compute, float64 sums);
+/// - the objective of an optimizer step is the mean of the loss over the pairs of the global batch
+///   (per_device_train_batch_size × gradient_accumulation_steps × world size); each micro-batch's
+///   loss is weighted by its share of those pairs, so N ranks give the numbers of one rank with N
+///   times the accumulation;
+/// - gradients summed over ranks, global-norm clipping (norm measured before clipping), AdamW with
+///   bias correction and decoupled weight decay (not on biases and norm weights), a LambdaLR schedule.
+extension Trainer {
+    /// A DPO run: the policy from `model`, the frozen reference from `ref_model` (default: a copy of
+    /// the starting policy), preference pairs from `train_file` (and `eval_file`).
+    public static func dpo(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
+        try make(args: args, comm: comm, parallel: parallel) {
+            try DPOObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
+        }
+    }
+}
+
+public final class DPOObjective: TrainingObjective {
+    let args: TrainingArguments
+    let comm: Communicator
+    let policy: Transformer
+    /// The frozen reference; nil when the loss needs none.
+    public private(set) var reference: Transformer?
+    public let tokenizer: Tokenizer
+    public let train: PreferenceDataset
+    public let eval: PreferenceDataset?
+    public let loss: PreferenceLoss
+    /// Precomputed reference log-probs per train pair (chosen, rejected), when precompute_ref_log_probs.
+    var referenceCache: [(Double, Double)]?
+    private var batch = TokenBatch()
+
+    init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
+        self.args = args
+        self.comm = comm
+        self.policy = policy
+        self.tokenizer = tokenizer
+        guard tokenizer.eosToken != nil else {
+            throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
+        }
+        train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, maxLength: args.maxLength,
+                                           maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
+        if let evalFile = args.evalFile {
+            eval = try PreferenceDataset.load(path: evalFile, tokenizer: tokenizer, maxLength: args.maxLength,
+                                              maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
+        } else {
+            eval = nil
+        }
+        if comm.isMain {
+            for note in train.summary(path: args.trainFile) + (eval?.summary(path: args.evalFile ?? "") ?? []) {
+                FileHandle.standardError.write(Data((note + "\n").utf8))
+            }
+        }
+        let types = try args.lossType.map { name -> PreferenceLossType in
+            guard let t = PreferenceLossType(rawValue: name) else { throw DPOError("loss_type: unknown loss \"\(name)\"") }
+            return t
+        }
+        loss = PreferenceLoss(types: types, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
+                              simpoGamma: args.simpoGamma, orpoAlpha: args.orpoAlpha, discopopTau: args.discopopTau)
+        // With precomputed log-probs the reference is loaded only if the cache must be built (or for eval).
+        if loss.needsReference && !args.precomputeRefLogProbs { reference = try Self.loadReference(args: args, policy: policy) }
+    }
+
+    /// The reference model: `ref_model`, or a frozen copy of the starting policy.
+    static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
+        if let refPath = args.refModel {
+            let ref = try ModelDirectory.load(refPath).model
+            guard ref.config.vocabSize == policy.config.vocabSize else {
+                throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
+            }
+            return ref
+        }
+        let loaded = try ModelDirectory.load(args.model).model
+        return Transformer(config: loaded.config, params: loaded.params)
+    }
+
+    public var exampleCount: Int { train.count }
+    public var fingerprint: UInt64 { train.fingerprint }
+    public func normalizerWeight(of example: Int) -> Double { 1 }
+
+    public func prepare(outputDir: String) throws {
+        if args.precomputeRefLogProbs, loss.needsReference, referenceCache == nil {
+            referenceCache = try ReferenceCache.loadOrCompute(objective: self, outputDir: outputDir)
+        }
+    }
+
+    struct MicroResult {
+        var pairs: [PairLogps]
+        var logitSums: [(chosen: Double, rejected: Double)]
+        var tokens: Int
+    }
+
+    /// Policy (and reference) forward over a set of pairs; per-pair summed log-probs and logit sums.
+    func forwardPairs(_ indices: [Int], data: PreferenceDataset, cache: [(Double, Double)]?) -> MicroResult {
+        batch.removeAll()
+        for i in indices { PairScorer.append(data.pairs[i], to: &batch) }
+        policy.forward(batch)
+        let sums = PairScorer.sequenceSums(model: policy, batch: batch)
+        var logitSums = [Double](repeating: 0, count: batch.sequenceCount)
+        let z = policy.scoredLogitSums, V = Double(policy.config.vocabSize)
+        for (i, s) in batch.scoredSequence.enumerated() { logitSums[Int(s)] += Double(z[i]) / V }
+        var refSums = [Double](repeating: 0, count: batch.sequenceCount)
+        if let cache {
+            for (k, i) in indices.enumerated() { (refSums[2 * k], refSums[2 * k + 1]) = cache[i] }
+        } else if let reference {
+            reference.forward(batch)
+            refSums = PairScorer.sequenceSums(model: reference, batch: batch)
+        }
+        var pairs: [PairLogps] = []
+        var logits: [(Double, Double)] = []
+        for (k, i) in indices.enumerated() {
+            let p = data.pairs[i], from = max(p.promptLength, 1)
+            pairs.append(PairLogps(policyChosen: sums[2 * k], policyRejected: sums[2 * k + 1],
+                                   referenceChosen: refSums[2 * k], referenceRejected: refSums[2 * k + 1],
+                                   chosenTokens: p.chosen.count - from, rejectedTokens: p.rejected.count - from))
+            logits.append((logitSums[2 * k], logitSums[2 * k + 1]))
+        }
+        return MicroResult(pairs: pairs, logitSums: logits, tokens: batch.tokenCount)
+    }
+
+    public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {
+        let micro = forwardPairs(indices, data: train, cache: referenceCache)
+        let (microLoss, dc, dr) = loss.evaluate(micro.pairs)
+        let weight = Double(indices.count) / normalizer
+        // Every scored token of a sequence gets its sequence's dJ/dlogp.
+        var dlogp = [Float](repeating: 0, count: batch.scoredCount)
+        for (i, s) in batch.scoredSequence.enumerated() {
+            let pair = Int(s) / 2
+            dlogp[i] = Float(weight * (Int(s) % 2 == 0 ? dc[pair] : dr[pair]))
+        }
+        dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
+        sums.add(pairs: micro.pairs, microLoss: microLoss, weight: weight, beta: args.beta,
+                 logitSums: micro.logitSums, sequenceTokens: micro.tokens)
+    }
+
+    public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { sums.means(prefix: prefix) }
+
+    public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {
+        try writeReport(outputDir: outputDir, metrics: metrics, prompts: 4, title: "Policy against reference: \(args.outputDir)")
+    }
+
+    public func writeReport(outputDir: String, metrics: [(String, Double)], prompts: Int, title: String) throws {
+        guard let eval else { return }
+        try EvalReport.write(path: outputDir + "/eval_report.md", policy: policy, reference: reference, tokenizer: tokenizer,
+                             pairs: eval.rows, metrics: metrics, prompts: prompts, maxNewTokens: args.maxNewTokens,
+                             seed: args.seed, title: title)
+    }
+
+    /// Eval metrics (loss a mean over pairs), pairs dealt round-robin to ranks and sums reduced, with
+    /// the KL divergence of the policy from the reference averaged over the completion tokens.
+    public func evaluate() -> StepSums? {
+        guard let eval else { return nil }
+        if reference == nil, loss.needsReference { reference = try? Self.loadReference(args: args, policy: policy) }
+        var sums = StepSums()
+        let b = args.perDeviceEvalBatchSize
+        var start = comm.rank * b
+        while start < eval.count {
+            let indices = Array(start..<min(start + b, eval.count))
+            let micro = forwardPairs(indices, data: eval, cache: nil)
+            let (microLoss, _, _) = loss.evaluate(micro.pairs)
+            sums.add(pairs: micro.pairs, microLoss: microLoss, weight: Double(indices.count) / Double(eval.count), beta: args.beta,
+                     logitSums: micro.logitSums, sequenceTokens: micro.tokens)
+            if let reference {
+                let (kl, tokens) = KLDivergence.sum(policy: policy, reference: reference, rows: batch.scoredCount)
+                sums[.kl] += kl
+                sums[.klTokens] += Double(tokens)
+            }
+            start += b * comm.worldSize
+        }
+        sums.reduce(over: comm)
+        return sums
+    }
+}
+
+/// KL(π ‖ πref) summed over the scored rows of the batch both models last ran forward on, a few
+/// rows at a time: Σ_v π(v) (log π(v) − log πref(v)).
+enum KLDivergence {
+    static func sum(policy: Transformer, reference: Transformer, rows: Int, chunk: Int = 16) -> (Double, Int) {
+        let V = policy.config.vocabSize
+        let p = FloatBuffer(count: chunk * V, zeroed: false), q = FloatBuffer(count: chunk * V, zeroed: false)
+        let lseP = policy.scoredLogSumExp, lseQ = reference.scoredLogSumExp
+        var total = 0.0
+        var r0 = 0
+        while r0 < rows {
+            let n = min(chunk, rows - r0)
+            policy.scoredRowLogits(first: r0, count: n, into: p.pointer)
+            reference.scoredRowLogits(first: r0, count: n, into: q.pointer)
+            for i in 0..<n {
+                let lp = lseP[r0 + i], lq = lseQ[r0 + i]
+                var kl = 0.0
+                for v in 0..<V {
+                    let a = p[i * V + v] - lp, b = q[i * V + v] - lq
+                    kl += Double(expf(a)) * Double(a - b)
+                }
+                total += kl
+            }
+            r0 += n
+        }
+        return (total, rows)
+    }
+}

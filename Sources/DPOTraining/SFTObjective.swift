@@ -1,0 +1,83 @@
+import DPOComm
+import DPOData
+import DPOModel
+import DPOSupport
+import Foundation
+import Tokenization
+
+extension Trainer {
+    /// An SFT run: negative log-likelihood of the trained tokens, a mean over all trained tokens of
+    /// the global batch (TRL's normalisation by the number of items across accumulation and ranks).
+    public static func sft(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
+        try make(args: args, comm: comm, parallel: parallel) {
+            try SFTObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
+        }
+    }
+}
+
+public final class SFTObjective: TrainingObjective {
+    let args: TrainingArguments
+    let comm: Communicator
+    let policy: Transformer
+    public let train: [SFTExample]
+    public let eval: [SFTExample]?
+    private var batch = TokenBatch()
+
+    init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
+        self.args = args
+        self.comm = comm
+        self.policy = policy
+        let (train, skipped) = try SFTData.load(path: args.trainFile, tokenizer: tokenizer, maxLength: args.maxLength,
+                                                completionOnlyLoss: args.completionOnlyLoss, skipInvalid: args.skipInvalidRows)
+        if skipped > 0, comm.isMain { FileHandle.standardError.write(Data("\(args.trainFile): skipped \(skipped) invalid row(s)\n".utf8)) }
+        self.train = train
+        eval = try args.evalFile.map {
+            try SFTData.load(path: $0, tokenizer: tokenizer, maxLength: args.maxLength,
+                             completionOnlyLoss: args.completionOnlyLoss, skipInvalid: args.skipInvalidRows).examples
+        }
+    }
+
+    public var exampleCount: Int { train.count }
+    public var fingerprint: UInt64 {
+        var h = FNV1a()
+        for e in train { h.add(e.scoreFrom); h.add(e.ids.count); e.ids.forEach { h.add($0) } }
+        return h.value
+    }
+    public func normalizerWeight(of example: Int) -> Double { Double(train[example].scoredTokens) }
+    public func prepare(outputDir: String) throws {}
+    public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
+
+    /// Negative log-likelihood summed over the scored tokens of these examples.
+    private func forward(_ examples: [SFTExample]) -> Double {
+        batch.removeAll()
+        for e in examples { batch.append(e.ids, scoreFrom: max(e.scoreFrom, 1)) }
+        policy.forward(batch)
+        return -policy.scoredLogProbs.reduce(0.0) { $0 + Double($1) }
+    }
+
+    public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {
+        let nll = forward(indices.map { train[$0] })
+        let dlogp = [Float](repeating: Float(-1 / normalizer), count: batch.scoredCount)
+        dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
+        sums[.loss] += nll / normalizer
+        sums[.pairs] += Double(indices.count)
+        sums[.chosenTokens] += Double(batch.scoredCount)
+        sums[.tokens] += Double(batch.tokenCount)
+    }
+
+    public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { [] }
+
+    public func evaluate() -> StepSums? {
+        guard let eval else { return nil }
+        var sums = StepSums()
+        let total = Double(eval.reduce(0) { $0 + $1.scoredTokens })
+        let b = args.perDeviceEvalBatchSize
+        var start = comm.rank * b
+        while start < eval.count {
+            sums[.loss] += forward(Array(eval[start..<min(start + b, eval.count)])) / total
+            start += b * comm.worldSize
+        }
+        sums.reduce(over: comm)
+        return sums
+    }
+}

@@ -1,0 +1,404 @@
+import DPOComm
+import DPOData
+import DPOKernels
+import DPOModel
+import DPOSupport
+import Foundation
+import Tokenization
+
+/// What a training run optimises: DPO over preference pairs, or SFT over sequences. The loop
+/// (batches, gradient reduction, clipping, AdamW, schedule, logging, eval, checkpoints) is shared.
+public protocol TrainingObjective: AnyObject {
+    /// Number of training examples.
+    var exampleCount: Int { get }
+    /// Hash of the tokenized training data; a checkpoint refuses to resume on other data.
+    var fingerprint: UInt64 { get }
+    /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
+    /// its scored tokens for SFT), known to every rank without communication.
+    func normalizerWeight(of example: Int) -> Double
+    /// Forward and backward over one micro-batch of this rank, each example's loss scaled by
+    /// 1/`normalizer` (the global batch's total weight), accumulating into the policy's gradients
+    /// and the step's sums.
+    func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws
+    /// Sums for the eval set, reduced over ranks; nil without an eval set.
+    func evaluate() -> StepSums?
+    /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
+    func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
+    /// Work before the first step (precomputing reference log-probs).
+    func prepare(outputDir: String) throws
+    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
+    func writeReport(outputDir: String, metrics: [(String, Double)]) throws
+}
+
+/// How the gradient of a step is reduced across ranks.
+public struct ParallelOptions: Sendable {
+    /// 0: every rank holds the whole optimizer state and all-reduces gradients. 1 (ZeRO-1): each rank
+    /// holds the optimizer state of its shard of the parameters; gradients are reduce-scattered,
+    /// AdamW updates the shard, parameters are all-gathered.
+    public var zeroStage = 0
+    /// Gradients are all-reduced in buckets of about this many MB (of fp32 gradient), each started
+    /// as soon as backward has finished its layers.
+    public var bucketSizeMB = 25.0
+    /// Reduce each bucket with a blocking all-reduce as soon as backward finishes it, instead of a
+    /// non-blocking one progressed between layers. nil: blocking when every rank is on one host,
+    /// where a reduction is memory copies by the same cores that compute, so nothing overlaps and
+    /// the blocking algorithms are faster (bench-comm here: 2.6% of a step against 6.7%); across
+    /// hosts the network moves the bytes while backward goes on.
+    public var blockingBuckets: Bool?
+    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil) {
+        self.zeroStage = zeroStage
+        self.bucketSizeMB = bucketSizeMB
+        self.blockingBuckets = blockingBuckets
+    }
+}
+
+/// The training loop. One per process; every rank runs it with its communicator.
+public final class Trainer {
+    public let args: TrainingArguments
+    public let comm: Communicator
+    public let policy: Transformer
+    public let objective: TrainingObjective
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    public let stepsPerEpoch: Int
+    public let totalSteps: Int
+    /// config.json of the policy as read, so saved models keep its keys.
+    let policyConfigJSON: [String: Any]
+    let modelDirectory: String
+
+    public internal(set) var globalStep = 0
+    /// fp64 sum of the micro-batches' gradients (see `step`), allocated when first needed.
+    private var accumulatorStorage: UnsafeMutablePointer<Double>?
+    var gradientAccumulator: UnsafeMutablePointer<Double> {
+        if let a = accumulatorStorage { return a }
+        let a = UnsafeMutablePointer<Double>.allocate(capacity: policy.parameterCount)
+        accumulatorStorage = a
+        return a
+    }
+
+    deinit { accumulatorStorage?.deallocate() }
+
+    /// Reduces one bucket of the fp64 accumulator: blocking, or started and left to `waitAll`.
+    func reduceBucket(_ total: UnsafeMutablePointer<Double>, _ r: Range<Int>) {
+        if parallel.blockingBuckets ?? comm.allRanksOnOneHost {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            comm.allReduceSum(total + r.lowerBound, count: r.count)
+            blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        } else {
+            comm.startAllReduceSum(total + r.lowerBound, count: r.count)
+        }
+    }
+
+    /// Contiguous ranges of about `bucketSizeMB` (of fp32 gradient), from the end of the buffer to
+    /// its start: the order in which backward finishes them.
+    lazy var gradientBuckets: [Range<Int>] = {
+        let per = max(1, Int(parallel.bucketSizeMB * 1_048_576 / 4))
+        var buckets: [Range<Int>] = []
+        var end = policy.parameterCount
+        while end > 0 {
+            let start = max(0, end - per)
+            buckets.append(start..<end)
+            end = start
+        }
+        return buckets
+    }()
+    var tokensSeen = 0.0
+    var window = LogWindow()
+    /// Called on rank 0 for each metrics line (tests read them).
+    public var onLog: ((MetricsLine) -> Void)?
+    public var printProgress = true
+    /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
+    public var interruptAfterStep: Int?
+
+    public let parallel: ParallelOptions
+    /// Each rank's share of the flat parameter buffer under ZeRO-1 (the whole buffer on one rank).
+    public let shardCounts: [Int]
+    /// Seconds spent waiting for gradient reductions that backward did not hide, last step.
+    public private(set) var lastCommunicationWait = 0.0
+    /// Seconds spent in blocking bucket reductions (with `blockingBuckets`), since the start.
+    public internal(set) var blockingSeconds = 0.0
+
+    package init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
+         objective: TrainingObjective, parallel: ParallelOptions) throws {
+        self.args = args
+        self.comm = comm
+        self.policy = policy
+        self.objective = objective
+        self.parallel = parallel
+        policyConfigJSON = configJSON
+        modelDirectory = args.model
+        policy.enableGradients()
+        let n = policy.parameterCount, w = comm.worldSize
+        // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
+        // however many ranks there are.
+        let chunk = (n + w * normBlock - 1) / (w * normBlock) * normBlock
+        shardCounts = parallel.zeroStage >= 1 ? (0..<w).map { r in min((r + 1) * chunk, n) - min(r * chunk, n) } : [n]
+        let shard = parallel.zeroStage >= 1 ? comm.offsets(shardCounts)[comm.rank]..<(comm.offsets(shardCounts)[comm.rank] + shardCounts[comm.rank]) : 0..<n
+        optimizer = AdamW(layout: policy.layout, shard: shard, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
+                          weightDecay: args.weightDecay)
+        let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize
+        stepsPerEpoch = max(1, (objective.exampleCount + globalBatch - 1) / globalBatch)
+        totalSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((args.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
+        let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int((args.warmupRatio * Double(totalSteps)).rounded(.up))
+        guard let kind = LearningRateSchedule.Kind(rawValue: args.lrSchedulerType) else {
+            throw DPOError("lr_scheduler_type: unknown schedule \"\(args.lrSchedulerType)\"")
+        }
+        schedule = LearningRateSchedule(kind: kind, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
+    }
+
+    /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
+    static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
+                     objective: (Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
+        let loaded = try ModelDirectory.load(args.model)
+        let tokenizer = try Tokenizer(directory: args.model)
+        return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
+                           objective: try objective(loaded.model, tokenizer), parallel: parallel)
+    }
+
+    public var globalBatchSize: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }
+
+    /// Examples of global batch `step` in the epoch's order (the last batch of an epoch may be short).
+    func globalBatch(step: Int) -> [Int] {
+        let epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch
+        let order = EpochOrder(count: objective.exampleCount, seed: args.seed, shuffle: args.shuffle).permutation(epoch: epoch)
+        let start = min(inEpoch * globalBatchSize, order.count)
+        return Array(order[start..<min(start + globalBatchSize, order.count)])
+    }
+
+    /// This rank's micro-batches of a global batch: per-device batches dealt round-robin to the ranks.
+    func microBatches(of batch: [Int]) -> [[Int]] {
+        let b = args.perDeviceTrainBatchSize
+        return (0..<args.gradientAccumulationSteps).map { j in
+            let index = j * comm.worldSize + comm.rank
+            let lo = min(index * b, batch.count), hi = min(lo + b, batch.count)
+            return Array(batch[lo..<hi])
+        }
+    }
+
+    public struct StepReport {
+        public var sums: StepSums
+        public var gradNorm: Double
+        public var learningRate: Double
+        public var seconds: Double
+    }
+
+    /// One optimizer step: forward/backward over this rank's micro-batches, gradients summed over
+    /// ranks, clipping, AdamW.
+    ///
+    /// The gradient of a global batch is a sum over micro-batches and ranks. Summed in fp32 its last
+    /// bits would depend on how the batch is split (accumulation steps, number of ranks, MPI's
+    /// reduction order); each micro-batch's fp32 gradient is therefore added into an fp64
+    /// accumulator, the accumulators are reduced in fp64, and the total is rounded to fp32 once.
+    /// Sums of a few fp32 numbers are exact in fp64, so the step is the same however it is split.
+    public func step() throws -> StepReport {
+        let started = Date()
+        let grads = policy.grads!
+        var sums = StepSums()
+        let batch = globalBatch(step: globalStep)
+        let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
+        let micros = microBatches(of: batch).filter { !$0.isEmpty }
+        let shard = optimizer.shard
+        lastCommunicationWait = 0
+        if comm.worldSize == 1 && micros.count <= 1 {
+            // One micro-batch in all: its fp32 gradient is already the exact total.
+            grads.zero()
+            for micro in micros { try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums) }
+        } else {
+            let total = gradientAccumulator
+            total.initialize(repeating: 0, count: grads.count)
+            let buckets = comm.worldSize > 1 && parallel.zeroStage == 0 ? gradientBuckets : []
+            var started = 0
+            for (index, micro) in micros.enumerated() {
+                grads.zero()
+                let last = index == micros.count - 1
+                if last && !buckets.isEmpty {
+                    // Reduce each bucket as soon as backward has made it final (buckets run from the
+                    // end of the buffer, the order backward finishes them).
+                    policy.layerDoneHook = { [unowned self] layer in
+                        let finalFrom = layer >= 0 ? self.policy.layout.layers[layer].range.lowerBound : 0
+                        while started < buckets.count, buckets[started].lowerBound >= finalFrom {
+                            let r = buckets[started]
+                            for i in r { total[i] += Double(grads[i]) }
+                            self.reduceBucket(total, r)
+                            started += 1
+                        }
+                        self.comm.progress()
+                    }
+                }
+                defer { policy.layerDoneHook = nil }
+                try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
+                if !(last && !buckets.isEmpty) {
+                    for i in 0..<grads.count { total[i] += Double(grads[i]) }
+                }
+            }
+            if !buckets.isEmpty {
+                // Every rank reduces every bucket, the same way, also one whose share of a short last
+                // batch was empty (it contributes zeros).
+                while started < buckets.count {
+                    reduceBucket(total, buckets[started])
+                    started += 1
+                }
+                lastCommunicationWait = comm.waitAll()
+            }
+            if parallel.zeroStage >= 1 {
+                comm.reduceScatterSum(total, counts: shardCounts)
+                for i in shard { grads[i] = Float(total[i]) }
+            } else {
+                if buckets.isEmpty { comm.allReduceSum(total, count: grads.count) }
+                for i in 0..<grads.count { grads[i] = Float(total[i]) }
+            }
+        }
+        sums.reduce(over: comm)
+        guard sums[.loss].isFinite else {
+            throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
+        }
+        // The norm over the whole gradient: each rank's shard (everything, without ZeRO) summed.
+        var squares = [sumOfSquares(grads.pointer, range: shard)]
+        if parallel.zeroStage >= 1 { squares.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
+        let norm = squares[0].squareRoot()
+        guard norm.isFinite else {
+            throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
+        }
+        if args.maxGradNorm > 0 {
+            let factor = min(1, args.maxGradNorm / (norm + 1e-6))
+            if factor < 1 { scaleInPlace(grads.pointer + shard.lowerBound, shard.count, Float(factor)) }
+        }
+        let lr = schedule.rate(atStep: globalStep)
+        optimizer.beginStep()
+        optimizer.update(params: policy.params.pointer, grads: grads.pointer, lr: Float(lr))
+        if parallel.zeroStage >= 1 { comm.allGather(policy.params.pointer, counts: shardCounts) }
+        globalStep += 1
+        tokensSeen += sums[.tokens]
+        return StepReport(sums: sums, gradNorm: norm, learningRate: lr, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Runs to `totalSteps`, logging every `logging_steps`, evaluating every `eval_steps` and at the
+    /// end, saving checkpoints every `save_steps`, and writes the final model to output_dir.
+    public func run() throws {
+        let out = args.outputDir
+        if comm.isMain {
+            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+                throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
+            }
+            try? Data(args.yaml.utf8).write(to: URL(fileURLWithPath: out + "/training_args.yaml"))
+        }
+        comm.barrier()
+        try checkRanksAgree()
+        if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
+        try objective.prepare(outputDir: out)
+        let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
+        let progress = ProgressLine(total: totalSteps, enabled: comm.isMain && printProgress)
+        while globalStep < totalSteps {
+            let report = try step()
+            window.add(report, metrics: objective.metrics(report.sums, prefix: ""))
+            if globalStep % args.loggingSteps == 0 || globalStep == totalSteps {
+                let line = window.line(step: globalStep, epoch: Double(globalStep) / Double(stepsPerEpoch), tokensSeen: tokensSeen)
+                window = LogWindow()
+                if comm.isMain {
+                    try metrics?.append(line)
+                    onLog?(line)
+                }
+                progress.update(step: globalStep, line: line)
+            }
+            if let every = args.evalSteps, globalStep % every == 0, globalStep < totalSteps {
+                try evaluateAndLog(metrics: metrics, progress: progress)
+            }
+            if let every = args.saveSteps, globalStep % every == 0, globalStep < totalSteps {
+                try saveCheckpoint()
+            }
+            if globalStep == interruptAfterStep { return }
+        }
+        progress.finish()
+        let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
+        if comm.isMain {
+            try objective.writeReport(outputDir: out, metrics: finalEval)
+            try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
+                                    dtype: args.saveDtype == "bfloat16" ? .bf16 : .f32)
+        }
+        comm.barrier()
+    }
+
+    /// Every rank must train the same thing: its arguments, data and starting weights are compared
+    /// with rank 0's. The outcome is reduced, so on a mismatch every rank stops (none is left waiting)
+    /// and the rank that differs says what.
+    func checkRanksAgree() throws {
+        guard comm.worldSize > 1 else { return }
+        var weights = FNV1a()
+        weights.add(words: policy.params.pointer, count: policy.params.count)
+        let parts: [(String, String)] = [
+            ("training arguments", args.yaml),
+            ("training data (train_file contents or tokenization)", String(objective.fingerprint, radix: 16)),
+            ("model weights", String(weights.value, radix: 16)),
+        ]
+        var differing: [String] = []
+        for (name, value) in parts where comm.broadcast(Array(value.utf8)) != Array(value.utf8) {
+            differing.append(name)
+        }
+        var flag = [Double(differing.isEmpty ? 0 : 1)]
+        flag.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
+        if !differing.isEmpty {
+            throw DPOError("rank \(comm.rank) differs from rank 0 in its \(differing.joined(separator: " and ")): start every rank with the same files and options")
+        }
+        if flag[0] > 0 {
+            throw DPOError("rank \(comm.rank): \(Int(flag[0])) other rank(s) differ from rank 0; stopping")
+        }
+    }
+
+    @discardableResult
+    func evaluateAndLog(metrics: MetricsFile?, progress: ProgressLine) throws -> [(String, Double)] {
+        guard let sums = objective.evaluate() else { return [] }
+        var line = MetricsLine()
+        line.add("step", globalStep)
+        line.add("epoch", Double(globalStep) / Double(stepsPerEpoch))
+        line.add("eval_loss", sums[.loss])
+        for (k, v) in objective.metrics(sums, prefix: "eval_") { line.add(k, v) }
+        if comm.isMain {
+            try metrics?.append(line)
+            onLog?(line)
+        }
+        progress.note(line)
+        return line.fields.compactMap { k, v in (v as? Double).map { (k, $0) } }.filter { $0.0.hasPrefix("eval_") }
+    }
+}
+
+/// Sums of the per-step metrics over a logging window: means of the steps' values, except
+/// grad_norm and learning_rate (the last step's), as transformers logs them.
+struct LogWindow {
+    var steps = 0
+    var lossSum = 0.0
+    var lastGradNorm = 0.0
+    var lastLearningRate = 0.0
+    var seconds = 0.0
+    var examples = 0.0
+    var tokens = 0.0
+    var names: [String] = []
+    var meanSums: [Double] = []
+
+    mutating func add(_ r: Trainer.StepReport, metrics: [(String, Double)]) {
+        steps += 1
+        lossSum += r.sums[.loss]
+        names = metrics.map(\.0)
+        meanSums = meanSums.isEmpty ? metrics.map(\.1) : zip(meanSums, metrics.map(\.1)).map(+)
+        lastGradNorm = r.gradNorm
+        lastLearningRate = r.learningRate
+        seconds += r.seconds
+        examples += r.sums[.pairs]
+        tokens += r.sums[.tokens]
+    }
+
+    func line(step: Int, epoch: Double, tokensSeen: Double) -> MetricsLine {
+        var line = MetricsLine()
+        let n = Double(max(steps, 1))
+        line.add("step", step)
+        line.add("epoch", epoch)
+        line.add("loss", lossSum / n)
+        line.add("grad_norm", lastGradNorm)
+        line.add("learning_rate", lastLearningRate)
+        for (name, total) in zip(names, meanSums) { line.add(name, total / n) }
+        line.add("num_tokens", tokensSeen)
+        line.add("pairs_per_second", seconds > 0 ? examples / seconds : 0)
+        line.add("tokens_per_second", seconds > 0 ? tokens / seconds : 0)
+        line.add("step_seconds", seconds / n)
+        return line
+    }
+}

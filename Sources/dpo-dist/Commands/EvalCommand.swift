@@ -1,0 +1,58 @@
+import ArgumentParser
+import DPOComm
+import DPOTraining
+import Foundation
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Compare a policy with a reference on preference pairs: DPO eval metrics, KL, and a side-by-side report.",
+        discussion: """
+        Prints the eval metrics (TRL names with the eval_ prefix, and eval_kl: the KL divergence of the policy \
+        from the reference per completion token) as JSON, and writes OUTPUT_DIR/eval_metrics.json and \
+        OUTPUT_DIR/eval_report.md (greedy and sampled completions of both models for a few prompts).
+        """)
+
+    @Option(help: "The policy model directory.") var model: String
+    @Option(help: "The reference model directory.") var refModel: String
+    @Option(help: "Preference pairs (JSONL or JSON array).") var data: String
+    @Option(help: "Where eval_metrics.json and eval_report.md go.") var outputDir: String
+    @Option(help: "DPO beta for the rewards.") var beta = 0.1
+    @Option(help: "Loss type(s), comma-separated, for eval_loss.") var lossType = "sigmoid"
+    @Option(help: "Pairs per forward pass.") var batchSize = 8
+    @Option(help: "Keep the first max-length tokens of each sequence.") var maxLength = 1024
+    @Option(help: "Tokens generated per completion in the report.") var maxNewTokens = 64
+    @Option(help: "Prompts in the report.") var reportPrompts = 4
+    @Option(help: "Seed of the sampled completions.") var seed: UInt64 = 42
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        try runReportingErrors {
+            threadOptions.apply()
+            var args = TrainingArguments()
+            args.model = model
+            args.refModel = refModel
+            args.trainFile = data
+            args.evalFile = data
+            args.outputDir = outputDir
+            args.beta = beta
+            args.lossType = lossType.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            args.perDeviceEvalBatchSize = batchSize
+            args.maxLength = maxLength
+            args.maxNewTokens = maxNewTokens
+            args.seed = seed
+            try args.validate(for: .dpo)
+            let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())
+            guard let objective = trainer.objective as? DPOObjective, let sums = objective.evaluate() else { return }
+            let metrics = [("eval_loss", sums[.loss])] + objective.metrics(sums, prefix: "eval_")
+            try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+            var line = MetricsLine()
+            for (k, v) in metrics { line.add(k, v) }
+            print(line.json)
+            try Data((line.json + "\n").utf8).write(to: URL(fileURLWithPath: outputDir + "/eval_metrics.json"))
+            try objective.writeReport(outputDir: outputDir, metrics: metrics, prompts: reportPrompts,
+                                      title: "\(model) against \(refModel)")
+            note("wrote \(outputDir)/eval_metrics.json and \(outputDir)/eval_report.md")
+        }
+    }
+}

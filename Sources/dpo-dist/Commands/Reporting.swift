@@ -1,0 +1,18 @@
+import ArgumentParser
+import DPOSupport
+import Foundation
+
+/// Runs a command body; a DPOError becomes one line on stderr and exit code 1, never a crash trace.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as DPOError {
+        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Messages for people go to stderr, so stdout stays clean for data.
+func note(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import DPOData
+import DPOModel
+import DPOSupport
+import DPOTraining
+import Foundation
+import Tokenization
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score preference pairs: the summed log-probability of each completion under a model.",
+        discussion: """
+        Reads {"prompt","chosen","rejected"} rows (JSONL or a JSON array; rows with only chosen/rejected \
+        take their common prefix as the prompt) and writes one line per pair, in input order:
+        {"chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens", "prompt_tokens"}.
+        Tokenized as TRL's DPOTrainer does: the EOS string is appended to each completion unless present, \
+        and the completion starts where the tokenized prompt and prompt+completion first differ (the \
+        earlier of the two for a pair).
+        """)
+
+    @Option(help: "A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
+    var model: String
+    @Option(help: "Preference pairs, JSONL or JSON array.")
+    var data: String
+    @Option(help: "Where to write the scores (JSONL). '-' writes to standard output.")
+    var output: String
+    @Option(help: "Pairs per forward pass (packed, no padding).")
+    var batchSize = 8
+    @Flag(help: "Skip rows that are not valid preference pairs, and report how many.")
+    var skipInvalidRows = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            threadOptions.apply()
+            let loaded = try ModelDirectory.load(model)
+            let tokenizer = try Tokenizer(directory: model)
+            let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)
+            if skipped > 0 { note("skipped \(skipped) invalid row(s) of \(data)") }
+            let tokenized = try pairs.map { try TokenizedPair($0, tokenizer: tokenizer) }
+            let started = Date()
+            let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize) { done in
+                if isatty(STDERR_FILENO) != 0 {
+                    FileHandle.standardError.write(Data("\rscored \(done)/\(tokenized.count) pairs".utf8))
+                }
+            }
+            if isatty(STDERR_FILENO) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+            let text = scores.map(\.jsonLine).joined(separator: "\n") + "\n"
+            if output == "-" {
+                FileHandle.standardOutput.write(Data(text.utf8))
+            } else {
+                do { try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+                    throw DPOError.file(output, "cannot write: \(error.localizedDescription)")
+                }
+            }
+            let tokens = tokenized.reduce(0) { $0 + $1.chosen.count + $1.rejected.count }
+            note(String(format: "scored %d pairs (%d tokens) in %.2f s → %@", scores.count, tokens,
+                        Date().timeIntervalSince(started), output == "-" ? "stdout" : output))
+        }
+    }
+}

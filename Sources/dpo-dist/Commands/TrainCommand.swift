@@ -1,0 +1,70 @@
+import ArgumentParser
+import DPOComm
+import DPODistributed
+import DPOKernels
+import DPOSupport
+import DPOTraining
+import Foundation
+
+/// Runs a training command on every rank; any error on any rank ends the whole job with
+/// `rank R: message` (one process: `error: message`) and a non-zero exit.
+func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
+                 make: @escaping @Sendable (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
+    if let n = run.simulateRanks, n > 1 {
+        // Threads share the cores: one BLAS thread each unless told otherwise.
+        setBLASThreads(run.threads ?? 1)
+        let args: TrainingArguments
+        do { args = try options.resolve(command: command) } catch let error as DPOError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+        try InProcessWorld(size: n).run { comm in
+            try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
+        }
+        return
+    }
+    let comm = run.communicator()
+    run.applyThreads()
+    do {
+        let args = try options.resolve(command: command)
+        try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
+    } catch let error as DPOError {
+        if comm.worldSize == 1 {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode.failure
+        }
+        comm.abort(error.message, code: 1)
+    }
+    (comm as? MPICommunicator)?.finalize()
+}
+
+/// One rank's run. Errors end the whole job: an in-process rank aborts the process.
+private func train(args: TrainingArguments, comm: Communicator, command: TrainingArguments.Command,
+                   parallel: ParallelOptions, make: (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
+    do {
+        let trainer = try make(args, comm, parallel)
+        if comm.isMain {
+            note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
+                 "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
+                 "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
+        }
+        try trainer.run()
+        if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+    } catch let error as DPOError where comm is InProcessCommunicator {
+        comm.abort(error.message, code: 1)
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "DPO training (TRL DPOTrainer semantics): one process, or every rank of mpirun.",
+        discussion: """
+        Options are TRL's DPOConfig names in kebab case; --config reads them from YAML (snake_case) and a flag \
+        overrides the file. Writes OUTPUT_DIR/metrics.jsonl, checkpoint-STEP/ directories, eval_report.md and the \
+        final model (a Hugging Face directory).
+        """)
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var runOptions: RunOptions
+    func run() throws { try runTraining(options, runOptions, command: .dpo, make: Trainer.dpo) }
+}

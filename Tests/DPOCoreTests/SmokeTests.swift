@@ -1,8 +1,0 @@
-import XCTest
-@testable import DPOCore
-
-final class SmokeTests: XCTestCase {
-    func testErrorNamesFile() {
-        XCTAssertEqual(DPOError.file("a.json", "bad").description, "a.json: bad")
-    }
-}

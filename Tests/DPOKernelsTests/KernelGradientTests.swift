@@ -1,0 +1,218 @@
+import XCTest
+@testable import DPOKernels
+@testable import DPOSupport
+
+/// Each kernel against a naive float64 implementation written here: the forward values, and the
+/// backward against central finite differences of the float64 forward of the scalar Σ w ⊙ out.
+final class KernelGradientTests: XCTestCase {
+    var rng = SplitMix64(seed: 1234)
+
+    func randoms(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in scale * rng.nextGaussian() } }
+
+    /// Central differences of `f` at `x` (float64), one coordinate at a time.
+    func numericGradient(_ x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
+        var x = x
+        return (0..<x.count).map { i in
+            let saved = x[i]
+            x[i] = saved + h; let up = f(x)
+            x[i] = saved - h; let down = f(x)
+            x[i] = saved
+            return (up - down) / (2 * h)
+        }
+    }
+
+    /// max |a − b| / max(‖b‖∞, 1e-3) ≤ tol; prints the worst entry.
+    func assertClose(_ a: [Float], _ b: [Double], tol: Double, _ what: String, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, line: line)
+        var worst = 0.0, at = 0
+        for i in 0..<min(a.count, b.count) where abs(Double(a[i]) - b[i]) > worst { worst = abs(Double(a[i]) - b[i]); at = i }
+        let scale = max(b.map(abs).max() ?? 0, 1e-3)
+        XCTAssertLessThanOrEqual(worst / scale, tol, "\(what): worst |diff| \(worst) at \(at) (ours \(a[at]), reference \(b[at])), scale \(scale)", line: line)
+    }
+
+    // MARK: naive float64 references
+
+    static func linear(_ x: [Double], _ w: [Double], _ b: [Double]?, rows: Int, inF: Int, outF: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: rows * outF)
+        for r in 0..<rows { for o in 0..<outF {
+            var s = b?[o] ?? 0
+            for i in 0..<inF { s += x[r * inF + i] * w[o * inF + i] }
+            out[r * outF + o] = s
+        } }
+        return out
+    }
+
+    static func rmsnorm(_ x: [Double], _ w: [Double], eps: Double, rows: Int, C: Int) -> [Double] {
+        var out = x
+        for r in 0..<rows {
+            var ss = 0.0
+            for c in 0..<C { ss += x[r * C + c] * x[r * C + c] }
+            let rs = 1 / (ss / Double(C) + eps).squareRoot()
+            for c in 0..<C { out[r * C + c] = w[c] * x[r * C + c] * rs }
+        }
+        return out
+    }
+
+    static func rope(_ x: [Double], positions: [Int], heads: Int, D: Int, theta: Double) -> [Double] {
+        var out = x
+        let half = D / 2
+        for (t, p) in positions.enumerated() { for h in 0..<heads { for i in 0..<half {
+            let angle = Double(p) / pow(theta, Double(2 * i) / Double(D))
+            let base = t * heads * D + h * D
+            let a = x[base + i], b = x[base + i + half]
+            out[base + i] = a * cos(angle) - b * sin(angle)
+            out[base + i + half] = b * cos(angle) + a * sin(angle)
+        } } }
+        return out
+    }
+
+    static func attention(q: [Double], k: [Double], v: [Double], starts: [Int], lengths: [Int], H: Int, Hkv: Int, D: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: q.count)
+        let scale = 1 / Double(D).squareRoot()
+        for (s0, L) in zip(starts, lengths) { for h in 0..<H {
+            let kh = h / (H / Hkv)
+            for i in 0..<L {
+                var scores = [Double](repeating: 0, count: i + 1)
+                for j in 0...i {
+                    var d = 0.0
+                    for e in 0..<D { d += q[(s0 + i) * H * D + h * D + e] * k[(s0 + j) * Hkv * D + kh * D + e] }
+                    scores[j] = d * scale
+                }
+                let m = scores.max()!
+                let ex = scores.map { exp($0 - m) }
+                let z = ex.reduce(0, +)
+                for j in 0...i { for e in 0..<D {
+                    out[(s0 + i) * H * D + h * D + e] += ex[j] / z * v[(s0 + j) * Hkv * D + kh * D + e]
+                } }
+            }
+        } }
+        return out
+    }
+
+    // MARK: tests
+
+    func testLinearForwardAndBackward() {
+        let rows = 5, inF = 7, outF = 6
+        let x = randoms(rows * inF), w = randoms(outF * inF), b = randoms(outF), g = randoms(rows * outF)
+        var out = [Float](repeating: 0, count: rows * outF)
+        var dx = [Float](repeating: 0, count: rows * inF), dw = [Float](repeating: 0, count: outF * inF), db = [Float](repeating: 0, count: outF)
+        matmulForward(out: &out, inp: x, weight: w, bias: b, rows: rows, inFeatures: inF, outFeatures: outF)
+        matmulBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: g, inp: x, weight: w, rows: rows, inFeatures: inF, outFeatures: outF, accumulateInput: false)
+        let xd = x.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init), gd = g.map(Double.init)
+        assertClose(out, Self.linear(xd, wd, bd, rows: rows, inF: inF, outF: outF), tol: 1e-6, "linear forward")
+        func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+            zip(Self.linear(x, w, b, rows: rows, inF: inF, outF: outF), gd).map(*).reduce(0, +)
+        }
+        assertClose(dx, numericGradient(xd) { loss($0, wd, bd) }, tol: 1e-5, "d input")
+        assertClose(dw, numericGradient(wd) { loss(xd, $0, bd) }, tol: 1e-5, "d weight")
+        assertClose(db, numericGradient(bd) { loss(xd, wd, $0) }, tol: 1e-5, "d bias")
+    }
+
+    func testRMSNormForwardAndBackward() {
+        let rows = 4, C = 9
+        let x = randoms(rows * C), w = randoms(C), g = randoms(rows * C)
+        var out = [Float](repeating: 0, count: rows * C), rstd = [Float](repeating: 0, count: rows)
+        var dx = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: C)
+        rmsnormForward(out: &out, rstd: &rstd, inp: x, weight: w, eps: 1e-5, rows: rows, channels: C)
+        rmsnormBackward(dinp: &dx, dweight: &dw, dout: g, inp: x, weight: w, rstd: rstd, rows: rows, channels: C)
+        let xd = x.map(Double.init), wd = w.map(Double.init), gd = g.map(Double.init)
+        assertClose(out, Self.rmsnorm(xd, wd, eps: 1e-5, rows: rows, C: C), tol: 1e-6, "rmsnorm forward")
+        func loss(_ x: [Double], _ w: [Double]) -> Double { zip(Self.rmsnorm(x, w, eps: 1e-5, rows: rows, C: C), gd).map(*).reduce(0, +) }
+        assertClose(dx, numericGradient(xd) { loss($0, wd) }, tol: 1e-5, "rmsnorm d input")
+        assertClose(dw, numericGradient(wd) { loss(xd, $0) }, tol: 1e-5, "rmsnorm d weight")
+    }
+
+    func testRopeForwardAndInverseIsBackward() {
+        let T = 6, H = 2, D = 8
+        let positions: [Int32] = [0, 1, 2, 0, 1, 5]
+        let table = RopeTable(headDim: D, theta: 10000, scaling: .none, positions: 8)
+        let x = randoms(T * H * D), g = randoms(T * H * D)
+        var y = x, dy = g
+        ropeApply(&y, positions: positions, cos: table.cos, sin: table.sin, rows: T, heads: H, headDim: D, inverse: false)
+        ropeApply(&dy, positions: positions, cos: table.cos, sin: table.sin, rows: T, heads: H, headDim: D, inverse: true)
+        let xd = x.map(Double.init), gd = g.map(Double.init), pos = positions.map(Int.init)
+        assertClose(y, Self.rope(xd, positions: pos, heads: H, D: D, theta: 10000), tol: 1e-6, "rope forward")
+        let numeric = numericGradient(xd) { zip(Self.rope($0, positions: pos, heads: H, D: D, theta: 10000), gd).map(*).reduce(0, +) }
+        assertClose(dy, numeric, tol: 1e-5, "rope backward")
+    }
+
+    func testSwiGLUForwardAndBackward() {
+        let n = 20
+        let gate = randoms(n, scale: 3), up = randoms(n), g = randoms(n)
+        var out = [Float](repeating: 0, count: n), dgate = out, dup = out
+        swigluForward(out: &out, gate: gate, up: up, count: n)
+        swigluBackward(dgate: &dgate, dup: &dup, dout: g, gate: gate, up: up, count: n)
+        let gd = gate.map(Double.init), ud = up.map(Double.init), wd = g.map(Double.init)
+        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { $0 / (1 + exp(-$0)) * $1 } }
+        assertClose(out, f(gd, ud), tol: 1e-6, "swiglu forward")
+        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d gate")
+        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d up")
+    }
+
+    /// Packed sequences of different lengths, grouped-query heads, and a block size smaller than the
+    /// sequences so the blocked causal loop is exercised across block edges.
+    func testAttentionForwardAndBackward() {
+        let H = 4, Hkv = 2, D = 6
+        let starts = [0, 7, 9], lengths = [7, 2, 11]
+        let T = 20
+        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3)
+        let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
+        var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
+        var scratch = [Float](repeating: 0, count: 2 * 3 * 11)
+        attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, sequences: 3, shape: shape, scratch: &scratch)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: g, q: q, k: k, v: v, out: out, lse: lse, starts: starts, lengths: lengths,
+                          sequences: 3, shape: shape, scratch: &scratch, longest: 11)
+        let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init), gd = g.map(Double.init)
+        func att(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
+            Self.attention(q: q, k: k, v: v, starts: starts, lengths: lengths, H: H, Hkv: Hkv, D: D)
+        }
+        assertClose(out, att(qd, kd, vd), tol: 1e-5, "attention forward")
+        func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double { zip(att(q, k, v), gd).map(*).reduce(0, +) }
+        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "attention dq")
+        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "attention dk")
+        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "attention dv")
+    }
+
+    func testLogProbForwardAndBackwardInChunks() {
+        let rows = 7, C = 5, V = 11
+        let h = randoms(rows * C, scale: 2), w = randoms(V * C), dl = randoms(rows)
+        let targets: [Int32] = (0..<rows).map { Int32(($0 * 5 + 3) % V) }
+        var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp
+        var scratch = [Float](repeating: 0, count: 3 * V)
+        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch)
+        var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
+        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch)
+        func logps(_ h: [Double], _ w: [Double]) -> [Double] {
+            let logits = Self.linear(h, w, nil, rows: rows, inF: C, outF: V)
+            return (0..<rows).map { r in
+                let row = Array(logits[(r * V)..<((r + 1) * V)])
+                let m = row.max()!
+                return row[Int(targets[r])] - m - log(row.map { exp($0 - m) }.reduce(0, +))
+            }
+        }
+        let hd = h.map(Double.init), wd = w.map(Double.init), gd = dl.map(Double.init)
+        assertClose(logp, logps(hd, wd), tol: 1e-6, "log-prob forward")
+        let logits = Self.linear(hd, wd, nil, rows: rows, inF: C, outF: V)
+        assertClose(sums, (0..<rows).map { r in logits[(r * V)..<((r + 1) * V)].reduce(0, +) }, tol: 1e-6, "logit sums")
+        assertClose(dh, numericGradient(hd) { zip(logps($0, wd), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d hidden")
+        assertClose(dw, numericGradient(wd) { zip(logps(hd, $0), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d weight")
+    }
+
+    func testEmbeddingBackwardAccumulatesRepeatedTokens() {
+        let C = 3, V = 4
+        let tokens: [Int32] = [2, 0, 2]
+        let table = randoms(V * C), g = randoms(3 * C)
+        var out = [Float](repeating: 0, count: 3 * C), dt = [Float](repeating: 0, count: V * C)
+        embeddingForward(out: &out, tokens: tokens, table: table, rows: 3, channels: C)
+        embeddingBackward(dtable: &dt, dout: g, tokens: tokens, rows: 3, channels: C)
+        XCTAssertEqual(Array(out[3..<6]), Array(table[0..<3]))
+        let td = table.map(Double.init), gd = g.map(Double.init)
+        let numeric = numericGradient(td) { t -> Double in
+            var total = 0.0
+            for r in 0..<3 { for c in 0..<C { total += t[Int(tokens[r]) * C + c] * gd[r * C + c] } }
+            return total
+        }
+        assertClose(dt, numeric, tol: 1e-6, "embedding backward")
+    }
+}

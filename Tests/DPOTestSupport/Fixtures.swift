@@ -1,0 +1,30 @@
+import Foundation
+
+/// Paths to committed fixtures and to the shared folder beside the repository.
+public enum Fixtures {
+    public static let root: String = {
+        if let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { return url.path }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    }()
+    public static let modelNames = ["llama-tied", "qwen2-untied", "llama3-bf16", "smollm3"]
+    public static func model(_ name: String) -> String { root + "/models/" + name }
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    /// The published tokenizers in ../shared/tokenizers beside the repository (not ours to commit).
+    public static let sharedTokenizers = (repositoryRoot as NSString).deletingLastPathComponent + "/shared/tokenizers"
+
+    public static func temporaryDirectory(_ tag: String = "dpo-dist-test") -> String {
+        let path = NSTemporaryDirectory() + "\(tag)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// max |a − b| over two equal-length sequences.
+public func maxAbsDiff<A: Sequence, B: Sequence>(_ a: A, _ b: B) -> Float where A.Element == Float, B.Element == Float {
+    zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
+
+public func norm<S: Sequence>(_ a: S) -> Float where S.Element == Float {
+    a.reduce(0) { $0 + $1 * $1 }.squareRoot()
+}

@@ -1,0 +1,158 @@
+import DPOTestSupport
+import XCTest
+@testable import DPOComm
+@testable import DPOKernels
+@testable import DPOTraining
+
+/// N ranks (threads of this process) give the numbers of one rank with N times the accumulation.
+final class DistributedTests: XCTestCase {
+    func arguments(_ tag: String, perDevice: Int, accumulation: Int) -> TrainingArguments {
+        var a = TrainingArguments()
+        a.model = Fixtures.model("qwen2-untied") + "/model"
+        a.trainFile = Fixtures.root + "/trl/train.jsonl"
+        a.evalFile = Fixtures.model("qwen2-untied") + "/pairs.jsonl"
+        a.outputDir = Fixtures.temporaryDirectory(tag)
+        a.maxSteps = 5
+        a.learningRate = 1e-3
+        a.weightDecay = 0.01
+        a.perDeviceTrainBatchSize = perDevice
+        a.gradientAccumulationSteps = accumulation
+        a.loggingSteps = 1
+        a.maxNewTokens = 4
+        a.seed = 11
+        return a
+    }
+
+    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
+
+    func values(_ lines: [MetricsLine]) -> [[String: Double]] {
+        lines.map { line in
+            var d: [String: Double] = [:]
+            for (k, v) in line.fields where !Self.timing.contains(k) {
+                if let x = v as? Double { d[k] = x } else if let i = v as? Int { d[k] = Double(i) }
+            }
+            return d
+        }
+    }
+
+    func assertSameRun(_ a: [[String: Double]], _ b: [[String: Double]], tolerance: Double, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, line: line)
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(Set(x.keys), Set(y.keys), line: line)
+            for (k, v) in x {
+                let w = y[k] ?? .nan
+                let rel = abs(v - w) / max(abs(w), 1e-3)
+                worst = max(worst, rel)
+                XCTAssertLessThanOrEqual(rel, tolerance, "\(k): \(v) vs \(w)", line: line)
+            }
+        }
+        print("worst relative difference \(worst)")
+    }
+
+    func single(_ a: TrainingArguments) throws -> ([[String: Double]], Trainer) {
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        t.printProgress = false
+        var lines: [MetricsLine] = []
+        t.onLog = { lines.append($0) }
+        try t.run()
+        return (values(lines), t)
+    }
+
+    func simulated(_ a: TrainingArguments, ranks: Int, parallel: ParallelOptions = ParallelOptions()) throws -> ([[String: Double]], FloatBuffer) {
+        let world = InProcessWorld(size: ranks)
+        let lock = NSLock()
+        var lines: [MetricsLine] = []
+        var params: FloatBuffer?
+        try world.run { comm in
+            let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
+            t.printProgress = false
+            if comm.rank == 0 { t.onLog = { l in lock.lock(); lines.append(l); lock.unlock() } }
+            try t.run()
+            if comm.rank == 0 { params = t.policy.params }
+        }
+        return (values(lines), params!)
+    }
+
+    func testFourRanksEqualOneRankWithFourTimesTheAccumulation() throws {
+        let (reference, trainer) = try single(arguments("one", perDevice: 2, accumulation: 4))
+        let (four, params) = try simulated(arguments("four", perDevice: 2, accumulation: 1), ranks: 4)
+        assertSameRun(four, reference, tolerance: 1e-6)
+        let worst = zip(params.buffer, trainer.policy.params.buffer).map { abs($0 - $1) / max(abs($1), 1e-3) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5, "final parameters")
+        // And two ranks with two micro-steps each.
+        let (two, _) = try simulated(arguments("two", perDevice: 2, accumulation: 2), ranks: 2)
+        assertSameRun(two, reference, tolerance: 1e-6)
+    }
+
+    /// ZeRO-1 and small gradient buckets change how gradients travel, not what they sum to; and a
+    /// ZeRO-1 checkpoint taken on 4 ranks resumes on 2. (Micro-batches keep the same pairs in every
+    /// run: packing a different number of sequences changes fp32 rounding in the forward pass.)
+    func testZeroStageOneAndBucketsGiveTheSameRun() throws {
+        let (reference, trainer) = try single(arguments("plain", perDevice: 2, accumulation: 2))
+        let (zero, zeroParams) = try simulated(arguments("zero", perDevice: 2, accumulation: 1), ranks: 2,
+                                               parallel: ParallelOptions(zeroStage: 1))
+        assertSameRun(zero, reference, tolerance: 1e-6)
+        XCTAssertLessThanOrEqual(zip(zeroParams.buffer, trainer.policy.params.buffer).map { abs($0 - $1) }.max()!, 1e-6)
+        let (buckets, _) = try simulated(arguments("buckets", perDevice: 2, accumulation: 1), ranks: 2,
+                                         parallel: ParallelOptions(bucketSizeMB: 0.01))
+        assertSameRun(buckets, reference, tolerance: 1e-6)
+
+        // Global batch 8 throughout: 1 rank × 4 micro-steps, 4 ranks × 1, 2 ranks × 2.
+        let (uninterrupted, _) = try single(arguments("global8", perDevice: 2, accumulation: 4))
+        var a = arguments("resume-4-2", perDevice: 2, accumulation: 1)
+        a.saveSteps = 2
+        try InProcessWorld(size: 4).run { comm in
+            let t = try Trainer.dpo(args: a, comm: comm, parallel: ParallelOptions(zeroStage: 1))
+            t.printProgress = false
+            t.interruptAfterStep = 2
+            try t.run()
+        }
+        var b = arguments("unused", perDevice: 2, accumulation: 2)
+        b.outputDir = a.outputDir
+        b.saveSteps = 2
+        b.resumeFromCheckpoint = "auto"
+        let (resumed, _) = try simulated(b, ranks: 2, parallel: ParallelOptions(zeroStage: 1))
+        assertSameRun(resumed, Array(uninterrupted.dropFirst(2)), tolerance: 1e-6)
+    }
+
+    /// The last batch of an epoch can leave a rank without pairs; it must still take part in every
+    /// reduction (24 pairs in batches of 5 × 2 ranks: the third batch has 4, all on rank 0).
+    func testARankWithAnEmptyShareOfTheLastBatch() throws {
+        var a = arguments("short-batch", perDevice: 5, accumulation: 1)
+        a.evalFile = nil
+        a.maxSteps = -1
+        a.numTrainEpochs = 1
+        var b = a
+        b.perDeviceTrainBatchSize = 5
+        b.gradientAccumulationSteps = 2
+        b.outputDir = Fixtures.temporaryDirectory("short-batch-1")
+        let (reference, _) = try single(b)
+        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(bucketSizeMB: 0.01, blockingBuckets: false), ParallelOptions(zeroStage: 1)] {
+            a.outputDir = Fixtures.temporaryDirectory("short-batch-2")
+            let (two, _) = try simulated(a, ranks: 2, parallel: parallel)
+            assertSameRun(two, reference, tolerance: 1e-6)
+        }
+    }
+
+    /// A rank started with other arguments stops every rank, and says what differs.
+    func testRanksThatDisagreeStopTogether() throws {
+        let world = InProcessWorld(size: 2)
+        let out = Fixtures.temporaryDirectory("disagree")
+        let lock = NSLock()
+        var errors: [String] = []
+        XCTAssertThrowsError(try world.run { comm in
+            var a = self.arguments("x", perDevice: 2, accumulation: 1)
+            a.outputDir = out
+            if comm.rank == 1 { a.beta = 0.2 }
+            let t = try Trainer.dpo(args: a, comm: comm)
+            t.printProgress = false
+            do { try t.run() } catch {
+                lock.lock(); errors.append("\(error)"); lock.unlock()
+                throw error
+            }
+        })
+        XCTAssertEqual(errors.count, 2)
+        XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
+    }
+}

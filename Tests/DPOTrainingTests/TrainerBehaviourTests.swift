@@ -1,0 +1,94 @@
+import DPOTestSupport
+import XCTest
+@testable import DPOComm
+@testable import DPOModel
+@testable import DPOTraining
+
+final class TrainerBehaviourTests: XCTestCase {
+    func baseArguments(_ tag: String) -> TrainingArguments {
+        var a = TrainingArguments()
+        a.model = Fixtures.model("llama-tied") + "/model"
+        a.trainFile = Fixtures.root + "/trl/train.jsonl"
+        a.outputDir = Fixtures.temporaryDirectory(tag)
+        a.maxSteps = 4
+        a.learningRate = 1e-3
+        a.perDeviceTrainBatchSize = 4
+        a.loggingSteps = 1
+        a.shuffle = false
+        return a
+    }
+
+    func run(_ a: TrainingArguments) throws -> [String] {
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        t.printProgress = false
+        var losses: [String] = []
+        t.onLog = { line in
+            for (k, v) in line.fields where k == "loss" || k == "rewards/margins" { losses.append("\(k)=\(v)") }
+        }
+        try t.run()
+        return losses
+    }
+
+    /// A diverging run stops with the step named, and the checkpoint before it still loads.
+    func testNonFiniteLossStopsWithTheStepNamed() throws {
+        var a = baseArguments("nan")
+        a.learningRate = 1e30
+        a.maxGradNorm = 0
+        a.saveSteps = 1
+        a.maxSteps = 10
+        XCTAssertThrowsError(try run(a)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix("step "), message)
+            XCTAssertTrue(message.contains("last checkpoint is intact"), message)
+        }
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: a.outputDir).filter { $0.hasPrefix("checkpoint-") }
+        XCTAssertFalse(checkpoints.isEmpty)
+        for c in checkpoints { _ = try ModelDirectory.load(a.outputDir + "/" + c) }
+    }
+
+    /// precompute_ref_log_probs gives the numbers of an in-memory reference, and a second run reads
+    /// the cache instead of computing it again.
+    func testPrecomputedReferenceLogProbs() throws {
+        let inMemory = try run(baseArguments("ref-live"))
+        var a = baseArguments("ref-cache")
+        a.precomputeRefLogProbs = true
+        let first = try run(a)
+        let cache = try FileManager.default.contentsOfDirectory(atPath: a.outputDir).filter { $0.hasPrefix("ref_logps-") }
+        XCTAssertEqual(cache.count, 1)
+        let second = try run(a)
+        XCTAssertEqual(first, second)
+        XCTAssertEqual(first.count, inMemory.count)
+        for (x, y) in zip(first, inMemory) {
+            let vx = Double(x.split(separator: "=")[1])!, vy = Double(y.split(separator: "=")[1])!
+            // The cache was computed in other batches than the training micro-batches: fp32 sums of
+            // ~100 log-probs then differ in the 7th digit, ~1e-7 absolute after β.
+            XCTAssertEqual(vx, vy, accuracy: 1e-5 + 1e-5 * abs(vy), "\(x) vs \(y)")
+        }
+        // The cache is keyed by the data: other data, another file.
+        var other = a
+        other.maxLength = 40
+        _ = try run(other)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: a.outputDir).filter { $0.hasPrefix("ref_logps-") }.count, 2)
+    }
+
+    func testSFTLearnsItsData() throws {
+        var a = TrainingArguments()
+        a.model = Fixtures.model("llama-tied") + "/model"
+        a.trainFile = Fixtures.root + "/conversational/sft.jsonl"
+        a.evalFile = a.trainFile
+        a.outputDir = Fixtures.temporaryDirectory("sft")
+        a.maxSteps = 30
+        a.learningRate = 3e-3
+        a.perDeviceTrainBatchSize = 2
+        a.loggingSteps = 10
+        let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
+        t.printProgress = false
+        var evalLoss: [Double] = []
+        t.onLog = { line in for (k, v) in line.fields where k == "eval_loss" { evalLoss.append(v as! Double) } }
+        let before = (t.objective.evaluate()!)[.loss]
+        try t.run()
+        XCTAssertEqual(evalLoss.count, 1)
+        XCTAssertLessThan(evalLoss[0], before / 3, "eval loss \(before) → \(evalLoss[0])")
+        _ = try ModelDirectory.load(a.outputDir)
+    }
+}

@@ -1,0 +1,125 @@
+import DPOTestSupport
+import XCTest
+@testable import DPOSupport
+
+/// The `dpo-dist` executable as a user meets it: bad input ends with one clear line naming the file,
+/// a non-zero exit, and no crash.
+final class CLITests: XCTestCase {
+    struct Run { let status: Int32; let reason: Process.TerminationReason; let stdout: String; let stderr: String }
+
+    /// The executable sits in the build products folder with the test bundle (which on Linux is the
+    /// folder Bundle reports, and on macOS the .xctest inside it).
+    static var binary: String {
+        let bundle = Bundle(for: CLITests.self).bundleURL
+        let products = bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
+        return products.appendingPathComponent("dpo-dist").path
+    }
+
+    func run(_ arguments: [String]) throws -> Run {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw DPOError("dpo-dist is not built at \(Self.binary): build all products first (`swift build --build-tests`)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, reason: process.terminationReason,
+                   stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func assertCleanFailure(_ r: Run, mentions fragments: [String], line: UInt = #line) {
+        XCTAssertEqual(r.reason, .exit, "ended by a signal: a crash", line: line)
+        XCTAssertNotEqual(r.status, 0, line: line)
+        let lines = r.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line on stderr, got: \(r.stderr)", line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("error: "), r.stderr, line: line)
+        for f in fragments { XCTAssertTrue(r.stderr.contains(f), "\"\(r.stderr)\" should mention \"\(f)\"", line: line) }
+    }
+
+    func modelCopy(_ name: String = "llama-tied") throws -> String {
+        let dir = Fixtures.temporaryDirectory() + "/model"
+        try FileManager.default.copyItem(atPath: Fixtures.model(name) + "/model", toPath: dir)
+        return dir
+    }
+
+    func score(_ model: String, data: String? = nil) throws -> Run {
+        try run(["score", "--model", model, "--data", data ?? Fixtures.model("llama-tied") + "/pairs.jsonl", "--output", "-"])
+    }
+
+    func testScoreWritesOneLinePerPair() throws {
+        let r = try score(Fixtures.model("llama-tied") + "/model")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 5)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        XCTAssertEqual(Set(first.keys), ["chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens", "prompt_tokens"])
+    }
+
+    func testTruncatedSafetensorsEndsWithOneLine() throws {
+        let dir = try modelCopy()
+        let path = dir + "/model.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.prefix(100).write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["model.safetensors"])
+    }
+
+    func testHeaderOffsetsOutsideTheFileEndWithOneLine() throws {
+        let dir = try modelCopy()
+        let path = dir + "/model.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data = data.prefix(data.count - 64)  // the last tensor's end offset now lies past the end
+        try data.write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["model.safetensors"])
+    }
+
+    func testCorruptHeaderEndsWithOneLine() throws {
+        let dir = try modelCopy()
+        let path = dir + "/model.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        for i in 8..<40 { data[i] = UInt8(ascii: "#") }
+        try data.write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["model.safetensors"])
+    }
+
+    func testWrongShapeEndsWithOneLine() throws {
+        let dir = try modelCopy("qwen2-untied")
+        let path = dir + "/config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        json["vocab_size"] = 300
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["embed_tokens", "[300, 64]"])
+    }
+
+    func testHeadsNotDividingHiddenEndWithOneLine() throws {
+        let dir = try modelCopy()
+        let path = dir + "/config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        json["num_attention_heads"] = 6
+        json.removeValue(forKey: "head_dim")
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["config.json", "num_attention_heads 6"])
+    }
+
+    func testUnsupportedTokenizerModelEndsWithOneLine() throws {
+        let dir = try modelCopy()
+        let path = dir + "/tokenizer.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var model = json["model"] as! [String: Any]
+        model["type"] = "Unigram"
+        json["model"] = model
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        assertCleanFailure(try score(dir), mentions: ["tokenizer.json", "Unigram"])
+    }
+
+    func testBadDataRowEndsWithOneLine() throws {
+        let data = Fixtures.temporaryDirectory() + "/bad.jsonl"
+        try "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
+        assertCleanFailure(try score(Fixtures.model("llama-tied") + "/model", data: data), mentions: ["bad.jsonl:2", "chosen"])
+    }
+}

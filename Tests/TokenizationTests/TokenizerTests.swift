@@ -1,0 +1,303 @@
+import DPOTestSupport
+import Foundation
+import XCTest
+@testable import DPOSupport
+@testable import Tokenization
+
+/// Checks the tokenizer against ids written by the Python `tokenizers` library
+/// (tools/make_tokenizer_fixtures.py): three tiny tokenizers committed under
+/// Fixtures/tokenizers/, and the real tokenizers of published models, read from
+/// ../shared/tokenizers beside the repository.
+final class TokenizerTests: XCTestCase {
+    // MARK: - Fixtures from `tokenizers`
+
+    func testTinyBPE() throws { try checkFixture("tiny-bpe") }
+    func testTinyBPELlama3Style() throws { try checkFixture("tiny-bpe-llama3") }
+    func testTinyBPEUnknownAndSplitBehaviors() throws { try checkFixture("tiny-bpe-unk") }
+    func testGPT2() throws { try checkFixture("gpt2") }
+    func testGPTNeoX20B() throws { try checkFixture("gpt-neox-20b") }
+    func testPhi2() throws { try checkFixture("phi-2") }
+    func testFalcon7B() throws { try checkFixture("falcon-7b") }
+    func testOLMo2() throws { try checkFixture("olmo2-dolma2") }
+    func testSmolLM2() throws { try checkFixture("smollm2-135m") }
+    func testWhisperLargeV3() throws { try checkFixture("whisper-large-v3") }
+
+    func testEveryFixtureHasATest() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: TokenizerPaths.fixtures)
+            .filter { $0.hasSuffix(".ids.json") }.map { String($0.dropLast(".ids.json".count)) }
+        XCTAssertEqual(Set(names), Set(TokenizerPaths.tinyNames + TokenizerPaths.realNames))
+    }
+
+    // MARK: - What the trainer relies on
+
+    func testEOSStringAppendedToTextIsOneID() throws {
+        for name in ["tiny-bpe", "tiny-bpe-llama3", "smollm2-135m", "phi-2", "whisper-large-v3"] {
+            let tokenizer = try loadTokenizer(name)
+            let eos = try XCTUnwrap(tokenizer.eosToken, name)
+            let eosID = try XCTUnwrap(tokenizer.eosTokenID, name)
+            for completion in ["The answer is 42.", "ends with a space ", "한국어", ""] {
+                let ids = tokenizer.encode(completion + eos, addSpecialTokens: false)
+                XCTAssertEqual(ids.last, eosID, "\(name): \(completion + eos)")
+                XCTAssertEqual(ids.filter { $0 == eosID }.count, 1, "\(name): \(completion + eos)")
+                XCTAssertEqual(Array(ids.dropLast()), tokenizer.encode(completion, addSpecialTokens: false), name)
+            }
+        }
+    }
+
+    func testConfigTokensAndChatTemplate() throws {
+        let tiny = try loadTokenizer("tiny-bpe")
+        XCTAssertEqual(tiny.eosToken, "<|im_end|>")  // the {"content": ...} form
+        XCTAssertEqual(tiny.bosToken, "<|endoftext|>")
+        XCTAssertEqual(tiny.padToken, "<|endoftext|>")
+        XCTAssertEqual(tiny.eosTokenID, tiny.tokenID("<|im_end|>"))
+        XCTAssertEqual(tiny.bosTokenID, 0)
+        XCTAssertTrue(tiny.chatTemplate?.hasPrefix("{% for message in messages %}") ?? false)
+        XCTAssertEqual(tiny.encode("hi").first, tiny.bosTokenID, "TemplateProcessing adds the BOS")
+
+        let llama3 = try loadTokenizer("tiny-bpe-llama3")
+        XCTAssertEqual(llama3.bosToken, "<|im_start|>")
+        XCTAssertEqual(llama3.chatTemplate, tiny.chatTemplate, "the template named \"default\" of a list")
+
+        let smol = try loadTokenizer("smollm2-135m")
+        XCTAssertEqual(smol.eosToken, "<|im_end|>")
+        XCTAssertEqual(smol.eosTokenID, 2)
+        XCTAssertEqual(smol.bosTokenID, 1)
+        XCTAssertTrue(smol.chatTemplate?.contains("<|im_start|>") ?? false)
+        XCTAssertEqual(smol.vocabSize, 49152)
+
+        let gpt2 = try loadTokenizer("gpt2")
+        XCTAssertNil(gpt2.eosToken, "gpt2 ships no tokenizer_config.json")
+        XCTAssertNil(gpt2.chatTemplate)
+        XCTAssertEqual(gpt2.tokenID("<|endoftext|>"), 50256)
+        XCTAssertEqual(gpt2.token(50256), "<|endoftext|>")
+        XCTAssertEqual(gpt2.tokenID("Ġthe"), 262)
+        XCTAssertEqual(gpt2.token(262), "Ġthe")
+        XCTAssertNil(gpt2.token(50257))
+        XCTAssertNil(gpt2.tokenID("no such token"))
+
+        let whisper = try loadTokenizer("whisper-large-v3")
+        XCTAssertEqual(whisper.vocabSize, 51866)
+        XCTAssertEqual(whisper.eosTokenID, 50257)
+    }
+
+    func testChatTemplateFileTakesPriorityOverTheConfig() throws {
+        let directory = URL(fileURLWithPath: try writeTemporary("chat_template.jinja", "{{ messages }}")).deletingLastPathComponent()
+        for name in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(atPath: TokenizerPaths.directory("tiny-bpe") + "/" + name,
+                                             toPath: directory.appendingPathComponent(name).path)
+        }
+        let tokenizer = try Tokenizer(directory: directory.path)
+        XCTAssertEqual(tokenizer.chatTemplate, "{{ messages }}")
+        XCTAssertEqual(tokenizer.eosToken, "<|im_end|>")
+    }
+
+    func testDecodeSkipsSpecialTokensAndUnknownIDs() throws {
+        let tokenizer = try loadTokenizer("smollm2-135m")
+        let ids = tokenizer.encode("<|im_start|>user\nhi<|im_end|>")
+        XCTAssertEqual(tokenizer.decode(ids), "<|im_start|>user\nhi<|im_end|>")
+        XCTAssertEqual(tokenizer.decode(ids, skipSpecialTokens: true), "user\nhi")
+        XCTAssertEqual(tokenizer.decode(ids + [1_000_000, -1]), "<|im_start|>user\nhi<|im_end|>")
+    }
+
+    func testConcurrentEncodingSharesTheCacheSafely() throws {
+        let tokenizer = try loadTokenizer("tiny-bpe")
+        let texts = (0 ..< 64).map { "text \($0): The quick brown fox, hello world \($0 * 7919) times. 한국어 \($0 % 5)" }
+        let expected = texts.map { tokenizer.encode($0) }
+        let fresh = try loadTokenizer("tiny-bpe")
+        var results = [[Int]](repeating: [], count: texts.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let slots = buffer
+            DispatchQueue.concurrentPerform(iterations: texts.count) { slots[$0] = fresh.encode(texts[$0]) }
+        }
+        XCTAssertEqual(results, expected)
+    }
+
+    // MARK: - Refusals
+
+    func testUnigramModelIsRefusedByName() throws {
+        let path = try writeTemporary("tokenizer.json", """
+            {"version": "1.0", "added_tokens": [], "normalizer": null, "pre_tokenizer": null,
+             "post_processor": null, "decoder": null,
+             "model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0], ["a", -1.5]]}}
+            """)
+        assertThrowsDPOError(try Tokenizer(tokenizerJSONPath: path),
+                             equals: "\(path): unsupported model type \"Unigram\" (only BPE is supported)")
+    }
+
+    func testTruncatedJSONIsRefusedNamingTheFile() throws {
+        let whole = try String(contentsOfFile: TokenizerPaths.directory("tiny-bpe") + "/tokenizer.json", encoding: .utf8)
+        let path = try writeTemporary("tokenizer.json", String(whole.prefix(whole.count / 2)))
+        assertThrowsDPOError(try Tokenizer(tokenizerJSONPath: path), startsWith: "\(path): not a valid tokenizer.json")
+    }
+
+    func testUnsupportedPipelineStepsAreRefusedByName() throws {
+        let whole = try String(contentsOfFile: TokenizerPaths.directory("tiny-bpe") + "/tokenizer.json", encoding: .utf8)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])
+        let cases: [(key: String, value: Any, message: String)] = [
+            ("pre_tokenizer", ["type": "Metaspace", "replacement": "▁"],
+             "pre_tokenizer: unsupported type \"Metaspace\" (supported: ByteLevel, Split, Digits, Punctuation, Sequence)"),
+            ("normalizer", ["type": "Sequence", "normalizers": [["type": "NFC"], ["type": "Lowercase"]]],
+             "normalizer: unsupported type \"Lowercase\" (supported: NFC, Sequence)"),
+            ("decoder", ["type": "WordPiece", "prefix": "##"],
+             "decoder: unsupported type \"WordPiece\" (supported: ByteLevel, Sequence)"),
+            ("post_processor", ["type": "BertProcessing", "sep": ["[SEP]", 1], "cls": ["[CLS]", 0]],
+             "post_processor: unsupported type \"BertProcessing\" (supported: ByteLevel, TemplateProcessing, Sequence)"),
+        ]
+        for (key, value, message) in cases {
+            var edited = json
+            edited[key] = value
+            let path = try writeTemporary("tokenizer.json", String(decoding: try JSONSerialization.data(withJSONObject: edited), as: UTF8.self))
+            assertThrowsDPOError(try Tokenizer(tokenizerJSONPath: path), equals: "\(path): \(message)")
+        }
+        var wordPiece = json
+        wordPiece["model"] = ["type": "WordPiece", "unk_token": "[UNK]", "vocab": ["[UNK]": 0]]
+        let path = try writeTemporary("tokenizer.json", String(decoding: try JSONSerialization.data(withJSONObject: wordPiece), as: UTF8.self))
+        assertThrowsDPOError(try Tokenizer(tokenizerJSONPath: path),
+                             equals: "\(path): unsupported model type \"WordPiece\" (only BPE is supported)")
+    }
+
+    func testMissingFileIsRefusedNamingTheFile() {
+        let path = NSTemporaryDirectory() + "no-such-dir-\(UUID().uuidString)/tokenizer.json"
+        assertThrowsDPOError(try Tokenizer(tokenizerJSONPath: path), startsWith: "\(path): cannot read")
+    }
+
+    // MARK: - Speed
+
+    /// Prints load and encode times (debug builds are several times slower than release).
+    func testEncodeSpeedOn100KB() throws {
+        for name in ["gpt2", "olmo2-dolma2"] {
+            var start = Date()
+            let tokenizer = try loadTokenizer(name)
+            let loadSeconds = Date().timeIntervalSince(start)
+            let paragraph = "Direct Preference Optimization (DPO) fits a policy to preferences: 한국어 문장, 中文, code `x += 1;`\n\t"
+                + "and numbers 3.14159 or 1,234,567. The reference model stays frozen while beta scales the implicit reward.\n"
+            let text = String(repeating: paragraph, count: 100_000 / paragraph.utf8.count + 1)
+            start = Date()
+            let ids = tokenizer.encode(text)
+            let encodeSeconds = Date().timeIntervalSince(start)
+            print(String(format: "tokenizer speed %@: load %.2f s, encode %d KB -> %d ids in %.3f s",
+                         name, loadSeconds, text.utf8.count / 1000, ids.count, encodeSeconds))
+            XCTAssertEqual(tokenizer.decode(ids), text)
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func checkFixture(_ name: String) throws {
+        let fixture = try TokenizerFixture.load(name)
+        let tokenizer = try loadTokenizer(name)
+        XCTAssertEqual(tokenizer.vocabSize, fixture.vocabSize, "\(name): vocab size")
+
+        var idFailures = 0
+        for (index, testCase) in fixture.cases.enumerated() {
+            let ids = tokenizer.encode(testCase.text, addSpecialTokens: testCase.addSpecialTokens)
+            guard ids != testCase.ids else { continue }
+            idFailures += 1
+            if idFailures == 1 {
+                let firstDifference = zip(ids, testCase.ids).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                    ?? min(ids.count, testCase.ids.count)
+                XCTFail("""
+                    \(name) case \(index) add_special_tokens=\(testCase.addSpecialTokens): ids differ at \(firstDifference)
+                      text:      \(String(reflecting: testCase.text))
+                      expected:  \(testCase.ids)
+                      got:       \(ids)
+                      tokens:    \(ids.map { tokenizer.token($0) ?? "?" })
+                      want:      \(testCase.ids.map { tokenizer.token($0) ?? "?" })
+                    """)
+            }
+        }
+        XCTAssertEqual(idFailures, 0, "\(name): \(idFailures) of \(fixture.cases.count) cases differ")
+
+        var decodeFailures = 0
+        for entry in fixture.decode {
+            let ids = entry.caseIndex.map { fixture.cases[$0].ids } ?? entry.ids ?? []
+            let text = tokenizer.decode(ids, skipSpecialTokens: entry.skipSpecialTokens)
+            guard text != entry.text else { continue }
+            decodeFailures += 1
+            if decodeFailures == 1 {
+                XCTFail("""
+                    \(name) decode of \(ids) skip_special_tokens=\(entry.skipSpecialTokens):
+                      expected: \(String(reflecting: entry.text)) \(entry.text.unicodeScalars.map { String($0.value, radix: 16) })
+                      got:      \(String(reflecting: text)) \(text.unicodeScalars.map { String($0.value, radix: 16) })
+                    """)
+            }
+        }
+        XCTAssertEqual(decodeFailures, 0, "\(name): \(decodeFailures) of \(fixture.decode.count) decodes differ")
+    }
+
+    private func loadTokenizer(_ name: String) throws -> Tokenizer {
+        if TokenizerPaths.realNames.contains(name) {
+            guard FileManager.default.fileExists(atPath: TokenizerPaths.shared) else {
+                throw XCTSkip("\(TokenizerPaths.shared) is missing: the real tokenizers live beside the repository, not in it")
+            }
+        }
+        return try Tokenizer(directory: TokenizerPaths.directory(name))
+    }
+
+    private func writeTemporary(_ fileName: String, _ contents: String) throws -> String {
+        let directory = NSTemporaryDirectory() + "dpo-dist-tokenizer-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/" + fileName
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    private func assertThrowsDPOError(_ expression: @autoclosure () throws -> Tokenizer, equals expected: String? = nil,
+                                      startsWith prefix: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try expression()
+            XCTFail("expected a DPOError", file: file, line: line)
+        } catch let error as DPOError {
+            if let expected { XCTAssertEqual(error.message, expected, file: file, line: line) }
+            if let prefix {
+                XCTAssertTrue(error.message.hasPrefix(prefix), "\(error.message) does not start with \(prefix)", file: file, line: line)
+            }
+            XCTAssertFalse(error.message.contains("\n"), "one line: \(error.message)", file: file, line: line)
+            print("refused as expected: \(error.message)")
+        } catch {
+            XCTFail("expected a DPOError, got \(error)", file: file, line: line)
+        }
+    }
+}
+
+private enum TokenizerPaths {
+    static let fixtures = Fixtures.root + "/tokenizers"
+    static let shared = Fixtures.sharedTokenizers
+    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk"]
+    static let realNames = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3"]
+
+    static func directory(_ name: String) -> String {
+        tinyNames.contains(name) ? fixtures + "/" + name : shared + "/" + name
+    }
+}
+
+/// <name>.ids.json as tools/make_tokenizer_fixtures.py writes it.
+private struct TokenizerFixture: Decodable {
+    struct Case: Decodable {
+        let text: String
+        let addSpecialTokens: Bool
+        let ids: [Int]
+        enum CodingKeys: String, CodingKey { case text, addSpecialTokens = "add_special_tokens", ids }
+    }
+
+    /// Decodes either the ids of case `caseIndex` or the ids given.
+    struct Decode: Decodable {
+        let caseIndex: Int?
+        let ids: [Int]?
+        let skipSpecialTokens: Bool
+        let text: String
+        enum CodingKeys: String, CodingKey { case caseIndex = "case", ids, skipSpecialTokens = "skip_special_tokens", text }
+    }
+
+    let tokenizer: String
+    let vocabSize: Int
+    let cases: [Case]
+    let decode: [Decode]
+    enum CodingKeys: String, CodingKey { case tokenizer, vocabSize = "vocab_size", cases, decode }
+
+    static func load(_ name: String) throws -> TokenizerFixture {
+        let url = URL(fileURLWithPath: TokenizerPaths.fixtures).appendingPathComponent("\(name).ids.json")
+        return try JSONDecoder().decode(TokenizerFixture.self, from: Data(contentsOf: url))
+    }
+}
