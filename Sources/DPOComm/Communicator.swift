@@ -2,8 +2,8 @@ import Foundation
 
 /// The rank's view of the job: who it is, how many ranks there are, and the collectives training
 /// needs. With one rank every collective is a no-op, so the single-process debug mode runs the same
-/// code path as `mpirun -np N`. Implementations: `SingleProcessCommunicator` here; MPI and in-process
-/// threads in DPODistributed.
+/// code path as `mpirun -np N`. Implementations: `SingleProcessCommunicator` and `InProcessCommunicator` (ranks as
+/// threads) here, `MPICommunicator` in DPODistributed.
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var worldSize: Int { get }
@@ -56,20 +56,3 @@ extension BlockingCollectives {
     public var secondsInNonBlockingCalls: Double { 0 }
     public var allRanksOnOneHost: Bool { true }
 }
-
-public final class SingleProcessCommunicator: Communicator, BlockingCollectives {
-    public init() {}
-    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Double>, counts: [Int]) {}
-    public func allGather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
-    public var rank: Int { 0 }
-    public var worldSize: Int { 1 }
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
-    public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
-    public func broadcast(_ bytes: [UInt8]) -> [UInt8] { bytes }
-    public func barrier() {}
-    public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        exit(code)
-    }
-}
-

@@ -10,6 +10,10 @@ import Foundation
 /// each word is merged by the BPE model; with `addSpecialTokens` the post-processor adds its
 /// template tokens (a BOS, say). Anything outside that subset is refused when the file loads.
 ///
+/// The stages live in Pipeline/, one file each. All text handling goes through Unicode scalars,
+/// UTF-8 or UTF-16, never Swift Characters: a grapheme cluster such as " " + a combining accent is
+/// one Character, but `tokenizers` sees a space followed by an accent.
+///
 /// Thread-safe: the only mutable state is the BPE word cache, which is behind a lock.
 public final class Tokenizer: @unchecked Sendable {
     let model: BPEModel
@@ -170,7 +174,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Files
 
-    private static func read(_ path: String) throws -> Data {
+    static func read(_ path: String) throws -> Data {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
@@ -179,7 +183,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// A DecodingError in one line, with the JSON path where it happened.
-    private static func describe(_ error: DecodingError, in data: Data) -> String {
+    static func describe(_ error: DecodingError, in data: Data) -> String {
         func path(_ context: DecodingError.Context) -> String {
             let keys = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
             return keys.isEmpty ? "" : " at \(keys.joined(separator: "."))"
@@ -206,41 +210,4 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
-    /// The parts of tokenizer_config.json that training needs.
-    struct TokenizerConfig {
-        let eosToken: String?
-        let bosToken: String?
-        let padToken: String?
-        let chatTemplate: String?
-
-        init(path: String) throws {
-            let data = try Tokenizer.read(path)
-            let json: JSON
-            do {
-                json = try JSONDecoder().decode(JSON.self, from: data)
-            } catch let error as DecodingError {
-                throw DPOError.file(path, "not valid JSON: \(Tokenizer.describe(error, in: data))")
-            }
-            guard json.object != nil else { throw DPOError.file(path, "expected a JSON object") }
-            // A special token is written as a string or as an AddedToken object {"content": ...}.
-            func specialToken(_ key: String) -> String? {
-                json[key]?.string ?? json[key]?["content"]?.string
-            }
-            eosToken = specialToken("eos_token")
-            bosToken = specialToken("bos_token")
-            padToken = specialToken("pad_token")
-            // Several named templates are a list of {name, template}; the default one is "default".
-            if let list = json["chat_template"]?.array {
-                chatTemplate = list.first { $0["name"]?.string == "default" }?["template"]?.string
-            } else {
-                chatTemplate = json["chat_template"]?.string
-            }
-        }
-    }
-}
-
-extension Tokenizer.BPEModel {
-    func token(_ id: Int) -> String? {
-        tokensByID.indices.contains(id) ? tokensByID[id] : nil
-    }
 }

@@ -204,3 +204,9 @@ extension Tokenizer {
         }
     }
 }
+
+extension Tokenizer.BPEModel {
+    func token(_ id: Int) -> String? {
+        tokensByID.indices.contains(id) ? tokensByID[id] : nil
+    }
+}

@@ -1,5 +1,4 @@
 import DPOComm
-import DPOSupport
 import Foundation
 
 /// Sums and counts gathered over the pairs of one optimizer step (or one eval pass), one flat array
@@ -60,26 +59,5 @@ public struct StepSums: Sendable {
         ]
         if self[.klTokens] > 0 { out.append(("kl", self[.kl] / self[.klTokens])) }
         return out.map { (prefix + $0.0, $0.1) }
-    }
-}
-
-/// One JSON object per line in metrics.jsonl, keys in a fixed order.
-public struct MetricsLine {
-    public var fields: [(String, Any)] = []
-    public init() {}
-    public mutating func add(_ key: String, _ value: Any) { fields.append((key, value)) }
-
-    public var json: String {
-        let parts = fields.map { key, value -> String in
-            let v: String
-            switch value {
-            case let d as Double: v = d.isFinite ? "\(d)" : "null"
-            case let i as Int: v = "\(i)"
-            case let s as String: v = quotedJSONString(s)
-            default: v = "\(value)"
-            }
-            return "\"\(key)\": \(v)"
-        }
-        return "{" + parts.joined(separator: ", ") + "}"
     }
 }

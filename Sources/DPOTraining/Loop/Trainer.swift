@@ -6,52 +6,6 @@ import DPOSupport
 import Foundation
 import Tokenization
 
-/// What a training run optimises: DPO over preference pairs, or SFT over sequences. The loop
-/// (batches, gradient reduction, clipping, AdamW, schedule, logging, eval, checkpoints) is shared.
-public protocol TrainingObjective: AnyObject {
-    /// Number of training examples.
-    var exampleCount: Int { get }
-    /// Hash of the tokenized training data; a checkpoint refuses to resume on other data.
-    var fingerprint: UInt64 { get }
-    /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
-    /// its scored tokens for SFT), known to every rank without communication.
-    func normalizerWeight(of example: Int) -> Double
-    /// Forward and backward over one micro-batch of this rank, each example's loss scaled by
-    /// 1/`normalizer` (the global batch's total weight), accumulating into the policy's gradients
-    /// and the step's sums.
-    func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws
-    /// Sums for the eval set, reduced over ranks; nil without an eval set.
-    func evaluate() -> StepSums?
-    /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
-    func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
-    /// Work before the first step (precomputing reference log-probs).
-    func prepare(outputDir: String) throws
-    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
-    func writeReport(outputDir: String, metrics: [(String, Double)]) throws
-}
-
-/// How the gradient of a step is reduced across ranks.
-public struct ParallelOptions: Sendable {
-    /// 0: every rank holds the whole optimizer state and all-reduces gradients. 1 (ZeRO-1): each rank
-    /// holds the optimizer state of its shard of the parameters; gradients are reduce-scattered,
-    /// AdamW updates the shard, parameters are all-gathered.
-    public var zeroStage = 0
-    /// Gradients are all-reduced in buckets of about this many MB (of fp32 gradient), each started
-    /// as soon as backward has finished its layers.
-    public var bucketSizeMB = 25.0
-    /// Reduce each bucket with a blocking all-reduce as soon as backward finishes it, instead of a
-    /// non-blocking one progressed between layers. nil: blocking when every rank is on one host,
-    /// where a reduction is memory copies by the same cores that compute, so nothing overlaps and
-    /// the blocking algorithms are faster (bench-comm here: 2.6% of a step against 6.7%); across
-    /// hosts the network moves the bytes while backward goes on.
-    public var blockingBuckets: Bool?
-    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil) {
-        self.zeroStage = zeroStage
-        self.bucketSizeMB = bucketSizeMB
-        self.blockingBuckets = blockingBuckets
-    }
-}
-
 /// The training loop. One per process; every rank runs it with its communicator.
 public final class Trainer {
     public let args: TrainingArguments
@@ -358,47 +312,5 @@ public final class Trainer {
         }
         progress.note(line)
         return line.fields.compactMap { k, v in (v as? Double).map { (k, $0) } }.filter { $0.0.hasPrefix("eval_") }
-    }
-}
-
-/// Sums of the per-step metrics over a logging window: means of the steps' values, except
-/// grad_norm and learning_rate (the last step's), as transformers logs them.
-struct LogWindow {
-    var steps = 0
-    var lossSum = 0.0
-    var lastGradNorm = 0.0
-    var lastLearningRate = 0.0
-    var seconds = 0.0
-    var examples = 0.0
-    var tokens = 0.0
-    var names: [String] = []
-    var meanSums: [Double] = []
-
-    mutating func add(_ r: Trainer.StepReport, metrics: [(String, Double)]) {
-        steps += 1
-        lossSum += r.sums[.loss]
-        names = metrics.map(\.0)
-        meanSums = meanSums.isEmpty ? metrics.map(\.1) : zip(meanSums, metrics.map(\.1)).map(+)
-        lastGradNorm = r.gradNorm
-        lastLearningRate = r.learningRate
-        seconds += r.seconds
-        examples += r.sums[.pairs]
-        tokens += r.sums[.tokens]
-    }
-
-    func line(step: Int, epoch: Double, tokensSeen: Double) -> MetricsLine {
-        var line = MetricsLine()
-        let n = Double(max(steps, 1))
-        line.add("step", step)
-        line.add("epoch", epoch)
-        line.add("loss", lossSum / n)
-        line.add("grad_norm", lastGradNorm)
-        line.add("learning_rate", lastLearningRate)
-        for (name, total) in zip(names, meanSums) { line.add(name, total / n) }
-        line.add("num_tokens", tokensSeen)
-        line.add("pairs_per_second", seconds > 0 ? examples / seconds : 0)
-        line.add("tokens_per_second", seconds > 0 ? tokens / seconds : 0)
-        line.add("step_seconds", seconds / n)
-        return line
     }
 }

@@ -1,0 +1,195 @@
+import DPOSupport
+import Foundation
+
+/// A JSON-like value for template variables whose key order matters (`tools | tojson` prints keys in
+/// insertion order, as Python dicts keep them; a Swift `[String: Any]` has no order, so its keys are
+/// sorted instead). `ChatTemplateValue(json:)` parses JSON text keeping the order of object keys.
+public enum ChatTemplateValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([ChatTemplateValue])
+    case object([ObjectEntry])
+
+    public struct ObjectEntry: Equatable, Sendable {
+        public var key: String
+        public var value: ChatTemplateValue
+        public init(_ key: String, _ value: ChatTemplateValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// Parses JSON text; object keys keep their order, integers without fraction or exponent stay `.int`.
+    public init(json: String) throws {
+        var parser = OrderedJSONParser(json)
+        self = try parser.parseDocument()
+    }
+
+    /// The member `key` of an object (first match), nil otherwise.
+    public subscript(key: String) -> ChatTemplateValue? {
+        if case .object(let entries) = self { return entries.first { $0.key == key }?.value }
+        return nil
+    }
+}
+
+// MARK: - Order-preserving JSON
+
+/// A small RFC 8259 parser that keeps object key order (JSONSerialization does not).
+struct OrderedJSONParser {
+    private let bytes: [UInt8]
+    private var position = 0
+
+    init(_ text: String) { bytes = Array(text.utf8) }
+
+    mutating func parseDocument() throws -> ChatTemplateValue {
+        let value = try parseValue()
+        skipWhitespace()
+        guard position == bytes.count else { throw fail("trailing characters") }
+        return value
+    }
+
+    private func fail(_ what: String) -> DPOError { DPOError("JSON: \(what) at byte \(position)") }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+    }
+
+    private mutating func parseValue() throws -> ChatTemplateValue {
+        skipWhitespace()
+        guard position < bytes.count else { throw fail("unexpected end") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"):
+            position += 1
+            var entries: [ChatTemplateValue.ObjectEntry] = []
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(entries) }
+            while true {
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a key") }
+                let key = try parseString()
+                skipWhitespace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                position += 1
+                entries.append(.init(key, try parseValue()))
+                skipWhitespace()
+                guard position < bytes.count else { throw fail("unterminated object") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(entries) }
+                throw fail("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            var items: [ChatTemplateValue] = []
+            skipWhitespace()
+            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
+            while true {
+                items.append(try parseValue())
+                skipWhitespace()
+                guard position < bytes.count else { throw fail("unterminated array") }
+                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                if bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
+                throw fail("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            return .string(try parseString())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
+        default:
+            return try parseNumber()
+        }
+    }
+
+    private mutating func literal(_ word: String, _ value: ChatTemplateValue) throws -> ChatTemplateValue {
+        let word = Array(word.utf8)
+        guard position + word.count <= bytes.count, Array(bytes[position..<position + word.count]) == word else {
+            throw fail("unexpected character")
+        }
+        position += word.count
+        return value
+    }
+
+    private mutating func parseNumber() throws -> ChatTemplateValue {
+        let start = position
+        var isInteger = true
+        while position < bytes.count {
+            let byte = bytes[position]
+            if (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+") {
+                position += 1
+            } else if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
+                isInteger = false
+                position += 1
+            } else {
+                break
+            }
+        }
+        let text = String(decoding: bytes[start..<position], as: UTF8.self)
+        if isInteger, let value = Int(text) { return .int(value) }
+        guard !text.isEmpty, let value = Double(text) else { throw fail("invalid number '\(text)'") }
+        return .double(value)
+    }
+
+    private mutating func parseString() throws -> String {
+        position += 1  // opening quote
+        var scalars = String.UnicodeScalarView()
+        var run = position  // start of the current stretch of plain bytes
+        func flush(_ end: Int) { scalars.append(contentsOf: String(decoding: bytes[run..<end], as: UTF8.self).unicodeScalars) }
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                flush(position)
+                position += 1
+                return String(scalars)
+            }
+            if byte == UInt8(ascii: "\\") {
+                flush(position)
+                position += 1
+                guard position < bytes.count else { break }
+                let escape = bytes[position]
+                position += 1
+                switch escape {
+                case UInt8(ascii: "\""): scalars.append("\"")
+                case UInt8(ascii: "\\"): scalars.append("\\")
+                case UInt8(ascii: "/"): scalars.append("/")
+                case UInt8(ascii: "b"): scalars.append("\u{08}")
+                case UInt8(ascii: "f"): scalars.append("\u{0C}")
+                case UInt8(ascii: "n"): scalars.append("\n")
+                case UInt8(ascii: "r"): scalars.append("\r")
+                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "u"):
+                    var code = try hex4()
+                    if (0xD800..<0xDC00).contains(code), position + 1 < bytes.count,
+                       bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                        position += 2
+                        let low = try hex4()
+                        if (0xDC00..<0xE000).contains(low) {
+                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        } else {
+                            scalars.append("\u{FFFD}")
+                            code = low
+                        }
+                    }
+                    scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
+                default:
+                    throw fail("invalid escape")
+                }
+                run = position
+                continue
+            }
+            position += 1
+        }
+        throw fail("unterminated string")
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        guard position + 4 <= bytes.count,
+              let code = UInt32(String(decoding: bytes[position..<position + 4], as: UTF8.self), radix: 16) else {
+            throw fail("invalid \\u escape")
+        }
+        position += 4
+        return code
+    }
+}

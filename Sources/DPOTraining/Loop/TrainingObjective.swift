@@ -1,0 +1,25 @@
+import Foundation
+
+/// What a training run optimises: DPO over preference pairs, or SFT over sequences. The loop
+/// (batches, gradient reduction, clipping, AdamW, schedule, logging, eval, checkpoints) is shared.
+public protocol TrainingObjective: AnyObject {
+    /// Number of training examples.
+    var exampleCount: Int { get }
+    /// Hash of the tokenized training data; a checkpoint refuses to resume on other data.
+    var fingerprint: UInt64 { get }
+    /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
+    /// its scored tokens for SFT), known to every rank without communication.
+    func normalizerWeight(of example: Int) -> Double
+    /// Forward and backward over one micro-batch of this rank, each example's loss scaled by
+    /// 1/`normalizer` (the global batch's total weight), accumulating into the policy's gradients
+    /// and the step's sums.
+    func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws
+    /// Sums for the eval set, reduced over ranks; nil without an eval set.
+    func evaluate() -> StepSums?
+    /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
+    func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
+    /// Work before the first step (precomputing reference log-probs).
+    func prepare(outputDir: String) throws
+    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
+    func writeReport(outputDir: String, metrics: [(String, Double)]) throws
+}
