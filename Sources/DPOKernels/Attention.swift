@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - Causal grouped-query attention over packed sequences
+// Causal grouped-query attention over packed sequences.
 
 /// Attention sizes and the block of query rows processed at once.
 public struct AttentionShape {
@@ -25,7 +25,7 @@ public struct AttentionShape {
 /// recomputes the probabilities instead of storing T² of them. `scratch` holds blockRows × (longest sequence).
 public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
                              starts: UnsafePointer<Int>, lengths: UnsafePointer<Int>, sequences: Int,
-                             shape: AttentionShape, scratch: FloatPtr) {
+                             shape: AttentionShape, scratch: FloatPtr, matmul: any MatmulBackend) {
     let D = shape.headDim, qs = shape.qStride, kvs = shape.kvStride
     for s in 0..<sequences {
         let s0 = starts[s], L = lengths[s]
@@ -35,7 +35,7 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
             var r0 = 0
             while r0 < L {
                 let nb = min(shape.blockRows, L - r0), nk = r0 + nb
-                gemm(transA: false, transB: true, m: nb, n: nk, k: D, alpha: shape.scale,
+                matmul.gemm(transA: false, transB: true, m: nb, n: nk, k: D, alpha: shape.scale,
                      a: qh + r0 * qs, lda: qs, b: kh, ldb: kvs, beta: 0, c: scratch, ldc: nk)
                 for i in 0..<nb {
                     let row = scratch + i * nk, valid = r0 + i + 1
@@ -46,7 +46,7 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
                     (row + valid).update(repeating: 0, count: nk - valid)
                     lse[(s0 + r0 + i) * shape.heads + h] = m + logf(sum)
                 }
-                gemm(transA: false, transB: false, m: nb, n: D, k: nk, a: scratch, lda: nk, b: vh, ldb: kvs,
+                matmul.gemm(transA: false, transB: false, m: nb, n: D, k: nk, a: scratch, lda: nk, b: vh, ldb: kvs,
                      beta: 0, c: out + (s0 + r0) * qs + h * D, ldc: qs)
                 r0 += nb
             }
@@ -59,7 +59,8 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
 public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: ConstFloatPtr,
                               q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, out: ConstFloatPtr,
                               lse: ConstFloatPtr, starts: UnsafePointer<Int>, lengths: UnsafePointer<Int>,
-                              sequences: Int, shape: AttentionShape, scratch: FloatPtr, longest: Int) {
+                              sequences: Int, shape: AttentionShape, scratch: FloatPtr, longest: Int,
+                              matmul: any MatmulBackend) {
     let D = shape.headDim, qs = shape.qStride, kvs = shape.kvStride
     let P = scratch, dP = scratch + shape.blockRows * longest
     for s in 0..<sequences {
@@ -73,7 +74,7 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
             while r0 < L {
                 let nb = min(shape.blockRows, L - r0), nk = r0 + nb
                 // P = exp(scale · q kᵀ − lse), zero above the diagonal.
-                gemm(transA: false, transB: true, m: nb, n: nk, k: D, alpha: shape.scale,
+                matmul.gemm(transA: false, transB: true, m: nb, n: nk, k: D, alpha: shape.scale,
                      a: qh + r0 * qs, lda: qs, b: kh, ldb: kvs, beta: 0, c: P, ldc: nk)
                 for i in 0..<nb {
                     let row = P + i * nk, valid = r0 + i + 1
@@ -82,10 +83,10 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                     (row + valid).update(repeating: 0, count: nk - valid)
                 }
                 // dv += Pᵀ dO
-                gemm(transA: true, transB: false, m: nk, n: D, k: nb, a: P, lda: nk, b: doh + r0 * qs, ldb: qs,
+                matmul.gemm(transA: true, transB: false, m: nk, n: D, k: nb, a: P, lda: nk, b: doh + r0 * qs, ldb: qs,
                      beta: 1, c: dvh, ldc: kvs)
                 // dP = dO vᵀ;  dS = P ⊙ (dP − rowsum(dO ⊙ O)) · scale
-                gemm(transA: false, transB: true, m: nb, n: nk, k: D, a: doh + r0 * qs, lda: qs, b: vh, ldb: kvs,
+                matmul.gemm(transA: false, transB: true, m: nb, n: nk, k: D, a: doh + r0 * qs, lda: qs, b: vh, ldb: kvs,
                      beta: 0, c: dP, ldc: nk)
                 for i in 0..<nb {
                     let dOi = doh + (r0 + i) * qs, Oi = oh + (r0 + i) * qs
@@ -96,9 +97,9 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                     for j in (r0 + i + 1)..<nk { drow[j] = 0 }
                 }
                 // dq = dS k;  dk += dSᵀ q
-                gemm(transA: false, transB: false, m: nb, n: D, k: nk, a: dP, lda: nk, b: kh, ldb: kvs,
+                matmul.gemm(transA: false, transB: false, m: nb, n: D, k: nk, a: dP, lda: nk, b: kh, ldb: kvs,
                      beta: 0, c: dqh + r0 * qs, ldc: qs)
-                gemm(transA: true, transB: false, m: nk, n: D, k: nb, a: dP, lda: nk, b: qh + r0 * qs, ldb: qs,
+                matmul.gemm(transA: true, transB: false, m: nk, n: D, k: nb, a: dP, lda: nk, b: qh + r0 * qs, ldb: qs,
                      beta: 1, c: dkh, ldc: kvs)
                 r0 += nb
             }

@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - Embedding
+// Embedding lookup; its backward scatters the rows' gradients back into the table.
 
 public func embeddingForward(out: FloatPtr, tokens: UnsafePointer<Int32>, table: ConstFloatPtr, rows: Int, channels: Int) {
     for t in 0..<rows {

@@ -1,17 +1,17 @@
 import Foundation
 
-// MARK: - LM head and per-token log-probabilities, a chunk of rows at a time
+// The LM head and per-token log-probabilities, a chunk of rows at a time.
 
 /// For each of `rows` hidden states (rows, C): logp[i] = log softmax(h_i · Wᵀ)[target_i], plus the
 /// row's log-sum-exp (kept for backward) and the sum of its logits (for the `logits/*` metrics).
 /// Only `chunk` × V logits exist at any time; a full rows × V matrix is never held.
 public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hidden: ConstFloatPtr,
                            weight: ConstFloatPtr, targets: UnsafePointer<Int32>, rows: Int, channels: Int,
-                           vocab: Int, chunk: Int, scratch: FloatPtr) {
+                           vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
     var r0 = 0
     while r0 < rows {
         let n = min(chunk, rows - r0)
-        gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
+        matmul.gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
              b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
         for i in 0..<n {
             let row = scratch + i * vocab
@@ -28,24 +28,42 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hi
 }
 
 /// Backward of `logProbForward` given dL/dlogp per row: dlogits = dlogp · (onehot(target) − softmax).
-/// Recomputes each chunk's logits. Overwrites dhidden; accumulates into dweight.
-public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr, dlogp: ConstFloatPtr, hidden: ConstFloatPtr,
+/// Recomputes each chunk's logits. Overwrites dhidden; accumulates into dweight (nil: a frozen head,
+/// whose weight-gradient product is skipped).
+public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstFloatPtr, hidden: ConstFloatPtr,
                             weight: ConstFloatPtr, lse: ConstFloatPtr, targets: UnsafePointer<Int32>,
-                            rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr) {
+                            rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
     var r0 = 0
     while r0 < rows {
         let n = min(chunk, rows - r0)
-        gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
+        matmul.gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
              b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
         for i in 0..<n {
             let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
             expInPlace(row, vocab, shift: l, scale: -g)
             row[Int(targets[r0 + i])] += g
         }
-        gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
+        matmul.gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
              ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
-        gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: scratch, lda: vocab,
-             b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
+        if let dweight {
+            matmul.gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: scratch, lda: vocab,
+                        b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
+        }
         r0 += n
+    }
+}
+
+/// Adds to `total`, row by row, KL(π ‖ πref) = Σ_v π(v) (log π(v) − log πref(v)) of `rows` rows,
+/// given both models' logits (rows × vocab) and each row's log-sum-exp; in float64.
+public func klDivergenceAdd(into total: inout Double, p: ConstFloatPtr, q: ConstFloatPtr, lseP: ConstFloatPtr,
+                            lseQ: ConstFloatPtr, rows: Int, vocab: Int) {
+    for i in 0..<rows {
+        let lp = lseP[i], lq = lseQ[i]
+        var kl = 0.0
+        for v in 0..<vocab {
+            let a = p[i * vocab + v] - lp, b = q[i * vocab + v] - lq
+            kl += Double(expf(a)) * Double(a - b)
+        }
+        total += kl
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - RMSNorm (Hugging Face: weight · x / sqrt(mean(x²) + eps), in fp32)
+// RMSNorm as Hugging Face computes it: weight · x / sqrt(mean(x²) + eps), in fp32.
 
 public func rmsnormForward(out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, weight: ConstFloatPtr,
                            eps: Float, rows: Int, channels: Int) {
@@ -15,8 +15,8 @@ public func rmsnormForward(out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, we
 }
 
 /// y = w ⊙ x · r, r = (mean x² + eps)^(-1/2):
-/// dx = r · (w ⊙ dy) − r³/C · x · Σ(w ⊙ dy ⊙ x);  dw += dy ⊙ x · r.
-public func rmsnormBackward(dinp: FloatPtr, dweight: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr,
+/// dx = r · (w ⊙ dy) − r³/C · x · Σ(w ⊙ dy ⊙ x);  dw += dy ⊙ x · r (nil: a frozen weight).
+public func rmsnormBackward(dinp: FloatPtr, dweight: FloatPtr?, dout: ConstFloatPtr, inp: ConstFloatPtr,
                             weight: ConstFloatPtr, rstd: ConstFloatPtr, rows: Int, channels: Int) {
     for t in 0..<rows {
         let x = inp + t * channels, dy = dout + t * channels, dx = dinp + t * channels
@@ -24,9 +24,13 @@ public func rmsnormBackward(dinp: FloatPtr, dweight: FloatPtr, dout: ConstFloatP
         var dot: Float = 0
         for c in 0..<channels { dot += weight[c] * dy[c] * x[c] }
         let k = r * r * r * dot / Float(channels)
-        for c in 0..<channels {
-            dx[c] += r * weight[c] * dy[c] - k * x[c]
-            dweight[c] += dy[c] * x[c] * r
+        if let dweight {
+            for c in 0..<channels {
+                dx[c] += r * weight[c] * dy[c] - k * x[c]
+                dweight[c] += dy[c] * x[c] * r
+            }
+        } else {
+            for c in 0..<channels { dx[c] += r * weight[c] * dy[c] - k * x[c] }
         }
     }
 }

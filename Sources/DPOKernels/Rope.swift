@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - RoPE (Hugging Face rotate-half: pairs (i, i + D/2) share frequency i)
+// RoPE (Hugging Face rotate-half: pairs (i, i + D/2) share frequency i).
 
 /// How RoPE frequencies are computed. Hugging Face's `rope_type` names.
 public enum RopeScaling: Equatable, Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 
-// MARK: - SwiGLU MLP activation: h = silu(gate) ⊙ up
+// SwiGLU MLP activation: h = silu(gate) ⊙ up.
 
 public func swigluForward(out: FloatPtr, gate: ConstFloatPtr, up: ConstFloatPtr, count: Int) {
     for i in 0..<count {

@@ -6,6 +6,7 @@ import XCTest
 /// backward against central finite differences of the float64 forward of the scalar Σ w ⊙ out.
 final class KernelGradientTests: XCTestCase {
     var rng = SplitMix64(seed: 1234)
+    let blas = OpenBLASFP32()
 
     func randoms(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in scale * rng.nextGaussian() } }
 
@@ -96,8 +97,8 @@ final class KernelGradientTests: XCTestCase {
         let x = randoms(rows * inF), w = randoms(outF * inF), b = randoms(outF), g = randoms(rows * outF)
         var out = [Float](repeating: 0, count: rows * outF)
         var dx = [Float](repeating: 0, count: rows * inF), dw = [Float](repeating: 0, count: outF * inF), db = [Float](repeating: 0, count: outF)
-        matmulForward(out: &out, inp: x, weight: w, bias: b, rows: rows, inFeatures: inF, outFeatures: outF)
-        matmulBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: g, inp: x, weight: w, rows: rows, inFeatures: inF, outFeatures: outF, accumulateInput: false)
+        matmulForward(out: &out, inp: x, weight: w, bias: b, rows: rows, inFeatures: inF, outFeatures: outF, matmul: blas)
+        matmulBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: g, inp: x, weight: w, rows: rows, inFeatures: inF, outFeatures: outF, accumulateInput: false, matmul: blas)
         let xd = x.map(Double.init), wd = w.map(Double.init), bd = b.map(Double.init), gd = g.map(Double.init)
         assertClose(out, Self.linear(xd, wd, bd, rows: rows, inF: inF, outF: outF), tol: 1e-6, "linear forward")
         func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
@@ -106,6 +107,29 @@ final class KernelGradientTests: XCTestCase {
         assertClose(dx, numericGradient(xd) { loss($0, wd, bd) }, tol: 1e-5, "d input")
         assertClose(dw, numericGradient(wd) { loss(xd, $0, bd) }, tol: 1e-5, "d weight")
         assertClose(db, numericGradient(bd) { loss(xd, wd, $0) }, tol: 1e-5, "d bias")
+    }
+
+    /// A frozen linear or norm (no weight gradient given) gives the same input gradient, bit for bit,
+    /// and writes nothing else.
+    func testFrozenWeightsGiveTheSameInputGradient() {
+        let rows = 5, inF = 7, outF = 6
+        let x = randoms(rows * inF), w = randoms(outF * inF), g = randoms(rows * outF)
+        var dx = [Float](repeating: 0, count: rows * inF), frozenDx = dx
+        var dw = [Float](repeating: 0, count: outF * inF)
+        matmulBackward(dinp: &dx, dweight: &dw, dbias: nil, dout: g, inp: x, weight: w, rows: rows, inFeatures: inF,
+                       outFeatures: outF, accumulateInput: false, matmul: blas)
+        matmulBackward(dinp: &frozenDx, dweight: nil, dbias: nil, dout: g, inp: x, weight: w, rows: rows, inFeatures: inF,
+                       outFeatures: outF, accumulateInput: false, matmul: blas)
+        XCTAssertEqual(frozenDx, dx)
+        XCTAssertNotEqual(dw, [Float](repeating: 0, count: outF * inF), "the trainable linear has a weight gradient")
+
+        let C = 9, nx = randoms(rows * C), nw = randoms(C), ng = randoms(rows * C)
+        var out = [Float](repeating: 0, count: rows * C), rstd = [Float](repeating: 0, count: rows)
+        rmsnormForward(out: &out, rstd: &rstd, inp: nx, weight: nw, eps: 1e-5, rows: rows, channels: C)
+        var ndx = [Float](repeating: 0, count: rows * C), frozenNdx = ndx, ndw = [Float](repeating: 0, count: C)
+        rmsnormBackward(dinp: &ndx, dweight: &ndw, dout: ng, inp: nx, weight: nw, rstd: rstd, rows: rows, channels: C)
+        rmsnormBackward(dinp: &frozenNdx, dweight: nil, dout: ng, inp: nx, weight: nw, rstd: rstd, rows: rows, channels: C)
+        XCTAssertEqual(frozenNdx, ndx)
     }
 
     func testRMSNormForwardAndBackward() {
@@ -159,10 +183,10 @@ final class KernelGradientTests: XCTestCase {
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
         var scratch = [Float](repeating: 0, count: 2 * 3 * 11)
-        attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, sequences: 3, shape: shape, scratch: &scratch)
+        attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, sequences: 3, shape: shape, scratch: &scratch, matmul: blas)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: g, q: q, k: k, v: v, out: out, lse: lse, starts: starts, lengths: lengths,
-                          sequences: 3, shape: shape, scratch: &scratch, longest: 11)
+                          sequences: 3, shape: shape, scratch: &scratch, longest: 11, matmul: blas)
         let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init), gd = g.map(Double.init)
         func att(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
             Self.attention(q: q, k: k, v: v, starts: starts, lengths: lengths, H: H, Hkv: Hkv, D: D)
@@ -180,9 +204,9 @@ final class KernelGradientTests: XCTestCase {
         let targets: [Int32] = (0..<rows).map { Int32(($0 * 5 + 3) % V) }
         var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp
         var scratch = [Float](repeating: 0, count: 3 * V)
-        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch)
+        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
-        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch)
+        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         func logps(_ h: [Double], _ w: [Double]) -> [Double] {
             let logits = Self.linear(h, w, nil, rows: rows, inF: C, outF: V)
             return (0..<rows).map { r in

@@ -44,7 +44,7 @@ final class InitModelTests: XCTestCase {
         // transformers' initialisation: N(0, 0.02) matrices and embeddings, unit RMSNorm weights.
         let model = loaded.model
         for t in model.layout.tensors {
-            let values = UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count)
+            let values = UnsafeBufferPointer(start: model.parameters.values.pointer + t.offset, count: t.count)
             if model.layout.isNormWeight(t) {
                 XCTAssertTrue(values.allSatisfy { $0 == 1 }, t.name)
             } else {

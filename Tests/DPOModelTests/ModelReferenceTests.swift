@@ -69,7 +69,7 @@ final class ModelReferenceTests: XCTestCase {
             XCTAssertLessThanOrEqual(worstRelative, 1e-4, "\(name): logp")
 
             weights.withUnsafeBufferPointer { model.backward(batch, dlogp: $0.baseAddress!) }
-            let grads = model.grads!
+            let grads = model.parameters.gradients!
             var worstTensor = ("", Float(0))
             for t in model.layout.tensors {
                 let expected = try ref.floats("grad." + t.name)
@@ -100,7 +100,7 @@ final class ModelReferenceTests: XCTestCase {
         XCTAssertEqual(llama3.headDim, 32)
         XCTAssertEqual(llama3.storedDType, "bfloat16")
         let (smol, _) = try ModelConfig.load(path: Fixtures.model("smollm3") + "/model/config.json")
-        XCTAssertEqual(smol.layerUsesRope, [true, true, true, false])
+        XCTAssertEqual(smol.spec.layerUsesRope, [true, true, true, false])
         XCTAssertTrue(smol.tieWordEmbeddings)
     }
 

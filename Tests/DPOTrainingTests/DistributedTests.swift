@@ -69,7 +69,7 @@ final class DistributedTests: XCTestCase {
             t.printProgress = false
             if comm.rank == 0 { t.onLog = { l in lock.lock(); lines.append(l); lock.unlock() } }
             try t.run()
-            if comm.rank == 0 { params = t.policy.params }
+            if comm.rank == 0 { params = t.policy.parameters.values }
         }
         return (values(lines), params!)
     }
@@ -78,7 +78,7 @@ final class DistributedTests: XCTestCase {
         let (reference, trainer) = try single(arguments("one", perDevice: 2, accumulation: 4))
         let (four, params) = try simulated(arguments("four", perDevice: 2, accumulation: 1), ranks: 4)
         assertSameRun(four, reference, tolerance: 1e-6)
-        let worst = zip(params.buffer, trainer.policy.params.buffer).map { abs($0 - $1) / max(abs($1), 1e-3) }.max()!
+        let worst = zip(params.buffer, trainer.policy.parameters.values.buffer).map { abs($0 - $1) / max(abs($1), 1e-3) }.max()!
         XCTAssertLessThanOrEqual(worst, 1e-5, "final parameters")
         // And two ranks with two micro-steps each.
         let (two, _) = try simulated(arguments("two", perDevice: 2, accumulation: 2), ranks: 2)
@@ -93,7 +93,7 @@ final class DistributedTests: XCTestCase {
         let (zero, zeroParams) = try simulated(arguments("zero", perDevice: 2, accumulation: 1), ranks: 2,
                                                parallel: ParallelOptions(zeroStage: 1))
         assertSameRun(zero, reference, tolerance: 1e-6)
-        XCTAssertLessThanOrEqual(zip(zeroParams.buffer, trainer.policy.params.buffer).map { abs($0 - $1) }.max()!, 1e-6)
+        XCTAssertLessThanOrEqual(zip(zeroParams.buffer, trainer.policy.parameters.values.buffer).map { abs($0 - $1) }.max()!, 1e-6)
         let (buckets, _) = try simulated(arguments("buckets", perDevice: 2, accumulation: 1), ranks: 2,
                                          parallel: ParallelOptions(bucketSizeMB: 0.01))
         assertSameRun(buckets, reference, tolerance: 1e-6)

@@ -54,7 +54,7 @@ final class ResumeTests: XCTestCase {
         let (after, continued) = try run(resumed)
         XCTAssertEqual(before + after, full)
         XCTAssertEqual(after.count, 1)  // step 7's line: only the steps after the checkpoint are logged again
-        XCTAssertTrue(continued.policy.params.buffer.elementsEqual(uninterrupted.policy.params.buffer), "final parameters differ")
+        XCTAssertTrue(continued.policy.parameters.values.buffer.elementsEqual(uninterrupted.policy.parameters.values.buffer), "final parameters differ")
 
         // And from a checkpoint inside a logging window (step 3 of windows 1-2, 3-4).
         let out2 = Fixtures.temporaryDirectory("resume-window")

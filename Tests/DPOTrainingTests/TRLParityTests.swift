@@ -73,7 +73,7 @@ final class TRLParityTests: XCTestCase {
             var worstParam: Float = 0
             for t in trainer.policy.layout.tensors {
                 let ref = try final.floats(t.name)
-                let ours = UnsafeBufferPointer(start: trainer.policy.params.pointer + t.offset, count: t.count)
+                let ours = UnsafeBufferPointer(start: trainer.policy.parameters.values.pointer + t.offset, count: t.count)
                 worstParam = max(worstParam, maxAbsDiff(ours, ref))
             }
             print("\(name): final parameters max |diff| \(worstParam)")

@@ -100,7 +100,7 @@ final class MPITests: XCTestCase {
 
     func finalParameters(_ dir: String) throws -> [Float] {
         let model = try ModelDirectory.load(dir).model
-        return Array(model.params.buffer)
+        return Array(model.parameters.values.buffer)
     }
 
     func assertParametersClose(_ a: [Float], _ b: [Float], _ what: String, line: UInt = #line) {

@@ -52,15 +52,15 @@ extension Trainer {
         comm.barrier()  // no rank goes on (or reads the checkpoint) before it is complete
     }
 
-    /// The optimizer moments over the whole parameter buffer (gathered from the shards under ZeRO-1).
+    /// The optimizer moments over the whole trainable set (gathered from the shards under ZeRO-1).
     func gatheredMoments() -> (FloatBuffer, FloatBuffer) {
-        guard optimizer.shard.count != policy.parameterCount else { return (optimizer.m, optimizer.v) }
-        let n = policy.parameterCount, lower = optimizer.shard.lowerBound
+        guard optimizer.shard.count != trainable.count else { return (optimizer.m, optimizer.v) }
+        let n = trainable.count, lower = optimizer.shard.lowerBound
         let m = FloatBuffer(count: n), v = FloatBuffer(count: n)
         (m.pointer + lower).update(from: optimizer.m.pointer, count: optimizer.shard.count)
         (v.pointer + lower).update(from: optimizer.v.pointer, count: optimizer.shard.count)
-        comm.allGather(m.pointer, counts: shardCounts)
-        comm.allGather(v.pointer, counts: shardCounts)
+        sync.gatherShards(m)
+        sync.gatherShards(v)
         return (m, v)
     }
 
@@ -98,9 +98,9 @@ extension Trainer {
         guard loaded.parameterCount == policy.parameterCount else {
             throw DPOError.file(path, "holds a model of another shape than \(args.model)")
         }
-        policy.params.copy(from: loaded.params)
+        policy.parameters.values.copy(from: loaded.parameters.values)
         let moments = try SafetensorsFile(path: path + "/optimizer.safetensors")
-        let fullM = FloatBuffer(count: policy.parameterCount, zeroed: false), fullV = FloatBuffer(count: policy.parameterCount, zeroed: false)
+        let fullM = FloatBuffer(count: trainable.count, zeroed: false), fullV = FloatBuffer(count: trainable.count, zeroed: false)
         try moments.readFloats("exp_avg", into: fullM.buffer)
         try moments.readFloats("exp_avg_sq", into: fullV.buffer)
         optimizer.m.pointer.update(from: fullM.pointer + optimizer.shard.lowerBound, count: optimizer.shard.count)

@@ -21,41 +21,6 @@ public final class Trainer {
     let modelDirectory: String
 
     public internal(set) var globalStep = 0
-    /// fp64 sum of the micro-batches' gradients (see `step`), allocated when first needed.
-    private var accumulatorStorage: UnsafeMutablePointer<Double>?
-    var gradientAccumulator: UnsafeMutablePointer<Double> {
-        if let a = accumulatorStorage { return a }
-        let a = UnsafeMutablePointer<Double>.allocate(capacity: policy.parameterCount)
-        accumulatorStorage = a
-        return a
-    }
-
-    deinit { accumulatorStorage?.deallocate() }
-
-    /// Reduces one bucket of the fp64 accumulator: blocking, or started and left to `waitAll`.
-    func reduceBucket(_ total: UnsafeMutablePointer<Double>, _ r: Range<Int>) {
-        if parallel.blockingBuckets ?? comm.allRanksOnOneHost {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            comm.allReduceSum(total + r.lowerBound, count: r.count)
-            blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        } else {
-            comm.startAllReduceSum(total + r.lowerBound, count: r.count)
-        }
-    }
-
-    /// Contiguous ranges of about `bucketSizeMB` (of fp32 gradient), from the end of the buffer to
-    /// its start: the order in which backward finishes them.
-    lazy var gradientBuckets: [Range<Int>] = {
-        let per = max(1, Int(parallel.bucketSizeMB * 1_048_576 / 4))
-        var buckets: [Range<Int>] = []
-        var end = policy.parameterCount
-        while end > 0 {
-            let start = max(0, end - per)
-            buckets.append(start..<end)
-            end = start
-        }
-        return buckets
-    }()
     var tokensSeen = 0.0
     var window = LogWindow()
     /// Called on rank 0 for each metrics line (tests read them).
@@ -64,32 +29,28 @@ public final class Trainer {
     /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
     public var interruptAfterStep: Int?
 
-    public let parallel: ParallelOptions
-    /// Each rank's share of the flat parameter buffer under ZeRO-1 (the whole buffer on one rank).
-    public let shardCounts: [Int]
-    /// Seconds spent waiting for gradient reductions that backward did not hide, last step.
-    public private(set) var lastCommunicationWait = 0.0
-    /// Seconds spent in blocking bucket reductions (with `blockingBuckets`), since the start.
-    public internal(set) var blockingSeconds = 0.0
+    /// What the optimizer updates and the checkpoints save moments for: the policy's parameters.
+    public let trainable: ParameterSet
+    /// How gradients are summed over micro-batches and ranks (all-reduce buckets, or ZeRO-1).
+    public let sync: GradientSync
+    /// Seconds the last step waited for gradient reductions that backward did not hide.
+    public var lastCommunicationWait: Double { sync.lastWait }
+    /// Seconds spent in blocking bucket reductions since the start.
+    public var blockingSeconds: Double { sync.blockingSeconds }
 
     package init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
-         objective: TrainingObjective, parallel: ParallelOptions) throws {
+                 objective: TrainingObjective, parallel: ParallelOptions) throws {
         self.args = args
         self.comm = comm
         self.policy = policy
         self.objective = objective
-        self.parallel = parallel
         policyConfigJSON = configJSON
         modelDirectory = args.model
         policy.enableGradients()
-        let n = policy.parameterCount, w = comm.worldSize
-        // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
-        // however many ranks there are.
-        let chunk = (n + w * normBlock - 1) / (w * normBlock) * normBlock
-        shardCounts = parallel.zeroStage >= 1 ? (0..<w).map { r in min((r + 1) * chunk, n) - min(r * chunk, n) } : [n]
-        let shard = parallel.zeroStage >= 1 ? comm.offsets(shardCounts)[comm.rank]..<(comm.offsets(shardCounts)[comm.rank] + shardCounts[comm.rank]) : 0..<n
-        optimizer = AdamW(layout: policy.layout, shard: shard, beta1: args.adamBeta1, beta2: args.adamBeta2, eps: args.adamEpsilon,
-                          weightDecay: args.weightDecay)
+        trainable = policy.parameters
+        sync = parallel.makeSync(comm: comm, count: trainable.count)
+        optimizer = AdamW(parameters: trainable, shard: sync.shard, beta1: args.adamBeta1, beta2: args.adamBeta2,
+                          eps: args.adamEpsilon, weightDecay: args.weightDecay)
         let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize
         stepsPerEpoch = max(1, (objective.exampleCount + globalBatch - 1) / globalBatch)
         totalSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((args.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
@@ -137,79 +98,24 @@ public final class Trainer {
     }
 
     /// One optimizer step: forward/backward over this rank's micro-batches, gradients summed over
-    /// ranks, clipping, AdamW.
-    ///
-    /// The gradient of a global batch is a sum over micro-batches and ranks. Summed in fp32 its last
-    /// bits would depend on how the batch is split (accumulation steps, number of ranks, MPI's
-    /// reduction order); each micro-batch's fp32 gradient is therefore added into an fp64
-    /// accumulator, the accumulators are reduced in fp64, and the total is rounded to fp32 once.
-    /// Sums of a few fp32 numbers are exact in fp64, so the step is the same however it is split.
+    /// micro-batches and ranks (see `GradientSync` for the numeric semantics), global-norm clipping,
+    /// AdamW on this rank's shard, the update shared with every rank.
     public func step() throws -> StepReport {
         let started = Date()
-        let grads = policy.grads!
         var sums = StepSums()
         let batch = globalBatch(step: globalStep)
         let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
         let micros = microBatches(of: batch).filter { !$0.isEmpty }
-        let shard = optimizer.shard
-        lastCommunicationWait = 0
-        if comm.worldSize == 1 && micros.count <= 1 {
-            // One micro-batch in all: its fp32 gradient is already the exact total.
-            grads.zero()
-            for micro in micros { try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums) }
-        } else {
-            let total = gradientAccumulator
-            total.initialize(repeating: 0, count: grads.count)
-            let buckets = comm.worldSize > 1 && parallel.zeroStage == 0 ? gradientBuckets : []
-            var started = 0
-            for (index, micro) in micros.enumerated() {
-                grads.zero()
-                let last = index == micros.count - 1
-                if last && !buckets.isEmpty {
-                    // Reduce each bucket as soon as backward has made it final (buckets run from the
-                    // end of the buffer, the order backward finishes them).
-                    policy.layerDoneHook = { [unowned self] layer in
-                        let finalFrom = layer >= 0 ? self.policy.layout.layers[layer].range.lowerBound : 0
-                        while started < buckets.count, buckets[started].lowerBound >= finalFrom {
-                            let r = buckets[started]
-                            for i in r { total[i] += Double(grads[i]) }
-                            self.reduceBucket(total, r)
-                            started += 1
-                        }
-                        self.comm.progress()
-                    }
-                }
-                defer { policy.layerDoneHook = nil }
-                try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
-                if !(last && !buckets.isEmpty) {
-                    for i in 0..<grads.count { total[i] += Double(grads[i]) }
-                }
-            }
-            if !buckets.isEmpty {
-                // Every rank reduces every bucket, the same way, also one whose share of a short last
-                // batch was empty (it contributes zeros).
-                while started < buckets.count {
-                    reduceBucket(total, buckets[started])
-                    started += 1
-                }
-                lastCommunicationWait = comm.waitAll()
-            }
-            if parallel.zeroStage >= 1 {
-                comm.reduceScatterSum(total, counts: shardCounts)
-                for i in shard { grads[i] = Float(total[i]) }
-            } else {
-                if buckets.isEmpty { comm.allReduceSum(total, count: grads.count) }
-                for i in 0..<grads.count { grads[i] = Float(total[i]) }
-            }
+        try sync.sumGradients(of: micros, into: trainable, source: policy) { micro in
+            try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
         }
         sums.reduce(over: comm)
         guard sums[.loss].isFinite else {
             throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
         }
         // The norm over the whole gradient: each rank's shard (everything, without ZeRO) summed.
-        var squares = [sumOfSquares(grads.pointer, range: shard)]
-        if parallel.zeroStage >= 1 { squares.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
-        let norm = squares[0].squareRoot()
+        let grads = trainable.gradients!, shard = sync.shard
+        let norm = sync.sumOverShards(sumOfSquares(grads.pointer, range: shard)).squareRoot()
         guard norm.isFinite else {
             throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
         }
@@ -219,8 +125,8 @@ public final class Trainer {
         }
         let lr = schedule.rate(atStep: globalStep)
         optimizer.beginStep()
-        optimizer.update(params: policy.params.pointer, grads: grads.pointer, lr: Float(lr))
-        if parallel.zeroStage >= 1 { comm.allGather(policy.params.pointer, counts: shardCounts) }
+        optimizer.update(trainable, lr: Float(lr))
+        sync.gatherShards(trainable.values)
         globalStep += 1
         tokensSeen += sums[.tokens]
         return StepReport(sums: sums, gradNorm: norm, learningRate: lr, seconds: Date().timeIntervalSince(started))
@@ -278,7 +184,7 @@ public final class Trainer {
     func checkRanksAgree() throws {
         guard comm.worldSize > 1 else { return }
         var weights = FNV1a()
-        weights.add(words: policy.params.pointer, count: policy.params.count)
+        weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
         let parts: [(String, String)] = [
             ("training arguments", args.yaml),
             ("training data (train_file contents or tokenization)", String(objective.fingerprint, radix: 16)),

@@ -77,8 +77,7 @@ public final class DPOObjective: TrainingObjective {
             }
             return ref
         }
-        let loaded = try ModelDirectory.load(args.model).model
-        return Transformer(config: loaded.config, params: loaded.params)
+        return try ModelDirectory.load(args.model).model
     }
 
     public var exampleCount: Int { train.count }

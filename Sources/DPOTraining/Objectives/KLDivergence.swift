@@ -15,15 +15,8 @@ enum KLDivergence {
             let n = min(chunk, rows - r0)
             policy.scoredRowLogits(first: r0, count: n, into: p.pointer)
             reference.scoredRowLogits(first: r0, count: n, into: q.pointer)
-            for i in 0..<n {
-                let lp = lseP[r0 + i], lq = lseQ[r0 + i]
-                var kl = 0.0
-                for v in 0..<V {
-                    let a = p[i * V + v] - lp, b = q[i * V + v] - lq
-                    kl += Double(expf(a)) * Double(a - b)
-                }
-                total += kl
-            }
+            klDivergenceAdd(into: &total, p: p.pointer, q: q.pointer, lseP: lseP.baseAddress! + r0,
+                            lseQ: lseQ.baseAddress! + r0, rows: n, vocab: V)
             r0 += n
         }
         return (total, rows)

@@ -2,9 +2,10 @@ import DPOKernels
 import DPOModel
 import Foundation
 
-/// AdamW as torch.optim.AdamW: decoupled weight decay, bias correction, eps added after the bias
-/// correction of √v. Moments are two flat buffers in the parameter layout; the update works on any
-/// range of it, so a rank can own a shard (ZeRO-1) without another code path.
+/// AdamW as torch.optim.AdamW (the update itself is `adamwUpdate`): decoupled weight decay, bias
+/// correction, eps added after the bias correction of √v. Moments are two flat buffers in the
+/// parameter set's layout; the update works on any range of it, so a rank can own a shard (ZeRO-1)
+/// without another code path.
 public final class AdamW {
     public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     /// The range of the flat parameter buffer this optimizer owns: all of it, or with ZeRO-1 this
@@ -18,14 +19,15 @@ public final class AdamW {
     /// Optimizer steps taken (t in the bias correction).
     public var step = 0
 
-    public init(layout: ParameterLayout, shard: Range<Int>? = nil, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
+    /// An optimizer for `shard` of `parameters` (nil: all of it).
+    public init(parameters: ParameterSet, shard: Range<Int>? = nil, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
         self.beta1 = Float(beta1); self.beta2 = Float(beta2); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
-        let shard = shard ?? 0..<layout.count
+        let shard = shard ?? 0..<parameters.count
         self.shard = shard
         m = FloatBuffer(count: shard.count)
         v = FloatBuffer(count: shard.count)
         decayMask = FloatBuffer(count: shard.count)
-        for t in layout.tensors where Self.decays(t.name) {
+        for t in parameters.tensors where Self.decays(t.name) {
             let lower = max(t.offset, shard.lowerBound), upper = min(t.offset + t.count, shard.upperBound)
             if lower < upper {
                 (decayMask.pointer + lower - shard.lowerBound).update(repeating: 1, count: upper - lower)
@@ -44,25 +46,12 @@ public final class AdamW {
         return true
     }
 
-    /// One step over the shard: params[shard] with grads[shard] at learning rate `lr` (call
-    /// `beginStep` first). Pointers are to the whole flat buffers.
-    public func update(params: FloatPtr, grads: ConstFloatPtr, lr: Float) {
-        let t = Float(step)
-        let bc1 = 1 - powf(beta1, t), bc2Sqrt = (1 - powf(beta2, t)).squareRoot()
-        let stepSize = lr / bc1, decay = lr * weightDecay
-        let b1 = beta1, b2 = beta2, e = eps
-        let base = shard.lowerBound
-        let mp = m.pointer - base, vp = v.pointer - base, mask = decayMask.pointer - base
-        for i in shard {
-            let g = grads[i]
-            var p = params[i]
-            p -= decay * mask[i] * p
-            let mi = b1 * mp[i] + (1 - b1) * g
-            let vi = b2 * vp[i] + (1 - b2) * g * g
-            mp[i] = mi
-            vp[i] = vi
-            params[i] = p - stepSize * mi / (vi.squareRoot() / bc2Sqrt + e)
-        }
+    /// One step over the shard of `parameters` with its gradients at learning rate `lr` (call
+    /// `beginStep` first).
+    public func update(_ parameters: ParameterSet, lr: Float) {
+        adamwUpdate(params: parameters.values.pointer, grads: parameters.gradients!.pointer, m: m.pointer, v: v.pointer,
+                    decayMask: decayMask.pointer, range: shard, lr: lr, beta1: beta1, beta2: beta2, eps: eps,
+                    weightDecay: weightDecay, step: step)
     }
 
     public func beginStep() { step += 1 }

@@ -30,9 +30,7 @@ struct BenchComm: ParsableCommand {
             let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "1") ?? 1
             let blasThreads = threads ?? Int(env["OPENBLAS_NUM_THREADS"] ?? "") ?? max(1, ProcessInfo.processInfo.activeProcessorCount / local)
             setBLASThreads(blasThreads)
-            var config = KernelBenchmark.smolLM2_135M
-            config.numLayers = layers
-            config.layerUsesRope = Array(repeating: true, count: layers)
+            let config = KernelBenchmark.smolLM2_135M(layers: layers)
             let r = try CommunicationBenchmark.run(config: config, tokens: tokens, steps: steps, comm: comm,
                                                    parallel: ParallelOptions(bucketSizeMB: bucketSizeMB, blockingBuckets: blockingBuckets))
             if comm.isMain {

@@ -26,9 +26,7 @@ struct BenchKernels: ParsableCommand {
                 throw DPOError("--tokens must be at least 2, --sequences between 1 and tokens/2, --layers at least 1")
             }
             threadOptions.apply()
-            var config = KernelBenchmark.smolLM2_135M
-            config.numLayers = layers
-            config.layerUsesRope = Array(repeating: true, count: layers)
+            let config = KernelBenchmark.smolLM2_135M(layers: layers)
             let bench = KernelBenchmark(config: config, tokens: tokens, sequences: sequences)
             let host = ProcessInfo.processInfo
             print("machine: \(host.hostName), \(host.activeProcessorCount) cores; OpenBLAS threads: \(threadOptions.effective), kernels: \(BLASCore.name)")

@@ -34,10 +34,12 @@ public struct KernelBenchmark {
         self.sequences = sequences
     }
 
-    /// SmolLM2-135M: hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536, vocab 49152, tied.
-    public static let smolLM2_135M = ModelConfig.llama(vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536,
-                                                       numLayers: 30, numHeads: 9, numKVHeads: 3, tied: true,
-                                                       ropeTheta: 100000, maxPositions: 8192)
+    /// SmolLM2-135M: hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536, vocab 49152, tied;
+    /// fewer layers for a quick look (FLOPs and rates stay comparable).
+    public static func smolLM2_135M(layers: Int = 30) -> ModelConfig {
+        ModelConfig.llama(vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numLayers: layers, numHeads: 9,
+                          numKVHeads: 3, tied: true, ropeTheta: 100000, maxPositions: 8192)
+    }
 
     /// Useful FLOPs of one forward pass over the batch with every next token scored.
     public func forwardFLOPs(lengths: [Int]) -> Double {
@@ -53,7 +55,7 @@ public struct KernelBenchmark {
     }
 
     /// cblas_sgemm on an (m × k)·(k × n) product: best of `repeats`.
-    public static func sgemmRate(m: Int, n: Int, k: Int, repeats: Int = 5) -> Double {
+    public static func sgemmRate(m: Int, n: Int, k: Int, repeats: Int = 5, matmul: any MatmulBackend = OpenBLASFP32()) -> Double {
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
         var rng = SplitMix64(seed: 7)
         for i in 0..<a.count { a[i] = rng.nextGaussian() }
@@ -61,7 +63,7 @@ public struct KernelBenchmark {
         var best = Double.infinity
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
-            gemm(transA: false, transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
+            matmul.gemm(transA: false, transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return 2 * Double(m) * Double(n) * Double(k) / best / 1e9

@@ -1,5 +1,3 @@
-
-
 /// Sequences of different lengths packed end to end into one block of tokens, with no padding:
 /// attention is causal within each sequence, positions restart at 0 for each sequence, and only the
 /// positions whose next token is scored go through the LM head.
@@ -57,6 +55,37 @@ public struct TokenBatch: Sendable {
                 scoredRows.append(Int32(start + i - 1))
                 scoredTargets.append(Int32(id))
                 scoredSequence.append(sequence)
+            }
+        }
+    }
+
+    /// The batch's arrays as pointers, for the kernels; valid inside `body` only.
+    public struct Pointers {
+        public let tokenCount: Int
+        public let sequenceCount: Int
+        public let scoredCount: Int
+        public let tokens: UnsafePointer<Int32>
+        public let positions: UnsafePointer<Int32>
+        public let starts: UnsafePointer<Int>
+        public let lengths: UnsafePointer<Int>
+        public let scoredRows: UnsafePointer<Int32>
+        public let scoredTargets: UnsafePointer<Int32>
+    }
+
+    public func withPointers<R>(_ body: (Pointers) throws -> R) rethrows -> R {
+        try tokens.withUnsafeBufferPointer { t in
+            try positions.withUnsafeBufferPointer { p in
+                try starts.withUnsafeBufferPointer { s in
+                    try lengths.withUnsafeBufferPointer { l in
+                        try scoredRows.withUnsafeBufferPointer { r in
+                            try scoredTargets.withUnsafeBufferPointer { g in
+                                try body(Pointers(tokenCount: tokenCount, sequenceCount: sequenceCount, scoredCount: scoredCount,
+                                                  tokens: t.baseAddress!, positions: p.baseAddress!, starts: s.baseAddress!,
+                                                  lengths: l.baseAddress!, scoredRows: r.baseAddress!, scoredTargets: g.baseAddress!))
+                            }
+                        }
+                    }
+                }
             }
         }
     }

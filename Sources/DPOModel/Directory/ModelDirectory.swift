@@ -30,19 +30,19 @@ public enum ModelDirectory {
         let layout = model.layout
         for t in layout.tensors {
             guard let info = checkpoint.info(t.name) else {
-                throw DPOError.file(directory, "missing tensor \"\(t.name)\" (expected by \(config.architecture.rawValue) with this config.json)")
+                throw DPOError.file(directory, "missing tensor \"\(t.name)\" (expected by \(config.architecture.className) with this config.json)")
             }
             guard info.shape == t.shape else {
                 throw DPOError.file(directory, "tensor \"\(t.name)\" has shape \(info.shape) but config.json implies \(t.shape)")
             }
-            try checkpoint.readFloats(t.name, into: UnsafeMutableBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+            try checkpoint.readFloats(t.name, into: UnsafeMutableBufferPointer(start: model.parameters.values.pointer + t.offset, count: t.count))
         }
         // A tied model may still carry lm_head.weight (some exporters write it); it must then equal
         // the embedding it is tied to, or the file and config disagree.
         var unused = Set(checkpoint.tensorNames).subtracting(layout.tensors.map(\.name))
         if config.tieWordEmbeddings, unused.contains("lm_head.weight") {
             let head = try checkpoint.floatsOf("lm_head.weight")
-            let embed = UnsafeBufferPointer(start: model.params.pointer + layout.embed, count: head.count)
+            let embed = UnsafeBufferPointer(start: model.parameters.values.pointer + layout.embed, count: head.count)
             guard head.elementsEqual(embed) else {
                 throw DPOError.file(directory, "tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight")
             }
@@ -52,7 +52,7 @@ public enum ModelDirectory {
         unused = unused.filter { !$0.hasSuffix("rotary_emb.inv_freq") }
         if !unused.isEmpty {
             let names = unused.sorted().prefix(5).joined(separator: ", ")
-            throw DPOError.file(directory, "\(unused.count) tensor(s) not used by \(config.architecture.rawValue): \(names)")
+            throw DPOError.file(directory, "\(unused.count) tensor(s) not used by \(config.architecture.className): \(names)")
         }
         return Loaded(model: model, configJSON: json, directory: directory)
     }
@@ -71,7 +71,7 @@ public enum ModelDirectory {
         }
         let entries = model.layout.tensors.map { t in
             SafetensorsWriter.Entry(name: t.name, shape: t.shape,
-                                    data: UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+                                    data: UnsafeBufferPointer(start: model.parameters.values.pointer + t.offset, count: t.count))
         }
         let path = (directory as NSString).appendingPathComponent("model.safetensors")
         try SafetensorsWriter.write(path: path, entries: entries, dtype: dtype, metadata: ["format": "pt"])

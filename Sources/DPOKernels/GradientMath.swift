@@ -1,0 +1,54 @@
+import Foundation
+
+// The optimizer's side of the gradient: fp64 sums over micro-batches, the global norm, AdamW.
+
+/// total[i] += Double(g[i]) for i in range: one micro-batch's fp32 gradient into the fp64 sum.
+public func accumulateWidened(_ total: UnsafeMutablePointer<Double>, _ g: ConstFloatPtr, range: Range<Int>) {
+    for i in range { total[i] += Double(g[i]) }
+}
+
+/// g[i] = Float(total[i]) for i in range: the summed gradient rounded to fp32 once.
+public func roundToFloat(_ g: FloatPtr, _ total: UnsafePointer<Double>, range: Range<Int>) {
+    for i in range { g[i] = Float(total[i]) }
+}
+
+/// Elements per fp32 partial sum in `sumOfSquares`.
+public let normBlock = 4096
+
+/// Σ p[i]² over a range, in fp32 blocks of `normBlock` elements (fast, ~1e-7 relative each) added in
+/// float64. A range starting on a block boundary sums the same blocks as the whole buffer would.
+public func sumOfSquares(_ p: ConstFloatPtr, range: Range<Int>) -> Double {
+    var total = 0.0
+    var i = range.lowerBound
+    while i < range.upperBound {
+        let end = min(i + normBlock, range.upperBound)
+        var s: Float = 0
+        for j in i..<end { s += p[j] * p[j] }
+        total += Double(s)
+        i = end
+    }
+    return total
+}
+
+/// One AdamW step (torch.optim.AdamW: decoupled weight decay, bias correction, eps added after the
+/// bias correction of √v) over `range` of the flat buffers. `m`, `v` and `decayMask` (1 where weight
+/// decay applies) hold only the range: element i of the range is at index i − range.lowerBound.
+/// `step` is t of the bias correction, counted from 1.
+public func adamwUpdate(params: FloatPtr, grads: ConstFloatPtr, m: FloatPtr, v: FloatPtr, decayMask: ConstFloatPtr,
+                        range: Range<Int>, lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
+    let t = Float(step)
+    let bc1 = 1 - powf(beta1, t), bc2Sqrt = (1 - powf(beta2, t)).squareRoot()
+    let stepSize = lr / bc1, decay = lr * weightDecay
+    let base = range.lowerBound
+    let mp = m - base, vp = v - base, mask = decayMask - base
+    for i in range {
+        let g = grads[i]
+        var p = params[i]
+        p -= decay * mask[i] * p
+        let mi = beta1 * mp[i] + (1 - beta1) * g
+        let vi = beta2 * vp[i] + (1 - beta2) * g * g
+        mp[i] = mi
+        vp[i] = vi
+        params[i] = p - stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
+    }
+}

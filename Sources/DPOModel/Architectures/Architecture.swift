@@ -1,0 +1,74 @@
+import Foundation
+
+/// One `architectures[0]` of config.json that dpo-dist runs: what its keys mean for the decoder and
+/// what its tensors are called. Each lives in a file of its own (Llama.swift, Qwen2.swift, ...) as a
+/// static member, listed once in `registry`: adding an architecture is that file and that line.
+public struct Architecture: Sendable, Equatable {
+    /// The class name config.json gives in `architectures`, e.g. "LlamaForCausalLM".
+    public let className: String
+    /// `model_type`, written into the config.json of a model dpo-dist makes.
+    public let modelType: String
+    /// `tie_word_embeddings` when config.json does not say.
+    public let tiesWordEmbeddingsByDefault: Bool
+    public let tensorNames: TensorNames
+    /// Reads the keys that differ between architectures (biases, which layers rotate), for a model
+    /// of `layers` layers.
+    let readSpec: @Sendable (ConfigJSON, _ layers: Int) throws -> DecoderSpec
+    /// Writes back what `readSpec` reads, for the config.json of a model dpo-dist makes.
+    let writeSpec: @Sendable (DecoderSpec, inout [String: Any]) -> Void
+
+    public static func == (a: Architecture, b: Architecture) -> Bool { a.className == b.className }
+
+    /// Every architecture dpo-dist runs, in the order error messages list them.
+    public static let registry: [Architecture] = [.llama, .qwen2, .smollm3]
+
+    public static func named(_ className: String) -> Architecture? {
+        registry.first { $0.className == className }
+    }
+}
+
+/// What the decoder does differently from one architecture to the next. Everything else (sizes,
+/// RoPE frequencies, norm epsilon) is read the same way for all of them by `ModelConfig`.
+public struct DecoderSpec: Equatable, Sendable {
+    /// A bias on the q, k and v projections.
+    public var qkvBias: Bool
+    /// A bias on o_proj.
+    public var oBias: Bool
+    /// A bias on gate_proj, up_proj and down_proj.
+    public var mlpBias: Bool
+    /// Per layer: whether RoPE rotates q and k (SmolLM3's NoPE layers do not).
+    public var layerUsesRope: [Bool]
+
+    public init(qkvBias: Bool = false, oBias: Bool = false, mlpBias: Bool = false, layerUsesRope: [Bool]) {
+        self.qkvBias = qkvBias
+        self.oBias = oBias
+        self.mlpBias = mlpBias
+        self.layerUsesRope = layerUsesRope
+    }
+
+    /// No biases, RoPE in every layer: Llama's decoder.
+    public static func plain(layers: Int) -> DecoderSpec {
+        DecoderSpec(layerUsesRope: Array(repeating: true, count: layers))
+    }
+}
+
+/// The Hugging Face tensor names of an architecture. A layer's tensor is
+/// `layerPrefix + "<layer>." + name + ".weight"` (or `.bias`).
+public struct TensorNames: Sendable, Equatable {
+    public var embed = "model.embed_tokens.weight"
+    public var layerPrefix = "model.layers."
+    public var inputNorm = "input_layernorm"
+    public var q = "self_attn.q_proj"
+    public var k = "self_attn.k_proj"
+    public var v = "self_attn.v_proj"
+    public var o = "self_attn.o_proj"
+    public var postNorm = "post_attention_layernorm"
+    public var gate = "mlp.gate_proj"
+    public var up = "mlp.up_proj"
+    public var down = "mlp.down_proj"
+    public var finalNorm = "model.norm.weight"
+    public var head = "lm_head.weight"
+
+    /// The names Llama uses, and the architectures derived from it.
+    public static let llama = TensorNames()
+}

@@ -1,0 +1,91 @@
+import DPOKernels
+import Foundation
+
+/// What one layer's forward keeps for its backward (T tokens, C hidden, Q = heads·head_dim,
+/// KV = kv_heads·head_dim, I intermediate, H heads).
+struct LayerActivations {
+    let norm1: FloatPtr, rstd1: FloatPtr    // (T, C), (T): input_layernorm
+    let q: FloatPtr, k: FloatPtr, v: FloatPtr  // (T, Q), (T, KV), (T, KV): after RoPE
+    let att: FloatPtr, lse: FloatPtr        // (T, Q), (T, H): attention output, softmax log-sum-exp
+    let mid: FloatPtr                       // (T, C): residual stream after attention
+    let norm2: FloatPtr, rstd2: FloatPtr    // (T, C), (T): post_attention_layernorm
+    let gate: FloatPtr, up: FloatPtr, hidden: FloatPtr  // (T, I) ×3: silu(gate) ⊙ up
+}
+
+/// The final norm and the LM head's rows (T tokens, S scored rows).
+struct OutputActivations {
+    let finalNormOut: FloatPtr, finalRstd: FloatPtr  // (T, C), (T)
+    let headIn: FloatPtr                             // (S, C): the final norm's output at the scored rows
+    let headLSE: FloatPtr, logp: FloatPtr, logitSum: FloatPtr  // (S) each
+}
+
+/// Gradient scratch shared by all layers (only in a model that runs backward).
+struct GradientScratch {
+    let dResidual: FloatPtr, dNorm: FloatPtr             // (T, C)
+    let dQ: FloatPtr, dK: FloatPtr, dV: FloatPtr, dAtt: FloatPtr  // (T, Q), (T, KV) ×2, (T, Q)
+    let dGate: FloatPtr, dUp: FloatPtr, dHidden: FloatPtr  // (T, I)
+    let dHeadIn: FloatPtr                                // (S, C)
+}
+
+/// All activation storage in one allocation, carved into named views. A frozen model keeps one
+/// layer slot and reuses it; a model that runs backward keeps every layer's.
+final class Activations {
+    let tokens: Int, longest: Int, scored: Int
+    private let storage: FloatBuffer
+    private let layers: [LayerActivations]
+    private let residuals: [FloatPtr]
+    let output: OutputActivations
+    let headScratch: FloatPtr                // (chunk, V)
+    let attentionScratch: FloatPtr           // (2 · blockRows, longest)
+    /// Whether every layer's activations are kept (for backward), or one slot is reused.
+    let everyLayer: Bool
+    let gradients: GradientScratch?
+
+    init(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool,
+         blockRows: Int, headChunk: Int, withGradients: Bool) {
+        self.tokens = T; self.longest = longest; self.scored = S; self.everyLayer = everyLayer
+        let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
+        let slots = everyLayer ? c.numLayers : 1
+        let residualCount = everyLayer ? c.numLayers + 1 : 2
+
+        /// Every view, in one order, from `take(n)` giving n floats; run once to measure and once to carve.
+        func carve(_ take: (Int) -> FloatPtr) -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
+                                                  scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
+            let layers = (0..<slots).map { _ in
+                LayerActivations(norm1: take(T * C), rstd1: take(T), q: take(T * Q), k: take(T * KV), v: take(T * KV),
+                                 att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
+                                 gate: take(T * I), up: take(T * I), hidden: take(T * I))
+            }
+            let residuals = (0..<residualCount).map { _ in take(T * C) }
+            let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
+                                           logp: take(S), logitSum: take(S))
+            let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
+            let gradients = withGradients
+                ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
+                                  dV: take(T * KV), dAtt: take(T * Q), dGate: take(T * I), dUp: take(T * I),
+                                  dHidden: take(T * I), dHeadIn: take(S * C))
+                : nil
+            return (layers, residuals, output, scratch, gradients)
+        }
+        // Views start on 16-float boundaries so every row block is aligned for SIMD.
+        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+        var total = 0
+        let measuring = UnsafeMutablePointer<Float>(bitPattern: 64)!  // never dereferenced
+        _ = carve { n in total += aligned(n); return measuring }
+        storage = FloatBuffer(count: total)
+        var next = 0
+        let base = storage.pointer
+        let views = carve { n in defer { next += aligned(n) }; return base + next }
+        layers = views.layers
+        residuals = views.residuals
+        output = views.output
+        headScratch = views.scratch.head
+        attentionScratch = views.scratch.attention
+        gradients = views.gradients
+    }
+
+    func layer(_ l: Int) -> LayerActivations { layers.count == 1 ? layers[0] : layers[l] }
+    /// The residual stream entering layer l (l == numLayers: after the last layer). A frozen model
+    /// alternates between two buffers.
+    func residual(_ l: Int) -> FloatPtr { residuals.count == 2 ? residuals[l % 2] : residuals[l] }
+}

@@ -1,0 +1,287 @@
+import DPOKernels
+import DPOSupport
+import Foundation
+
+/// A Llama-family decoder on one flat parameter buffer. `forward` computes the log-probability of
+/// every scored token of a packed batch; `backward` takes dL/dlogp for those tokens and accumulates
+/// the gradient of every parameter into `parameters.gradients` (same layout as the values).
+///
+/// Numeric semantics: fp32 storage and compute; RMSNorm, RoPE (rotate-half) and softmax as in
+/// transformers; log-probs from a log-sum-exp over the whole vocabulary.
+///
+/// Each decoder step keeps its forward and its backward side by side below: attention (input norm,
+/// q/k/v, RoPE, attention, o_proj, residual) and MLP (post-attention norm, gate/up, SwiGLU, down,
+/// residual). What differs between architectures comes from `config.spec`.
+public final class Transformer {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    /// The weights; their gradients once `enableGradients()` has run. A model without gradients is
+    /// frozen: backward still gives input gradients but runs no weight-gradient product.
+    public let parameters: ParameterSet
+    /// Every matrix product of this model goes through it.
+    public let matmul: any MatmulBackend
+
+    /// Called by `backward` with an offset into `parameters` each time the gradients from there to
+    /// the end of the buffer are final for the batch (after each layer, last layer first; 0 once the
+    /// embedding's are): the trainer reduces them while backward goes on.
+    public var onGradientsFinal: ((Int) -> Void)?
+
+    /// Rows of logits computed at once in the LM head.
+    public var headChunk = 128
+    public var attentionBlockRows = 128
+
+    private var rope: RopeTable
+    private var acts: Activations?
+    private var lastBatchTokens = 0
+    private var lastScored = 0
+
+    /// `values` holds the weights in `ParameterLayout(config:)`'s layout; nil allocates them zeroed.
+    public init(config: ModelConfig, values: FloatBuffer? = nil, matmul: any MatmulBackend = OpenBLASFP32()) {
+        self.config = config
+        layout = ParameterLayout(config: config)
+        parameters = ParameterSet(tensors: layout.tensors, values: values)
+        self.matmul = matmul
+        rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+                         positions: max(config.maxPositionEmbeddings, 1))
+    }
+
+    public var parameterCount: Int { layout.count }
+
+    /// Makes the model trainable: a zeroed gradient buffer, and activations kept for every layer.
+    public func enableGradients() {
+        parameters.enableGradients()
+        acts = nil
+    }
+
+    /// Fills the parameters as transformers initialises a fresh model: normal(0, std) weights,
+    /// zero biases, unit norm weights.
+    public func initializeRandom(seed: UInt64, std: Float = 0.02) {
+        var rng = SplitMix64(seed: seed)
+        for t in layout.tensors {
+            let p = parameters.values.pointer + t.offset
+            if layout.isNormWeight(t) {
+                p.update(repeating: 1, count: t.count)
+            } else if layout.isBias(t) {
+                p.update(repeating: 0, count: t.count)
+            } else {
+                for i in 0..<t.count { p[i] = std * rng.nextGaussian() }
+            }
+        }
+    }
+
+    /// Makes sure activation storage fits a batch; allocates only when it grows.
+    public func reserve(tokens: Int, longestSequence: Int, scoredRows: Int) {
+        if longestSequence > rope.positions {
+            rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+                             positions: longestSequence)
+        }
+        if let a = acts, a.tokens >= tokens, a.longest >= longestSequence, a.scored >= scoredRows { return }
+        let old = acts
+        let trainable = parameters.gradients != nil
+        acts = Activations(config: config, tokens: max(tokens, old?.tokens ?? 0),
+                           longest: max(longestSequence, old?.longest ?? 0),
+                           scored: max(scoredRows, old?.scored ?? 0), everyLayer: trainable,
+                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable)
+    }
+
+    /// Log-probabilities of the scored tokens, valid after `forward` (`batch.scoredCount` values).
+    public var scoredLogProbs: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.output.logp, count: lastScored)
+    }
+    /// Sum over the vocabulary of each scored row's logits (for the `logits/*` metrics).
+    public var scoredLogitSums: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.output.logitSum, count: lastScored)
+    }
+    /// Log-sum-exp of each scored row's logits after `forward`.
+    public var scoredLogSumExp: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.output.headLSE, count: lastScored)
+    }
+
+    // MARK: - Forward and backward of the whole model
+
+    /// Runs the decoder and the LM head over the scored rows.
+    public func forward(_ batch: TokenBatch) {
+        runDecoder(batch)
+        let out = acts!.output, S = batch.scoredCount, C = config.hiddenSize
+        batch.withPointers { b in
+            gatherRows(out: out.headIn, inp: out.finalNormOut, rows: b.scoredRows, count: S, channels: C)
+            logProbForward(logp: out.logp, lse: out.headLSE, logitSum: out.logitSum, hidden: out.headIn,
+                           weight: parameters.values.pointer + layout.head, targets: b.scoredTargets, rows: S,
+                           channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: acts!.headScratch, matmul: matmul)
+        }
+        lastScored = S
+    }
+
+    /// Accumulates dL/dθ into `parameters.gradients`, given dL/dlogp for each scored token of the
+    /// batch that the last `forward` ran. Calls `onGradientsFinal` as layers finish (see there).
+    public func backward(_ batch: TokenBatch, dlogp: UnsafePointer<Float>) {
+        guard let a = acts, a.everyLayer, let d = a.gradients else {
+            preconditionFailure("backward needs enableGradients() before forward")
+        }
+        precondition(batch.tokenCount == lastBatchTokens, "backward must follow forward on the same batch")
+        let T = batch.tokenCount, C = config.hiddenSize, S = batch.scoredCount
+        let P = parameters.values.pointer, G = parameters.gradients?.pointer
+        batch.withPointers { b in
+            // LM head: d(head input) for the scored rows, scattered back into d(final norm output).
+            logProbBackward(dhidden: d.dHeadIn, dweight: G.map { $0 + layout.head }, dlogp: dlogp, hidden: a.output.headIn,
+                            weight: P + layout.head, lse: a.output.headLSE, targets: b.scoredTargets, rows: S,
+                            channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: a.headScratch, matmul: matmul)
+            d.dNorm.update(repeating: 0, count: T * C)
+            scatterAddRows(dinp: d.dNorm, dout: d.dHeadIn, rows: b.scoredRows, count: S, channels: C)
+            let dx = d.dResidual
+            dx.update(repeating: 0, count: T * C)
+            normBackward(layout.finalNorm, dinp: dx, dout: d.dNorm, inp: a.residual(config.numLayers),
+                         rstd: a.output.finalRstd, rows: T)
+            for l in stride(from: config.numLayers - 1, through: 0, by: -1) {
+                // dx is d(residual out); through the skip connections it becomes d(residual in).
+                mlpBackward(layer: l, dx: dx, rows: T)
+                attentionBackward(layer: l, dx: dx, batch: b)
+                onGradientsFinal?(layout.layers[l].range.lowerBound)
+            }
+            if let G {
+                embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: b.tokens, rows: T, channels: C,
+                                  skipToken: config.padTokenID)
+            }
+            onGradientsFinal?(0)
+        }
+    }
+
+    private func runDecoder(_ batch: TokenBatch) {
+        reserve(tokens: batch.tokenCount, longestSequence: batch.longestSequence, scoredRows: batch.scoredCount)
+        let a = acts!, T = batch.tokenCount
+        lastBatchTokens = T
+        batch.withPointers { b in
+            embeddingForward(out: a.residual(0), tokens: b.tokens, table: parameters.values.pointer + layout.embed,
+                             rows: T, channels: config.hiddenSize)
+            for l in 0..<config.numLayers {
+                attentionForward(layer: l, batch: b)
+                mlpForward(layer: l, rows: T)
+            }
+            norm(layout.finalNorm, out: a.output.finalNormOut, rstd: a.output.finalRstd, inp: a.residual(config.numLayers), rows: T)
+        }
+    }
+
+    // MARK: - Attention step: mid = x + o_proj(attention(RoPE(q), RoPE(k), v)), q, k, v of input_layernorm(x)
+
+    private func attentionForward(layer l: Int, batch b: TokenBatch.Pointers) {
+        let a = acts!, w = layout.layers[l], s = a.layer(l), x = a.residual(l), T = b.tokenCount
+        norm(w.inputNorm, out: s.norm1, rstd: s.rstd1, inp: x, rows: T)
+        linear(w.q, out: s.q, inp: s.norm1, rows: T)
+        linear(w.k, out: s.k, inp: s.norm1, rows: T)
+        linear(w.v, out: s.v, inp: s.norm1, rows: T)
+        if config.spec.layerUsesRope[l] {
+            rotate(s.q, heads: config.numHeads, batch: b, inverse: false)
+            rotate(s.k, heads: config.numKVHeads, batch: b, inverse: false)
+        }
+        DPOKernels.attentionForward(out: s.att, lse: s.lse, q: s.q, k: s.k, v: s.v, starts: b.starts, lengths: b.lengths,
+                                    sequences: b.sequenceCount, shape: attentionShape, scratch: a.attentionScratch,
+                                    matmul: matmul)
+        linear(w.o, out: s.mid, inp: s.att, rows: T)
+        addInPlace(s.mid, x, count: T * config.hiddenSize)
+    }
+
+    /// dx: d(mid) in; d(x) out (the skip connection carries d(mid) through, the norm path adds to it).
+    private func attentionBackward(layer l: Int, dx: FloatPtr, batch b: TokenBatch.Pointers) {
+        let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l), T = b.tokenCount
+        linearBackward(w.o, dinp: d.dAtt, dout: dx, inp: s.att, rows: T, accumulate: false)
+        d.dK.update(repeating: 0, count: T * config.kvDim)
+        d.dV.update(repeating: 0, count: T * config.kvDim)
+        DPOKernels.attentionBackward(dq: d.dQ, dk: d.dK, dv: d.dV, dout: d.dAtt, q: s.q, k: s.k, v: s.v, out: s.att,
+                                     lse: s.lse, starts: b.starts, lengths: b.lengths, sequences: b.sequenceCount,
+                                     shape: attentionShape, scratch: a.attentionScratch, longest: a.longest, matmul: matmul)
+        if config.spec.layerUsesRope[l] {
+            rotate(d.dQ, heads: config.numHeads, batch: b, inverse: true)
+            rotate(d.dK, heads: config.numKVHeads, batch: b, inverse: true)
+        }
+        linearBackward(w.q, dinp: d.dNorm, dout: d.dQ, inp: s.norm1, rows: T, accumulate: false)
+        linearBackward(w.k, dinp: d.dNorm, dout: d.dK, inp: s.norm1, rows: T, accumulate: true)
+        linearBackward(w.v, dinp: d.dNorm, dout: d.dV, inp: s.norm1, rows: T, accumulate: true)
+        normBackward(w.inputNorm, dinp: dx, dout: d.dNorm, inp: a.residual(l), rstd: s.rstd1, rows: T)
+    }
+
+    // MARK: - MLP step: out = mid + down(silu(gate(h)) ⊙ up(h)), h = post_attention_layernorm(mid)
+
+    private func mlpForward(layer l: Int, rows T: Int) {
+        let a = acts!, w = layout.layers[l], s = a.layer(l), out = a.residual(l + 1)
+        norm(w.postNorm, out: s.norm2, rstd: s.rstd2, inp: s.mid, rows: T)
+        linear(w.gate, out: s.gate, inp: s.norm2, rows: T)
+        linear(w.up, out: s.up, inp: s.norm2, rows: T)
+        swigluForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        linear(w.down, out: out, inp: s.hidden, rows: T)
+        addInPlace(out, s.mid, count: T * config.hiddenSize)
+    }
+
+    /// dx: d(out) in; d(mid) out.
+    private func mlpBackward(layer l: Int, dx: FloatPtr, rows T: Int) {
+        let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l)
+        linearBackward(w.down, dinp: d.dHidden, dout: dx, inp: s.hidden, rows: T, accumulate: false)
+        swigluBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        linearBackward(w.gate, dinp: d.dNorm, dout: d.dGate, inp: s.norm2, rows: T, accumulate: false)
+        linearBackward(w.up, dinp: d.dNorm, dout: d.dUp, inp: s.norm2, rows: T, accumulate: true)
+        normBackward(w.postNorm, dinp: dx, dout: d.dNorm, inp: s.mid, rstd: s.rstd2, rows: T)
+    }
+
+    // MARK: - The parts, on this model's buffers and backend
+
+    private func linear(_ w: LinearView, out: FloatPtr, inp: ConstFloatPtr, rows: Int) {
+        let P = parameters.values.pointer
+        matmulForward(out: out, inp: inp, weight: P + w.weight, bias: w.bias.map { P + $0 }, rows: rows,
+                      inFeatures: w.inFeatures, outFeatures: w.outFeatures, matmul: matmul)
+    }
+
+    /// Without gradients (a frozen model) only dinp is computed.
+    private func linearBackward(_ w: LinearView, dinp: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr, rows: Int,
+                                accumulate: Bool) {
+        let G = parameters.gradients?.pointer
+        matmulBackward(dinp: dinp, dweight: G.map { $0 + w.weight }, dbias: G.flatMap { g in w.bias.map { g + $0 } },
+                       dout: dout, inp: inp, weight: parameters.values.pointer + w.weight, rows: rows,
+                       inFeatures: w.inFeatures, outFeatures: w.outFeatures, accumulateInput: accumulate, matmul: matmul)
+    }
+
+    private func norm(_ w: NormView, out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, rows: Int) {
+        rmsnormForward(out: out, rstd: rstd, inp: inp, weight: parameters.values.pointer + w.weight, eps: config.rmsNormEps,
+                       rows: rows, channels: w.channels)
+    }
+
+    private func normBackward(_ w: NormView, dinp: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr, rstd: ConstFloatPtr,
+                              rows: Int) {
+        rmsnormBackward(dinp: dinp, dweight: parameters.gradients.map { $0.pointer + w.weight }, dout: dout, inp: inp,
+                        weight: parameters.values.pointer + w.weight, rstd: rstd, rows: rows, channels: w.channels)
+    }
+
+    private func rotate(_ x: FloatPtr, heads: Int, batch b: TokenBatch.Pointers, inverse: Bool) {
+        rope.cos.withUnsafeBufferPointer { cos in
+            rope.sin.withUnsafeBufferPointer { sin in
+                ropeApply(x, positions: b.positions, cos: cos.baseAddress!, sin: sin.baseAddress!, rows: b.tokenCount,
+                          heads: heads, headDim: config.headDim, inverse: inverse)
+            }
+        }
+    }
+
+    private var attentionShape: AttentionShape {
+        AttentionShape(heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim, blockRows: attentionBlockRows)
+    }
+
+    // MARK: - Logits for eval and generation
+
+    /// Logits of scored rows [first, first + count) of the last `forward`, into `out` (count × vocab):
+    /// a chunk at a time, for eval (KL against the reference) and generation.
+    public func scoredRowLogits(first: Int, count: Int, into out: FloatPtr) {
+        precondition(first >= 0 && first + count <= lastScored)
+        let C = config.hiddenSize
+        matmul.gemm(transA: false, transB: true, m: count, n: config.vocabSize, k: C, a: acts!.output.headIn + first * C,
+                    lda: C, b: parameters.values.pointer + layout.head, ldb: C, beta: 0, c: out, ldc: config.vocabSize)
+    }
+
+    /// Full logits (tokens × vocab) for every position: for tests and generation, not training.
+    public func logits(_ batch: TokenBatch) -> [Float] {
+        runDecoder(batch)
+        let C = config.hiddenSize, T = batch.tokenCount
+        var out = [Float](repeating: 0, count: T * config.vocabSize)
+        out.withUnsafeMutableBufferPointer { o in
+            matmul.gemm(transA: false, transB: true, m: T, n: config.vocabSize, k: C, a: acts!.output.finalNormOut,
+                        lda: C, b: parameters.values.pointer + layout.head, ldb: C, beta: 0, c: o.baseAddress!, ldc: config.vocabSize)
+        }
+        return out
+    }
+}

@@ -1,0 +1,49 @@
+import DPOComm
+import DPOKernels
+import DPOModel
+import Foundation
+
+/// ZeRO-1: each rank holds the optimizer state of its shard of the parameters. Gradients are
+/// reduce-scattered, AdamW updates the shard, the parameters are all-gathered.
+final class ZeroStageOne: GradientSync {
+    let comm: Communicator
+    let accumulator: GradientAccumulator
+    let shardCounts: [Int]
+    let shard: Range<Int>
+    let lastWait = 0.0
+    let blockingSeconds = 0.0
+
+    init(comm: Communicator, count n: Int) {
+        self.comm = comm
+        accumulator = GradientAccumulator(count: n)
+        // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
+        // however many ranks there are.
+        let w = comm.worldSize
+        let chunk = (n + w * normBlock - 1) / (w * normBlock) * normBlock
+        shardCounts = (0..<w).map { r in min((r + 1) * chunk, n) - min(r * chunk, n) }
+        let start = comm.offsets(shardCounts)[comm.rank]
+        shard = start..<(start + shardCounts[comm.rank])
+    }
+
+    func sumGradients(of micros: [[Int]], into parameters: ParameterSet, source: GradientSource,
+                      train: ([Int]) throws -> Void) throws {
+        if try sumExactly(micros, comm: comm, into: parameters, train: train) { return }
+        let grads = parameters.gradients!
+        let total = accumulator.zeroed()
+        for micro in micros {
+            grads.zero()
+            try train(micro)
+            accumulateWidened(total, grads.pointer, range: 0..<accumulator.count)
+        }
+        comm.reduceScatterSum(total, counts: shardCounts)
+        roundToFloat(grads.pointer, total, range: shard)
+    }
+
+    func sumOverShards(_ x: Double) -> Double {
+        var sum = [x]
+        sum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
+        return sum[0]
+    }
+
+    func gatherShards(_ buffer: FloatBuffer) { comm.allGather(buffer.pointer, counts: shardCounts) }
+}
