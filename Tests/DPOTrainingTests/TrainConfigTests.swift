@@ -365,8 +365,8 @@ final class TrainConfigTests: XCTestCase {
         try assertAccepted([("loss_type", "sigmoid,sft"), ("ref_model", "models/ref"), ("precompute_ref_log_probs", "true")])
         XCTAssertFalse(try arguments([("loss_type", "simpo,sft")]).usesReferenceModel)
         XCTAssertTrue(try arguments([("loss_type", "sigmoid,sft")]).usesReferenceModel)
-        for other in Args.lossTypes where !Args.referenceFreeLossTypes.contains(other) {
-            try assertRefused([("loss_type", "simpo,\(other)")], naming: "loss_type")
+        for other in PreferenceLossType.allCases where other.usesReference {
+            try assertRefused([("loss_type", "simpo,\(other.rawValue)")], naming: "loss_type")
         }
     }
 

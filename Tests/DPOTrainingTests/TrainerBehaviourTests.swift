@@ -71,6 +71,25 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: a.outputDir).filter { $0.hasPrefix("ref_logps-") }.count, 2)
     }
 
+    /// Whether a run loads a reference is decided once, by the loss types: loss_type [simpo, sft]
+    /// passes the config check as reference-free and then loads no frozen copy either.
+    func testReferenceFreeLossesLoadNoReference() throws {
+        var a = baseArguments("simpo-sft")
+        a.lossType = ["simpo", "sft"]
+        XCTAssertNoThrow(try a.validate(for: .dpo))
+        XCTAssertFalse(a.usesReferenceModel)
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        let objective = try XCTUnwrap(t.objective as? DPOObjective)
+        XCTAssertNil(objective.reference, "a reference-free loss loaded a reference model")
+        t.printProgress = false
+        try t.run()
+
+        var b = baseArguments("sigmoid-sft")
+        b.lossType = ["sigmoid", "sft"]
+        XCTAssertTrue(b.usesReferenceModel)
+        XCTAssertNotNil(try XCTUnwrap(Trainer.dpo(args: b, comm: SingleProcessCommunicator()).objective as? DPOObjective).reference)
+    }
+
     func testSFTLearnsItsData() throws {
         var a = TrainingArguments()
         a.model = Fixtures.model("llama-tied") + "/model"

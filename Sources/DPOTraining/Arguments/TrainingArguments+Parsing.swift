@@ -18,17 +18,10 @@ extension TrainingArguments {
     /// The YAML keys, one per field, in the order `yaml` writes them.
     public static let keys: [String] = fields.map(\.key)
 
-    /// The loss types `loss_type` accepts (TRL 1.16's DPOTrainer names, plus CPO's `simpo` and ORPO's `orpo`).
-    public static let lossTypes = [
-        "sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
-        "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft", "simpo", "orpo",
-    ]
-    /// Loss types that never look at a reference model. `simpo` and `orpo` combine only with these: mixed with a
-    /// reference-based type, the run would have to keep a reference only for part of the loss, and
-    /// TRL has no such combination either (SimPO and ORPO live in their own trainers there).
-    public static let referenceFreeLossTypes: Set<String> = ["simpo", "orpo", "sft"]
-    public static let lrSchedulerTypes = ["constant", "constant_with_warmup", "linear", "cosine"]
-    public static let saveDtypes = ["float32", "bfloat16"]
+    /// The names `loss_type` accepts (TRL 1.16's DPOTrainer names, plus CPO's `simpo` and ORPO's `orpo`).
+    public static let lossTypes = PreferenceLossType.allCases.map(\.rawValue)
+    public static let lrSchedulerTypes = LearningRateSchedule.Kind.allCases.map(\.rawValue)
+    public static let saveDtypes = SaveDType.allCases.map(\.rawValue)
 
     /// TRL's defaults for the command. They differ only in the learning rate: SFTConfig's is 2e-5,
     /// DPOConfig's 1e-6 (a DPO learning rate would leave SFT almost where it started).
@@ -39,8 +32,39 @@ extension TrainingArguments {
     }
 
     /// Whether the configured loss needs reference log-probs (a reference model or precomputed ones).
+    /// A name that is no loss counts as needing one (validation refuses it anyway).
     public var usesReferenceModel: Bool {
-        !lossType.allSatisfy(Self.referenceFreeLossTypes.contains)
+        lossType.contains { PreferenceLossType(rawValue: $0)?.usesReference ?? true }
+    }
+
+    // MARK: - Typed values (after `validate(for:)`, which refuses names that are none of these)
+
+    /// `loss_type` as loss types.
+    public var lossTypes: [PreferenceLossType] {
+        get throws {
+            try lossType.map { name in
+                guard let t = PreferenceLossType(rawValue: name) else { throw DPOError("loss_type: unknown loss \"\(name)\"") }
+                return t
+            }
+        }
+    }
+
+    /// `lr_scheduler_type` as a schedule kind.
+    public var schedule: LearningRateSchedule.Kind {
+        get throws {
+            guard let kind = LearningRateSchedule.Kind(rawValue: lrSchedulerType) else {
+                throw DPOError("lr_scheduler_type: unknown schedule \"\(lrSchedulerType)\"")
+            }
+            return kind
+        }
+    }
+
+    /// `save_dtype` as a dtype.
+    public var savedDType: SaveDType {
+        get throws {
+            guard let dtype = SaveDType(name: saveDtype) else { throw DPOError("save_dtype: unknown dtype \"\(saveDtype)\"") }
+            return dtype
+        }
     }
 
     // MARK: - Setting one key
@@ -65,10 +89,8 @@ extension TrainingArguments {
         case .optionalNumbers(let path): self[keyPath: path] = value.isNull ? nil : try value.numbers()
         }
         // One spelling in the saved YAML and for every later check, whichever alias was typed.
-        if key == "save_dtype" { saveDtype = Self.saveDtypeAliases[saveDtype.lowercased()] ?? saveDtype }
+        if key == "save_dtype" { saveDtype = SaveDType(name: saveDtype)?.rawValue ?? saveDtype }
     }
-
-    static let saveDtypeAliases = ["float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"]
 
     /// `learning_rate` → `learning-rate`.
     public static func flagName(_ key: String) -> String { key.replacingOccurrences(of: "_", with: "-") }

@@ -57,15 +57,16 @@ extension TrainingArguments {
             try check(Self.lossTypes.contains(name), "loss_type \"\(name)\" is not a known loss\(hint); known: \(Self.lossTypes.joined(separator: ", "))")
             try check(lossType.filter { $0 == name }.count == 1, "loss_type names \"\(name)\" twice")
         }
-        if let referenceFree = lossType.first(where: { $0 == "simpo" || $0 == "orpo" }) {
-            let referenceBased = lossType.filter { !Self.referenceFreeLossTypes.contains($0) }
+        let types = try lossTypes
+        if let referenceFree = types.first(where: \.combinesOnlyWithoutReference) {
+            let referenceBased = types.filter(\.usesReference).map(\.rawValue)
             try check(referenceBased.isEmpty,
-                      "loss_type \"\(referenceFree)\" is reference-free and cannot be combined with reference-based \(referenceBased.joined(separator: ", ")) (it may be combined with simpo, orpo, sft)")
+                      "loss_type \"\(referenceFree.rawValue)\" is reference-free and cannot be combined with reference-based \(referenceBased.joined(separator: ", ")) (it may be combined with \(PreferenceLossType.allCases.filter { !$0.usesReference }.map(\.rawValue).joined(separator: ", ")))")
         }
         if !usesReferenceModel {
-            let types = lossType.joined(separator: ", ")
-            try check(refModel == nil, "ref_model is set but loss_type \(types) uses no reference model; remove ref_model")
-            try check(!precomputeRefLogProbs, "precompute_ref_log_probs is set but loss_type \(types) uses no reference model")
+            let names = lossType.joined(separator: ", ")
+            try check(refModel == nil, "ref_model is set but loss_type \(names) uses no reference model; remove ref_model")
+            try check(!precomputeRefLogProbs, "precompute_ref_log_probs is set but loss_type \(names) uses no reference model")
         }
 
         if let lossWeights {
@@ -76,13 +77,13 @@ extension TrainingArguments {
             }
         }
         try check((0..<0.5).contains(labelSmoothing), "label_smoothing must be in [0, 0.5), got \(labelSmoothing)")
-        if lossType.contains("exo_pair") {
+        if types.contains(.exoPair) {
             try check(labelSmoothing > 0, "label_smoothing must be greater than 0 for loss_type exo_pair (it is EXO's epsilon, which enters a log)")
         }
-        if lossType.contains("discopop") {
+        if types.contains(.discopop) {
             try check(discopopTau > 0 && discopopTau.isFinite, "discopop_tau must be greater than 0, got \(discopopTau)")
         }
-        if lossType.contains("orpo") {
+        if types.contains(.orpo) {
             try check(orpoAlpha >= 0 && orpoAlpha.isFinite, "orpo_alpha must be at least 0, got \(orpoAlpha)")
         }
 

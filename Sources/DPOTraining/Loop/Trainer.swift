@@ -55,10 +55,7 @@ public final class Trainer {
         stepsPerEpoch = max(1, (objective.exampleCount + globalBatch - 1) / globalBatch)
         totalSteps = args.maxSteps > 0 ? args.maxSteps : max(1, Int((args.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
         let warmup = args.warmupSteps > 0 ? args.warmupSteps : Int((args.warmupRatio * Double(totalSteps)).rounded(.up))
-        guard let kind = LearningRateSchedule.Kind(rawValue: args.lrSchedulerType) else {
-            throw DPOError("lr_scheduler_type: unknown schedule \"\(args.lrSchedulerType)\"")
-        }
-        schedule = LearningRateSchedule(kind: kind, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
+        schedule = LearningRateSchedule(kind: try args.schedule, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
     }
 
     /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
@@ -173,7 +170,7 @@ public final class Trainer {
         if comm.isMain {
             try objective.writeReport(outputDir: out, metrics: finalEval)
             try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
-                                    dtype: args.saveDtype == "bfloat16" ? .bf16 : .f32)
+                                    dtype: try args.savedDType.safetensors)
         }
         comm.barrier()
     }

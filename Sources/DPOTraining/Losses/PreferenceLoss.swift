@@ -15,8 +15,15 @@ public enum PreferenceLossType: String, CaseIterable, Sendable {
     case discopop, sigmoidNorm = "sigmoid_norm", sft
     case simpo, orpo
 
-    /// SimPO and ORPO compare the policy with nothing but itself.
-    public var isReferenceFree: Bool { self == .simpo || self == .orpo }
+    /// Whether the loss compares the policy with a reference: SimPO, ORPO and the SFT term look at
+    /// the policy alone. The one place this is decided: the config check, the objective (which loads
+    /// a reference or not) and the reference log-prob cache all ask it.
+    public var usesReference: Bool { !(self == .simpo || self == .orpo || self == .sft) }
+
+    /// SimPO and ORPO are defined without a reference, so they combine only with loss types that use
+    /// none: mixed with a reference-based type, the run would keep a reference for part of the loss,
+    /// and TRL has no such combination either (SimPO and ORPO live in their own trainers there).
+    public var combinesOnlyWithoutReference: Bool { self == .simpo || self == .orpo }
 }
 
 /// One pair's numbers for the loss.
@@ -54,7 +61,7 @@ public struct PreferenceLoss: Sendable {
         self.orpoAlpha = orpoAlpha; self.discopopTau = discopopTau
     }
 
-    public var needsReference: Bool { types.contains { !$0.isReferenceFree } }
+    public var needsReference: Bool { types.contains(where: \.usesReference) }
 
     /// The micro-batch loss Σ_k w_k · L_k (each L_k a mean over the pairs, `sft` a mean over chosen
     /// tokens) with dL/d(policy chosen sum) and dL/d(policy rejected sum) for each pair.

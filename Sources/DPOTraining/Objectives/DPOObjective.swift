@@ -58,11 +58,7 @@ public final class DPOObjective: TrainingObjective {
                 FileHandle.standardError.write(Data((note + "\n").utf8))
             }
         }
-        let types = try args.lossType.map { name -> PreferenceLossType in
-            guard let t = PreferenceLossType(rawValue: name) else { throw DPOError("loss_type: unknown loss \"\(name)\"") }
-            return t
-        }
-        loss = PreferenceLoss(types: types, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
+        loss = PreferenceLoss(types: try args.lossTypes, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
                               simpoGamma: args.simpoGamma, orpoAlpha: args.orpoAlpha, discopopTau: args.discopopTau)
         // With precomputed log-probs the reference is loaded only if the cache must be built (or for eval).
         if loss.needsReference && !args.precomputeRefLogProbs { reference = try Self.loadReference(args: args, policy: policy) }

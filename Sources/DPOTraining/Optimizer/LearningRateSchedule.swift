@@ -3,7 +3,7 @@ import Foundation
 /// Learning-rate schedules as transformers' `get_scheduler` (LambdaLR, stepped once per optimizer
 /// step): the k-th step (k = 0 first) runs at lr · factor(k). With warmup the first step runs at 0.
 public struct LearningRateSchedule: Sendable {
-    public enum Kind: String, Sendable { case constant, constantWithWarmup = "constant_with_warmup", linear, cosine }
+    public enum Kind: String, CaseIterable, Sendable { case constant, constantWithWarmup = "constant_with_warmup", linear, cosine }
     public let kind: Kind
     public let peak: Double
     public let warmupSteps: Int

@@ -32,7 +32,7 @@ struct TrainOptions: ParsableArguments {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("DPO's beta: smaller keeps the policy closer to the reference (default: \(trl.beta); the course advises 0.1 to 0.5).", valueName: "number"))
     var beta: String?
-    @Option(help: ArgumentHelp("Loss type, or several separated by commas: sigmoid, hinge, ipo, robust, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm, sft, simpo, orpo. simpo and orpo are reference-free and combine only with each other and sft (default: \(trl.lossType.joined(separator: ","))).", valueName: "names"))
+    @Option(help: ArgumentHelp("Loss type, or several separated by commas: \(TrainingArguments.lossTypes.joined(separator: ", ")). simpo and orpo are reference-free and combine only with each other and sft (default: \(trl.lossType.joined(separator: ","))).", valueName: "names"))
     var lossType: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("One weight per loss type, separated by commas (default: 1.0 each).", valueName: "numbers"))
     var lossWeights: String?
@@ -49,7 +49,7 @@ struct TrainOptions: ParsableArguments {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Peak learning rate of AdamW (default: \(trl.learningRate) for train as TRL's DPOConfig, \(trlSFT.learningRate) for sft as SFTConfig; the course advises 5e-7 to 5e-6 for DPO).", valueName: "number"))
     var learningRate: String?
-    @Option(help: ArgumentHelp("Learning-rate schedule after warmup: constant, constant_with_warmup, linear, cosine (default: \(trl.lrSchedulerType)).", valueName: "name"))
+    @Option(help: ArgumentHelp("Learning-rate schedule after warmup: \(TrainingArguments.lrSchedulerTypes.joined(separator: ", ")) (default: \(trl.lrSchedulerType)).", valueName: "name"))
     var lrSchedulerType: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Share of the total steps spent warming up linearly from 0, in [0, 1] (default: \(trl.warmupRatio)).", valueName: "number"))
     var warmupRatio: String?
