@@ -56,7 +56,7 @@ let package = Package(
         ]),
 
         // Tests: one target per library, a shared support target, and the executable end to end.
-        .target(name: "DPOTestSupport",
+        .target(name: "DPOTestSupport", dependencies: ["DPOTraining", "DPOComm"],
                 path: "Tests/DPOTestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "DPOSupportTests", dependencies: ["DPOSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "DPOSupport", "DPOTestSupport"]),

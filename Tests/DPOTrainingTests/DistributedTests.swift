@@ -7,56 +7,21 @@ import XCTest
 /// N ranks (threads of this process) give the numbers of one rank with N times the accumulation.
 final class DistributedTests: XCTestCase {
     func arguments(_ tag: String, perDevice: Int, accumulation: Int) -> TrainingArguments {
-        var a = TrainingArguments()
-        a.model = Fixtures.model("qwen2-untied") + "/model"
-        a.trainFile = Fixtures.root + "/trl/train.jsonl"
+        var a = TrainingRuns.arguments(tag, perDevice: perDevice, accumulation: accumulation)
         a.evalFile = Fixtures.model("qwen2-untied") + "/pairs.jsonl"
-        a.outputDir = Fixtures.temporaryDirectory(tag)
-        a.maxSteps = 5
-        a.learningRate = 1e-3
         a.weightDecay = 0.01
-        a.perDeviceTrainBatchSize = perDevice
-        a.gradientAccumulationSteps = accumulation
-        a.loggingSteps = 1
         a.maxNewTokens = 4
         a.seed = 11
         return a
     }
 
-    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
-
-    func values(_ lines: [MetricsLine]) -> [[String: Double]] {
-        lines.map { line in
-            var d: [String: Double] = [:]
-            for (k, v) in line.fields where !Self.timing.contains(k) {
-                if let x = v as? Double { d[k] = x } else if let i = v as? Int { d[k] = Double(i) }
-            }
-            return d
-        }
-    }
-
     func assertSameRun(_ a: [[String: Double]], _ b: [[String: Double]], tolerance: Double, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, line: line)
-        var worst = 0.0
-        for (x, y) in zip(a, b) {
-            XCTAssertEqual(Set(x.keys), Set(y.keys), line: line)
-            for (k, v) in x {
-                let w = y[k] ?? .nan
-                let rel = abs(v - w) / max(abs(w), 1e-3)
-                worst = max(worst, rel)
-                XCTAssertLessThanOrEqual(rel, tolerance, "\(k): \(v) vs \(w)", line: line)
-            }
-        }
-        print("worst relative difference \(worst)")
+        Metrics.assertSame(a, b, tolerance: tolerance, line: line)
     }
 
     func single(_ a: TrainingArguments) throws -> ([[String: Double]], Trainer) {
-        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
-        t.printProgress = false
-        var lines: [MetricsLine] = []
-        t.onLog = { lines.append($0) }
-        try t.run()
-        return (values(lines), t)
+        let (lines, trainer) = try TrainingRuns.dpo(a)
+        return (Metrics.values(lines), trainer)
     }
 
     func simulated(_ a: TrainingArguments, ranks: Int, parallel: ParallelOptions = ParallelOptions()) throws -> ([[String: Double]], FloatBuffer) {
@@ -66,19 +31,20 @@ final class DistributedTests: XCTestCase {
         var params: FloatBuffer?
         try world.run { comm in
             let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
-            t.printProgress = false
-            if comm.rank == 0 { t.onLog = { l in lock.lock(); lines.append(l); lock.unlock() } }
-            try t.run()
-            if comm.rank == 0 { params = t.policy.parameters.values }
+            let logged = try TrainingRuns.run(t)
+            if comm.rank == 0 {
+                lock.lock(); lines = logged; lock.unlock()
+                params = t.policy.parameters.values
+            }
         }
-        return (values(lines), params!)
+        return (Metrics.values(lines), params!)
     }
 
     func testFourRanksEqualOneRankWithFourTimesTheAccumulation() throws {
         let (reference, trainer) = try single(arguments("one", perDevice: 2, accumulation: 4))
         let (four, params) = try simulated(arguments("four", perDevice: 2, accumulation: 1), ranks: 4)
         assertSameRun(four, reference, tolerance: 1e-6)
-        let worst = zip(params.buffer, trainer.policy.parameters.values.buffer).map { abs($0 - $1) / max(abs($1), 1e-3) }.max()!
+        let worst = Metrics.worstRelativeDifference(params.buffer, trainer.policy.parameters.values.buffer)
         XCTAssertLessThanOrEqual(worst, 1e-5, "final parameters")
         // And two ranks with two micro-steps each.
         let (two, _) = try simulated(arguments("two", perDevice: 2, accumulation: 2), ranks: 2)
@@ -103,10 +69,7 @@ final class DistributedTests: XCTestCase {
         var a = arguments("resume-4-2", perDevice: 2, accumulation: 1)
         a.saveSteps = 2
         try InProcessWorld(size: 4).run { comm in
-            let t = try Trainer.dpo(args: a, comm: comm, parallel: ParallelOptions(zeroStage: 1))
-            t.printProgress = false
-            t.interruptAfterStep = 2
-            try t.run()
+            try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm, parallel: ParallelOptions(zeroStage: 1)), interruptAfter: 2)
         }
         var b = arguments("unused", perDevice: 2, accumulation: 2)
         b.outputDir = a.outputDir
@@ -146,8 +109,7 @@ final class DistributedTests: XCTestCase {
             a.outputDir = out
             if comm.rank == 1 { a.beta = 0.2 }
             let t = try Trainer.dpo(args: a, comm: comm)
-            t.printProgress = false
-            do { try t.run() } catch {
+            do { try TrainingRuns.run(t) } catch {
                 lock.lock(); errors.append("\(error)"); lock.unlock()
                 throw error
             }

@@ -1,6 +1,5 @@
 import DPOTestSupport
 import XCTest
-@testable import DPOComm
 @testable import DPOModel
 @testable import DPOTraining
 
@@ -8,17 +7,11 @@ import XCTest
 /// for bit (timing fields aside), as do the final parameters.
 final class ResumeTests: XCTestCase {
     func arguments(output: String) -> TrainingArguments {
-        var a = TrainingArguments()
-        a.model = Fixtures.model("qwen2-untied") + "/model"
-        a.trainFile = Fixtures.root + "/trl/train.jsonl"
+        var a = TrainingRuns.arguments("resume", steps: 7, perDevice: 3, accumulation: 2)
         a.outputDir = output
-        a.maxSteps = 7
-        a.learningRate = 1e-3
         a.lrSchedulerType = "cosine"
         a.warmupSteps = 2
         a.weightDecay = 0.05
-        a.perDeviceTrainBatchSize = 3
-        a.gradientAccumulationSteps = 2
         a.loggingSteps = 2      // the checkpoint at step 3 falls inside an open logging window
         a.saveSteps = 3
         a.saveTotalLimit = 1
@@ -27,20 +20,10 @@ final class ResumeTests: XCTestCase {
         return a
     }
 
-    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
-
-    func run(_ a: TrainingArguments, interruptAfter: Int? = nil) throws -> ([String], Trainer) {
-        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
-        t.printProgress = false
-        t.interruptAfterStep = interruptAfter
-        var lines: [String] = []
-        t.onLog = { line in
-            var l = MetricsLine()
-            for (k, v) in line.fields where !Self.timing.contains(k) { l.add(k, v) }
-            lines.append(l.json)
-        }
-        try t.run()
-        return (lines, t)
+    /// The run's metrics lines (exact values, timing aside) and its trainer.
+    func run(_ a: TrainingArguments, interruptAfter: Int? = nil) throws -> ([[String: Double]], Trainer) {
+        let (lines, trainer) = try TrainingRuns.dpo(a, interruptAfter: interruptAfter)
+        return (Metrics.values(lines), trainer)
     }
 
     func testResumeIsBitIdentical() throws {

@@ -1,6 +1,5 @@
 import DPOTestSupport
 import XCTest
-@testable import DPOComm
 @testable import DPOTraining
 @testable import Safetensors
 
@@ -44,11 +43,7 @@ final class TRLParityTests: XCTestCase {
     @discardableResult
     func runCase(_ name: String, checkFinalWeights: Bool = false) throws -> [MetricsLine] {
         let args = try arguments(case: name)
-        let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())
-        trainer.printProgress = false
-        var lines: [MetricsLine] = []
-        trainer.onLog = { lines.append($0) }
-        try trainer.run()
+        let (lines, trainer) = try TrainingRuns.dpo(args)
         let expected = try expectedMetrics(name)
         XCTAssertEqual(lines.count, expected.count, name)
         var worst: [String: Double] = [:]

@@ -6,27 +6,16 @@ import XCTest
 
 final class TrainerBehaviourTests: XCTestCase {
     func baseArguments(_ tag: String) -> TrainingArguments {
-        var a = TrainingArguments()
-        a.model = Fixtures.model("llama-tied") + "/model"
-        a.trainFile = Fixtures.root + "/trl/train.jsonl"
-        a.outputDir = Fixtures.temporaryDirectory(tag)
-        a.maxSteps = 4
-        a.learningRate = 1e-3
-        a.perDeviceTrainBatchSize = 4
-        a.loggingSteps = 1
+        var a = TrainingRuns.arguments(tag, model: "llama-tied", steps: 4, perDevice: 4)
         a.shuffle = false
         return a
     }
 
+    /// The loss and margin of every logged step, as text.
     func run(_ a: TrainingArguments) throws -> [String] {
-        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
-        t.printProgress = false
-        var losses: [String] = []
-        t.onLog = { line in
-            for (k, v) in line.fields where k == "loss" || k == "rewards/margins" { losses.append("\(k)=\(v)") }
+        try TrainingRuns.dpo(a).lines.flatMap { line in
+            line.fields.filter { $0.0 == "loss" || $0.0 == "rewards/margins" }.map { "\($0.0)=\($0.1)" }
         }
-        try t.run()
-        return losses
     }
 
     /// A diverging run stops with the step named, and the checkpoint before it still loads.
@@ -81,8 +70,7 @@ final class TrainerBehaviourTests: XCTestCase {
         let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
         let objective = try XCTUnwrap(t.objective as? DPOObjective)
         XCTAssertNil(objective.reference, "a reference-free loss loaded a reference model")
-        t.printProgress = false
-        try t.run()
+        try TrainingRuns.run(t)
 
         var b = baseArguments("sigmoid-sft")
         b.lossType = ["sigmoid", "sft"]
@@ -91,21 +79,13 @@ final class TrainerBehaviourTests: XCTestCase {
     }
 
     func testSFTLearnsItsData() throws {
-        var a = TrainingArguments()
-        a.model = Fixtures.model("llama-tied") + "/model"
+        var a = TrainingRuns.arguments("sft", model: "llama-tied", steps: 30, learningRate: 3e-3)
         a.trainFile = Fixtures.root + "/conversational/sft.jsonl"
         a.evalFile = a.trainFile
-        a.outputDir = Fixtures.temporaryDirectory("sft")
-        a.maxSteps = 30
-        a.learningRate = 3e-3
-        a.perDeviceTrainBatchSize = 2
         a.loggingSteps = 10
         let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
-        t.printProgress = false
-        var evalLoss: [Double] = []
-        t.onLog = { line in for (k, v) in line.fields where k == "eval_loss" { evalLoss.append(v as! Double) } }
         let before = (t.objective.evaluate()!)[.loss]
-        try t.run()
+        let evalLoss = try TrainingRuns.run(t).flatMap { line in line.fields.filter { $0.0 == "eval_loss" }.map { $0.1 as! Double } }
         XCTAssertEqual(evalLoss.count, 1)
         XCTAssertLessThan(evalLoss[0], before / 3, "eval loss \(before) → \(evalLoss[0])")
         _ = try ModelDirectory.load(a.outputDir)

@@ -1,39 +1,12 @@
 import DPOTestSupport
 import XCTest
-@testable import DPOSupport
 
 /// The `dpo-dist` executable as a user meets it: bad input ends with one clear line naming the file,
 /// a non-zero exit, and no crash.
 final class CLITests: XCTestCase {
-    struct Run { let status: Int32; let reason: Process.TerminationReason; let stdout: String; let stderr: String }
+    func run(_ arguments: [String]) throws -> ProcessResult { try ProcessRunner.dpoDist(arguments) }
 
-    /// The executable sits in the build products folder with the test bundle (which on Linux is the
-    /// folder Bundle reports, and on macOS the .xctest inside it).
-    static var binary: String {
-        let bundle = Bundle(for: CLITests.self).bundleURL
-        let products = bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-        return products.appendingPathComponent("dpo-dist").path
-    }
-
-    func run(_ arguments: [String]) throws -> Run {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw DPOError("dpo-dist is not built at \(Self.binary): build all products first (`swift build --build-tests`)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, reason: process.terminationReason,
-                   stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
-    func assertCleanFailure(_ r: Run, mentions fragments: [String], line: UInt = #line) {
+    func assertCleanFailure(_ r: ProcessResult, mentions fragments: [String], line: UInt = #line) {
         XCTAssertEqual(r.reason, .exit, "ended by a signal: a crash", line: line)
         XCTAssertNotEqual(r.status, 0, line: line)
         let lines = r.stderr.split(separator: "\n")
@@ -48,7 +21,7 @@ final class CLITests: XCTestCase {
         return dir
     }
 
-    func score(_ model: String, data: String? = nil) throws -> Run {
+    func score(_ model: String, data: String? = nil) throws -> ProcessResult {
         try run(["score", "--model", model, "--data", data ?? Fixtures.model("llama-tied") + "/pairs.jsonl", "--output", "-"])
     }
 

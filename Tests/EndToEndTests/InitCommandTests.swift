@@ -1,30 +1,15 @@
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
-@testable import DPOSupport
 
 /// `dpo-dist init` as a user runs it.
 final class InitCommandTests: XCTestCase {
     /// The command as a user runs it: files written, a summary on stderr, bad sizes as one `error:` line.
     func testCommandLine() throws {
-        let bundle = Bundle(for: InitCommandTests.self).bundleURL
-        let binary = (bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle)
-            .appendingPathComponent("dpo-dist").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw DPOError("dpo-dist is not built at \(binary): build all products first (`swift build --build-tests`)")
-        }
         func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-            let err = Pipe()
-            process.standardError = err
-            process.standardOutput = Pipe()
-            try process.run()
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationReason, .exit, "ended by a signal")
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            let r = try ProcessRunner.dpoDist(arguments)
+            XCTAssertEqual(r.reason, .exit, "ended by a signal")
+            return (r.status, r.stderr)
         }
 
         let root = Fixtures.temporaryDirectory("dpo-dist-init")

@@ -1,121 +1,54 @@
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
-@testable import DPOSupport
 
 /// `mpirun -np N dpo-dist train` against one process with the same global batch. Runs the built
 /// executable under Open MPI (as root where CI runs, oversubscribed on 2 cores).
 final class MPITests: XCTestCase {
-    static let timing: Set<String> = ["pairs_per_second", "tokens_per_second", "step_seconds"]
-
-    struct Run { let status: Int32; let output: String; let seconds: Double }
-
-    func environment() -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-        return env
-    }
-
-    static var mpirun: String? {
-        ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
-    /// Runs a command to completion, capturing stdout and stderr together.
-    @discardableResult
-    func execute(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = environment()
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        let start = Date()
-        try p.run()
-        // A hung job (a collective one rank never joins) fails the test instead of stalling the suite.
-        let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        watchdog.cancel()
-        return Run(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self), seconds: Date().timeIntervalSince(start))
-    }
-
-    /// Processes whose parent is `pid`, from /proc (no procps needed).
-    func childProcesses(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { Int32($0) }.filter { child in
-            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            // After "pid (name)": state, then the parent's pid.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 1 && Int32(fields[1]) == pid
-        }.sorted()
-    }
+    typealias Run = ProcessResult
 
     func train(ranks: Int?, _ args: [String]) throws -> Run {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            throw DPOError("dpo-dist is not built at \(CLITests.binary)")
-        }
         if let ranks {
-            guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
-            return try execute(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", CLITests.binary, "train"] + args)
+            guard let mpirun = ProcessRunner.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+            return try ProcessRunner.run(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", ProcessRunner.dpoDist, "train"] + args)
         }
-        return try execute(CLITests.binary, ["train"] + args)
+        return try ProcessRunner.dpoDist(["train"] + args)
     }
 
-    func baseArguments(output: String, perDevice: Int, accumulation: Int, steps: Int = 6) -> [String] {
-        ["--model", Fixtures.model("qwen2-untied") + "/model", "--train-file", Fixtures.root + "/trl/train.jsonl",
-         "--eval-file", Fixtures.model("qwen2-untied") + "/pairs.jsonl", "--output-dir", output,
-         "--max-steps", "\(steps)", "--learning-rate", "1e-3", "--weight-decay", "0.01", "--logging-steps", "1",
-         "--per-device-train-batch-size", "\(perDevice)", "--gradient-accumulation-steps", "\(accumulation)",
-         "--max-new-tokens", "4", "--seed", "5"]
+    /// The runs these tests compare, as a --config file (flags after it override it).
+    func baseArguments(output: String, perDevice: Int, accumulation: Int, steps: Int = 6) throws -> [String] {
+        var a = TrainingRuns.arguments("mpi", steps: steps, perDevice: perDevice, accumulation: accumulation)
+        a.evalFile = Fixtures.model("qwen2-untied") + "/pairs.jsonl"
+        a.outputDir = output
+        a.weightDecay = 0.01
+        a.maxNewTokens = 4
+        a.seed = 5
+        return ["--config", try TrainingRuns.configFile(a)]
     }
 
-    func metrics(_ dir: String) throws -> [[String: Double]] {
-        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
-            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            var d: [String: Double] = [:]
-            for (k, v) in object where !Self.timing.contains(k) { d[k] = (v as? NSNumber)?.doubleValue }
-            return d
-        }
-    }
+    func metrics(_ dir: String) throws -> [[String: Double]] { try Metrics.read(dir) }
 
     func assertSame(_ a: [[String: Double]], _ b: [[String: Double]], tolerance: Double, _ what: String, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, line: line)
-        var worst = 0.0
-        for (x, y) in zip(a, b) {
-            XCTAssertEqual(Set(x.keys), Set(y.keys), what, line: line)
-            for (k, v) in x {
-                let rel = abs(v - (y[k] ?? .nan)) / max(abs(y[k] ?? 1), 1e-3)
-                worst = max(worst, rel)
-                XCTAssertLessThanOrEqual(rel, tolerance, "\(what): \(k) \(v) vs \(y[k] ?? .nan)", line: line)
-            }
-        }
-        print("\(what): \(a.count) metrics lines, worst relative difference \(worst)")
+        Metrics.assertSame(a, b, tolerance: tolerance, what, line: line)
     }
 
     func finalParameters(_ dir: String) throws -> [Float] {
-        let model = try ModelDirectory.load(dir).model
-        return Array(model.parameters.values.buffer)
+        try ModelDirectory.load(dir).model.parameters.values.toArray()
     }
 
     func assertParametersClose(_ a: [Float], _ b: [Float], _ what: String, line: UInt = #line) {
-        let worst = zip(a, b).map { abs($0 - $1) / max(abs($1), 1e-3) }.max() ?? .nan
+        let worst = Metrics.worstRelativeDifference(a, b)
         print("\(what): final parameters worst relative difference \(worst)")
         XCTAssertLessThanOrEqual(worst, 1e-5, what, line: line)
     }
 
     func testTwoAndFourRanksEqualOneProcess() throws {
         let one = Fixtures.temporaryDirectory("mpi-1")
-        let r1 = try train(ranks: nil, baseArguments(output: one, perDevice: 1, accumulation: 4))
+        let r1 = try train(ranks: nil, try baseArguments(output: one, perDevice: 1, accumulation: 4))
         XCTAssertEqual(r1.status, 0, r1.output)
         for (ranks, accumulation) in [(2, 2), (4, 1)] {
             let dir = Fixtures.temporaryDirectory("mpi-\(ranks)")
-            let r = try train(ranks: ranks, baseArguments(output: dir, perDevice: 1, accumulation: accumulation))
+            let r = try train(ranks: ranks, try baseArguments(output: dir, perDevice: 1, accumulation: accumulation))
             XCTAssertEqual(r.status, 0, r.output)
             assertSame(try metrics(dir), try metrics(one), tolerance: 1e-6, "mpirun -np \(ranks)")
             assertParametersClose(try finalParameters(dir), try finalParameters(one), "mpirun -np \(ranks)")
@@ -124,23 +57,23 @@ final class MPITests: XCTestCase {
 
     func testZeroStageOneAndSimulatedRanksEqualMPI() throws {
         let plain = Fixtures.temporaryDirectory("mpi-plain")
-        let r = try train(ranks: 4, baseArguments(output: plain, perDevice: 1, accumulation: 1))
+        let r = try train(ranks: 4, try baseArguments(output: plain, perDevice: 1, accumulation: 1))
         XCTAssertEqual(r.status, 0, r.output)
         let zero = Fixtures.temporaryDirectory("mpi-zero")
-        let z = try train(ranks: 4, baseArguments(output: zero, perDevice: 1, accumulation: 1) + ["--zero-stage", "1"])
+        let z = try train(ranks: 4, try baseArguments(output: zero, perDevice: 1, accumulation: 1) + ["--zero-stage", "1"])
         XCTAssertEqual(z.status, 0, z.output)
         assertSame(try metrics(zero), try metrics(plain), tolerance: 1e-6, "--zero-stage 1 vs all-reduce")
         assertParametersClose(try finalParameters(zero), try finalParameters(plain), "--zero-stage 1")
         // Small buckets, reduced by non-blocking all-reduces progressed during backward, and by blocking ones.
         for blocking in ["false", "true"] {
             let dir = Fixtures.temporaryDirectory("mpi-buckets-\(blocking)")
-            let b = try train(ranks: 4, baseArguments(output: dir, perDevice: 1, accumulation: 1)
+            let b = try train(ranks: 4, try baseArguments(output: dir, perDevice: 1, accumulation: 1)
                               + ["--bucket-size-mb", "0.05", "--blocking-buckets", blocking])
             XCTAssertEqual(b.status, 0, b.output)
             assertSame(try metrics(dir), try metrics(plain), tolerance: 1e-6, "buckets of 0.05 MB, blocking \(blocking)")
         }
         let simulated = Fixtures.temporaryDirectory("mpi-sim")
-        let s = try train(ranks: nil, baseArguments(output: simulated, perDevice: 1, accumulation: 1) + ["--simulate-ranks", "4"])
+        let s = try train(ranks: nil, try baseArguments(output: simulated, perDevice: 1, accumulation: 1) + ["--simulate-ranks", "4"])
         XCTAssertEqual(s.status, 0, s.output)
         assertSame(try metrics(simulated), try metrics(plain), tolerance: 1e-6, "--simulate-ranks 4 vs mpirun -np 4")
     }
@@ -148,7 +81,7 @@ final class MPITests: XCTestCase {
     /// The short last batch of an epoch leaves rank 1 without pairs (24 pairs, batches of 5 per rank
     /// × 2 ranks): it must still take part in every reduction, blocking or not, with or without ZeRO.
     func testAShortLastBatchOnMPI() throws {
-        var common = baseArguments(output: "", perDevice: 5, accumulation: 1, steps: -1)
+        var common = try baseArguments(output: "", perDevice: 5, accumulation: 1, steps: -1)
         common += ["--num-train-epochs", "1", "--bucket-size-mb", "0.05"]
         let one = Fixtures.temporaryDirectory("mpi-short-1")
         let r1 = try train(ranks: nil, common + ["--output-dir", one, "--gradient-accumulation-steps", "2"])
@@ -164,10 +97,10 @@ final class MPITests: XCTestCase {
     /// A checkpoint written by 4 ranks, resumed by 2: the steps after it as in the uninterrupted run.
     func testResumeOnAnotherNumberOfRanks() throws {
         let full = Fixtures.temporaryDirectory("mpi-full")
-        let r = try train(ranks: 4, baseArguments(output: full, perDevice: 1, accumulation: 1) + ["--save-steps", "3", "--zero-stage", "1"])
+        let r = try train(ranks: 4, try baseArguments(output: full, perDevice: 1, accumulation: 1) + ["--save-steps", "3", "--zero-stage", "1"])
         XCTAssertEqual(r.status, 0, r.output)
         let resumed = Fixtures.temporaryDirectory("mpi-resumed")
-        let r2 = try train(ranks: 2, baseArguments(output: resumed, perDevice: 1, accumulation: 2)
+        let r2 = try train(ranks: 2, try baseArguments(output: resumed, perDevice: 1, accumulation: 2)
                            + ["--resume-from-checkpoint", full + "/checkpoint-3"])
         XCTAssertEqual(r2.status, 0, r2.output)
         let after = try metrics(full).filter { ($0["step"] ?? 0) > 3 }
@@ -177,14 +110,14 @@ final class MPITests: XCTestCase {
     /// SIGKILL to one rank in the middle of training: the job ends non-zero within 30 s, the last
     /// checkpoint is intact, and `--resume-from-checkpoint auto` finishes the run from it.
     func testAKilledRankEndsTheJobAndTheRunResumes() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        guard let mpirun = ProcessRunner.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
         let dir = Fixtures.temporaryDirectory("mpi-kill")
-        let arguments = baseArguments(output: dir, perDevice: 1, accumulation: 1, steps: 3000)
+        let arguments = try baseArguments(output: dir, perDevice: 1, accumulation: 1, steps: 3000)
             + ["--save-steps", "10", "--save-total-limit", "2", "--logging-steps", "10"]
         let job = Process()
         job.executableURL = URL(fileURLWithPath: mpirun)
-        job.arguments = ["-np", "2", "--oversubscribe", "--bind-to", "none", CLITests.binary, "train"] + arguments
-        job.environment = environment()
+        job.arguments = ["-np", "2", "--oversubscribe", "--bind-to", "none", ProcessRunner.dpoDist, "train"] + arguments
+        job.environment = ProcessRunner.environment
         job.standardOutput = FileHandle.nullDevice
         job.standardError = FileHandle.nullDevice
         try job.run()
@@ -194,7 +127,7 @@ final class MPITests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.05)
         }
         XCTAssertTrue(job.isRunning, "the job ended before it could be killed")
-        let ranks = childProcesses(of: job.processIdentifier)
+        let ranks = ProcessRunner.childProcesses(of: job.processIdentifier)
         XCTAssertEqual(ranks.count, 2, "rank processes of mpirun: \(ranks)")
         guard let victim = ranks.last else { job.terminate(); return }
         let killedAt = Date()
@@ -222,26 +155,26 @@ final class MPITests: XCTestCase {
     /// mpirun's launcher agent (`ip netns exec` in place of ssh), TCP only. The numbers equal one
     /// process with the same global batch.
     func testTwoHostsInNetworkNamespaces() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        guard let mpirun = ProcessRunner.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
         guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("the ip command (iproute2) is not installed")
         }
         let tag = String(getpid() % 100_000)
         let a = "dpo-a-\(tag)", b = "dpo-b-\(tag)", va = "dva\(tag)", vb = "dvb\(tag)"
-        let probe = try execute(ip, ["netns", "add", a])
+        let probe = try ProcessRunner.run(ip, ["netns", "add", a])
         guard probe.status == 0 else {
             throw XCTSkip("network namespaces are not permitted here (ip netns add: \(probe.output.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
         defer {
-            _ = try? execute(ip, ["netns", "del", a])
-            _ = try? execute(ip, ["netns", "del", b])
+            _ = try? ProcessRunner.run(ip, ["netns", "del", a])
+            _ = try? ProcessRunner.run(ip, ["netns", "del", b])
         }
         for command in [["netns", "add", b], ["link", "add", va, "type", "veth", "peer", "name", vb],
                         ["link", "set", va, "netns", a], ["link", "set", vb, "netns", b],
                         ["-n", a, "addr", "add", "10.77.0.1/24", "dev", va], ["-n", b, "addr", "add", "10.77.0.2/24", "dev", vb],
                         ["-n", a, "link", "set", "lo", "up"], ["-n", b, "link", "set", "lo", "up"],
                         ["-n", a, "link", "set", va, "up"], ["-n", b, "link", "set", vb, "up"]] {
-            let r = try execute(ip, command)
+            let r = try ProcessRunner.run(ip, command)
             XCTAssertEqual(r.status, 0, "ip \(command.joined(separator: " ")): \(r.output)")
         }
         let work = Fixtures.temporaryDirectory("two-hosts")
@@ -259,18 +192,18 @@ final class MPITests: XCTestCase {
         try "10.77.0.1 slots=1\n10.77.0.2 slots=1\n".write(toFile: work + "/hosts", atomically: true, encoding: .utf8)
 
         let out = work + "/out"
-        let arguments = baseArguments(output: out, perDevice: 1, accumulation: 1)
-        let r = try execute(ip, ["netns", "exec", a, mpirun, "--hostfile", work + "/hosts", "-np", "2",
+        let arguments = try baseArguments(output: out, perDevice: 1, accumulation: 1)
+        let r = try ProcessRunner.run(ip, ["netns", "exec", a, mpirun, "--hostfile", work + "/hosts", "-np", "2",
                                  "--mca", "plm_rsh_agent", agent, "--mca", "btl", "tcp,self",
                                  "--mca", "btl_tcp_if_include", "10.77.0.0/24", "--mca", "oob_tcp_if_include", "10.77.0.0/24",
                                  "-x", "OMPI_ALLOW_RUN_AS_ROOT", "-x", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "-x", "OPENBLAS_NUM_THREADS",
-                                 CLITests.binary, "train"] + arguments)
+                                 ProcessRunner.dpoDist, "train"] + arguments)
         XCTAssertEqual(r.status, 0, r.output)
         let launched = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertTrue(launched.contains("10.77.0.2"), "the agent started nothing on the second host: \(launched)")
 
         let one = Fixtures.temporaryDirectory("two-hosts-one")
-        let r1 = try train(ranks: nil, baseArguments(output: one, perDevice: 1, accumulation: 2))
+        let r1 = try train(ranks: nil, try baseArguments(output: one, perDevice: 1, accumulation: 2))
         XCTAssertEqual(r1.status, 0, r1.output)
         assertSame(try metrics(out), try metrics(one), tolerance: 1e-6, "two hosts over TCP")
     }
@@ -278,11 +211,11 @@ final class MPITests: XCTestCase {
     /// Ranks started with different options (mpirun's MPMD form gives rank 1 another beta) stop at
     /// start, and the rank that differs names what.
     func testRanksWithDifferentOptionsStopAtStart() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        guard let mpirun = ProcessRunner.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
         let dir = Fixtures.temporaryDirectory("mpi-mismatch")
-        let args = baseArguments(output: dir, perDevice: 1, accumulation: 1)
-        let r = try execute(mpirun, ["--oversubscribe", "--bind-to", "none", "-np", "1", CLITests.binary, "train"] + args
-                            + [":", "-np", "1", CLITests.binary, "train"] + args + ["--beta", "0.2"])
+        let args = try baseArguments(output: dir, perDevice: 1, accumulation: 1)
+        let r = try ProcessRunner.run(mpirun, ["--oversubscribe", "--bind-to", "none", "-np", "1", ProcessRunner.dpoDist, "train"] + args
+                            + [":", "-np", "1", ProcessRunner.dpoDist, "train"] + args + ["--beta", "0.2"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("rank 1 differs from rank 0 in its training arguments"), r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.safetensors"), "training went on")
@@ -291,7 +224,7 @@ final class MPITests: XCTestCase {
     /// An error on one rank ends the whole job with that rank's message, no rank left waiting.
     func testAnErrorOnAnyRankEndsTheJob() throws {
         let dir = Fixtures.temporaryDirectory("mpi-error")
-        let r = try train(ranks: 2, baseArguments(output: dir, perDevice: 1, accumulation: 1) + ["--train-file", "/nonexistent.jsonl"])
+        let r = try train(ranks: 2, try baseArguments(output: dir, perDevice: 1, accumulation: 1) + ["--train-file", "/nonexistent.jsonl"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("rank 0: /nonexistent.jsonl: no such file") || r.output.contains("rank 1: /nonexistent.jsonl: no such file"), r.output)
         XCTAssertLessThan(r.seconds, 60)

@@ -20,12 +20,15 @@ extension Trainer {
             let temporary = args.outputDir + "/.tmp-\(Self.checkpointPrefix)\(globalStep)-\(getpid())"
             try? fm.removeItem(atPath: temporary)
             try ModelDirectory.save(policy, to: temporary, configJSON: policyConfigJSON, companionsFrom: modelDirectory, dtype: .f32)
-            let entries = [
-                SafetensorsWriter.Entry(name: "exp_avg", shape: [fullM.count], data: UnsafeBufferPointer(fullM.buffer)),
-                SafetensorsWriter.Entry(name: "exp_avg_sq", shape: [fullV.count], data: UnsafeBufferPointer(fullV.buffer)),
-            ]
-            try SafetensorsWriter.write(path: temporary + "/optimizer.safetensors", entries: entries, dtype: .f32,
-                                        metadata: ["adam_step": "\(optimizer.step)"])
+            // The entries point into the buffers: they must live until the file is written.
+            try withExtendedLifetime((fullM, fullV)) {
+                let entries = [
+                    SafetensorsWriter.Entry(name: "exp_avg", shape: [fullM.count], data: UnsafeBufferPointer(fullM.buffer)),
+                    SafetensorsWriter.Entry(name: "exp_avg_sq", shape: [fullV.count], data: UnsafeBufferPointer(fullV.buffer)),
+                ]
+                try SafetensorsWriter.write(path: temporary + "/optimizer.safetensors", entries: entries, dtype: .f32,
+                                            metadata: ["adam_step": "\(optimizer.step)"])
+            }
             let state: [String: Any] = [
                 "global_step": globalStep,
                 "max_steps": totalSteps,
