@@ -57,42 +57,42 @@ struct OrderedJSONParser {
         while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
     }
 
+    /// After an opening bracket: `element` parses each element, separated by commas, up to `close`.
+    private mutating func parseElements(closedBy close: Unicode.Scalar, what: String,
+                                        _ element: (inout OrderedJSONParser) throws -> Void) throws {
+        position += 1
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == UInt8(ascii: close) { position += 1; return }
+        while true {
+            try element(&self)
+            skipWhitespace()
+            guard position < bytes.count else { throw fail("unterminated \(what)") }
+            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+            if bytes[position] == UInt8(ascii: close) { position += 1; return }
+            throw fail("expected ',' or '\(close)'")
+        }
+    }
+
     private mutating func parseValue() throws -> ChatTemplateValue {
         skipWhitespace()
         guard position < bytes.count else { throw fail("unexpected end") }
         switch bytes[position] {
         case UInt8(ascii: "{"):
-            position += 1
             var entries: [ChatTemplateValue.ObjectEntry] = []
-            skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .object(entries) }
-            while true {
-                skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                let key = try parseString()
-                skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                position += 1
-                entries.append(.init(key, try parseValue()))
-                skipWhitespace()
-                guard position < bytes.count else { throw fail("unterminated object") }
-                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-                if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(entries) }
-                throw fail("expected ',' or '}'")
+            try parseElements(closedBy: "}", what: "object") { p in
+                p.skipWhitespace()
+                guard p.position < p.bytes.count, p.bytes[p.position] == UInt8(ascii: "\"") else { throw p.fail("expected a key") }
+                let key = try p.parseString()
+                p.skipWhitespace()
+                guard p.position < p.bytes.count, p.bytes[p.position] == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
+                p.position += 1
+                entries.append(.init(key, try p.parseValue()))
             }
+            return .object(entries)
         case UInt8(ascii: "["):
-            position += 1
             var items: [ChatTemplateValue] = []
-            skipWhitespace()
-            if position < bytes.count, bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
-            while true {
-                items.append(try parseValue())
-                skipWhitespace()
-                guard position < bytes.count else { throw fail("unterminated array") }
-                if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-                if bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
-                throw fail("expected ',' or ']'")
-            }
+            try parseElements(closedBy: "]", what: "array") { p in items.append(try p.parseValue()) }
+            return .array(items)
         case UInt8(ascii: "\""):
             return .string(try parseString())
         case UInt8(ascii: "t"): return try literal("true", .bool(true))

@@ -1,3 +1,4 @@
+import DPOSupport
 import Foundation
 
 /// The rank's view of the job: who it is, how many ranks there are, and the collectives training
@@ -36,6 +37,9 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isMain: Bool { rank == 0 }
+
+    /// This rank's error line, `rank R: <message>` (see `DPOError.report`).
+    public func reportError(_ message: String) { DPOError.report(message, rank: rank) }
 
     /// Segment offsets of `counts`.
     public func offsets(_ counts: [Int]) -> [Int] {

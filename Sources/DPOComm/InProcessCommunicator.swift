@@ -47,25 +47,48 @@ public final class InProcessWorld: @unchecked Sendable {
         (0..<size).map { InProcessCommunicator(world: self, rank: $0) }
     }
 
-    /// Runs `body` on every rank, one thread each, and waits for all. The first error is rethrown.
-    public func run(_ body: @escaping @Sendable (InProcessCommunicator) throws -> Void) throws {
-        let comms = communicators()
-        let lock = NSLock()
-        var firstError: Error?
+    /// Runs `body` on every rank, one thread each, waits for all, and returns what each rank returned,
+    /// in rank order. If any rank threw, the first error thrown is rethrown instead.
+    @discardableResult
+    public func run<Result>(_ body: @escaping @Sendable (InProcessCommunicator) throws -> Result) throws -> [Result] {
+        let outcomes = RankOutcomes<Result>(ranks: size)
         let group = DispatchGroup()
-        for comm in comms {
+        for comm in communicators() {
             group.enter()
             let thread = Thread {
-                do { try body(comm) } catch {
-                    lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
-                }
+                outcomes.record(rank: comm.rank) { try body(comm) }
                 group.leave()
             }
             thread.stackSize = 16 << 20
             thread.start()
         }
         group.wait()
+        return try outcomes.collect()
+    }
+}
+
+/// What the rank threads of `InProcessWorld.run` hand back, behind a lock.
+private final class RankOutcomes<Result>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result?]
+    private var firstError: Error?
+
+    init(ranks: Int) { results = Array(repeating: nil, count: ranks) }
+
+    func record(rank: Int, _ body: () throws -> Result) {
+        do {
+            let result = try body()
+            lock.lock(); results[rank] = result; lock.unlock()
+        } catch {
+            lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+        }
+    }
+
+    /// Every rank's result once all have returned (each one did unless one threw).
+    func collect() throws -> [Result] {
+        lock.lock(); defer { lock.unlock() }
         if let firstError { throw firstError }
+        return results.map { $0! }
     }
 }
 
@@ -127,7 +150,7 @@ public final class InProcessCommunicator: Communicator, BlockingCollectives, @un
 
     /// Ends the whole process: the other ranks are threads of it.
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("rank \(rank): \(message)\n".utf8))
+        reportError(message)
         exit(code)
     }
 }

@@ -1,3 +1,4 @@
+import DPOSupport
 import Foundation
 
 public final class SingleProcessCommunicator: Communicator, BlockingCollectives {
@@ -11,7 +12,7 @@ public final class SingleProcessCommunicator: Communicator, BlockingCollectives 
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] { bytes }
     public func barrier() {}
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        DPOError.report(message)
         exit(code)
     }
 }

@@ -122,7 +122,7 @@ public final class MPICommunicator: Communicator {
     public func barrier() { MPI_Barrier(dpo_mpi_comm_world()) }
 
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("rank \(rank): \(message)\n".utf8))
+        reportError(message)
         MPI_Abort(dpo_mpi_comm_world(), code)
         exit(code)
     }

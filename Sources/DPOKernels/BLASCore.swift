@@ -4,9 +4,10 @@ import Foundation
 /// OpenBLAS's choice of kernels for this CPU.
 ///
 /// OpenBLAS builds that predate a CPU fall back to generic SSE3 ("Prescott") kernels on it: Debian 12's
-/// 0.3.21 does so on Sapphire Rapids, where its SkylakeX kernels run sgemm about 5× faster (measured
-/// with `dpo-dist bench-kernels`). The choice is made when the library loads, from OPENBLAS_CORETYPE,
-/// so the only way to change it from inside is to start the process again with that variable set.
+/// 0.3.21 does so on Sapphire Rapids, where its SkylakeX kernels are far faster (`dpo-dist
+/// bench-kernels` prints the kernels and the sgemm rate; the README gives what we measured). The
+/// choice is made when the library loads, from OPENBLAS_CORETYPE, so the only way to change it from
+/// inside is to start the process again with that variable set.
 public enum BLASCore {
     public static var name: String { String(cString: openblas_get_corename()) }
     public static var configuration: String { String(cString: openblas_get_config()) }

@@ -8,10 +8,7 @@ public func matmulForward(out: FloatPtr, inp: ConstFloatPtr, weight: ConstFloatP
     matmul.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                 a: inp, lda: inFeatures, b: weight, ldb: inFeatures, beta: 0, c: out, ldc: outFeatures)
     if let bias {
-        for r in 0..<rows {
-            let row = out + r * outFeatures
-            for j in 0..<outFeatures { row[j] += bias[j] }
-        }
+        for r in 0..<rows { addInPlace(out + r * outFeatures, bias, count: outFeatures) }
     }
 }
 
@@ -32,9 +29,6 @@ public func matmulBackward(dinp: FloatPtr?, dweight: FloatPtr?, dbias: FloatPtr?
                     a: dout, lda: outFeatures, b: inp, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
     }
     if let dbias {
-        for r in 0..<rows {
-            let row = dout + r * outFeatures
-            for j in 0..<outFeatures { dbias[j] += row[j] }
-        }
+        for r in 0..<rows { addInPlace(dbias, dout + r * outFeatures, count: outFeatures) }
     }
 }

@@ -2,17 +2,36 @@ import Foundation
 
 // The LM head and per-token log-probabilities, a chunk of rows at a time.
 
+/// logits (rows, V) = hidden (rows, C) · weightᵀ: the LM head over some rows.
+public func headLogits(out: FloatPtr, hidden: ConstFloatPtr, weight: ConstFloatPtr, rows: Int, channels: Int, vocab: Int,
+                       matmul: any MatmulBackend) {
+    matmul.gemm(transA: false, transB: true, m: rows, n: vocab, k: channels, a: hidden, lda: channels,
+                b: weight, ldb: channels, beta: 0, c: out, ldc: vocab)
+}
+
+/// Walks `rows` hidden states `chunk` at a time, each chunk's logits (n × V) computed into `logits`
+/// before `body(first row, n)`.
+@inline(__always)
+private func forEachChunk(hidden: ConstFloatPtr, weight: ConstFloatPtr, rows: Int, channels: Int, vocab: Int, chunk: Int,
+                          logits: FloatPtr, matmul: any MatmulBackend, _ body: (Int, Int) -> Void) {
+    var r0 = 0
+    while r0 < rows {
+        let n = min(chunk, rows - r0)
+        headLogits(out: logits, hidden: hidden + r0 * channels, weight: weight, rows: n, channels: channels, vocab: vocab,
+                   matmul: matmul)
+        body(r0, n)
+        r0 += n
+    }
+}
+
 /// For each of `rows` hidden states (rows, C): logp[i] = log softmax(h_i · Wᵀ)[target_i], plus the
 /// row's log-sum-exp (kept for backward) and the sum of its logits (for the `logits/*` metrics).
 /// Only `chunk` × V logits exist at any time; a full rows × V matrix is never held.
 public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hidden: ConstFloatPtr,
                            weight: ConstFloatPtr, targets: UnsafePointer<Int32>, rows: Int, channels: Int,
                            vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
-    var r0 = 0
-    while r0 < rows {
-        let n = min(chunk, rows - r0)
-        matmul.gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
-             b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
+    forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
+                 logits: scratch, matmul: matmul) { r0, n in
         for i in 0..<n {
             let row = scratch + i * vocab
             let m = maxOf(row, vocab)
@@ -23,7 +42,6 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hi
             lse[r0 + i] = l
             logp[r0 + i] = targetLogit - l
         }
-        r0 += n
     }
 }
 
@@ -33,23 +51,19 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hi
 public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstFloatPtr, hidden: ConstFloatPtr,
                             weight: ConstFloatPtr, lse: ConstFloatPtr, targets: UnsafePointer<Int32>,
                             rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
-    var r0 = 0
-    while r0 < rows {
-        let n = min(chunk, rows - r0)
-        matmul.gemm(transA: false, transB: true, m: n, n: vocab, k: channels, a: hidden + r0 * channels, lda: channels,
-             b: weight, ldb: channels, beta: 0, c: scratch, ldc: vocab)
+    forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
+                 logits: scratch, matmul: matmul) { r0, n in
         for i in 0..<n {
             let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
             expInPlace(row, vocab, shift: l, scale: -g)
             row[Int(targets[r0 + i])] += g
         }
         matmul.gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
-             ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
+                    ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
         if let dweight {
             matmul.gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: scratch, lda: vocab,
                         b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
         }
-        r0 += n
     }
 }
 

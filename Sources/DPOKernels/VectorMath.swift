@@ -3,10 +3,9 @@
 // Vectorised helpers for the softmax-shaped loops (attention rows, the LM head's vocabulary rows,
 // SwiGLU): with sgemm fast, scalar expf was the largest cost left outside the matrix products.
 //
-// Measured with swiftc -Ounchecked on x86-64: a plain loop over `fastExp` auto-vectorises (about
-// 1.3 ns per element against 3–5 for expf) as long as it carries no floating-point reduction, so
-// sums are taken separately with SIMD16 accumulators; SIMD `pointwiseMax`/`clamped` are generic and
-// slow, so maxima use a compare-and-replace.
+// Under -Ounchecked a plain loop over `fastExp` auto-vectorises (a loop over expf does not) as long
+// as it carries no floating-point reduction, so sums are taken separately with SIMD16 accumulators;
+// SIMD `pointwiseMax`/`clamped` are generic and slow, so maxima use a compare-and-replace.
 
 typealias F16x = SIMD16<Float>
 

@@ -12,3 +12,12 @@ public struct DPOError: Error, CustomStringConvertible, Equatable {
         DPOError("\(path): \(what)")
     }
 }
+
+extension DPOError {
+    /// Writes an error as the user sees it, the one place that does: `error: <message>` from a
+    /// single process, `rank R: <message>` from one rank of a job, one line on stderr.
+    public static func report(_ message: String, rank: Int? = nil) {
+        let prefix = rank.map { "rank \($0): " } ?? "error: "
+        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+    }
+}

@@ -1,27 +1,6 @@
 import Foundation
 
 extension Tokenizer {
-    /// A token of "added_tokens": matched in the text before anything else, and never split.
-    struct AddedToken {
-        let id: Int
-        let content: String
-        let singleWord: Bool
-        let lstrip: Bool
-        let rstrip: Bool
-        let normalized: Bool
-        let special: Bool
-
-        init(_ schema: AddedTokenSchema, id: Int) {
-            self.id = id
-            content = schema.content
-            singleWord = schema.singleWord
-            lstrip = schema.lstrip
-            rstrip = schema.rstrip
-            normalized = schema.normalized
-            special = schema.special
-        }
-    }
-
     /// Text still to be tokenized, or an added token already resolved to its id.
     enum Piece {
         case text(String)

@@ -70,10 +70,10 @@ public final class Tokenizer: @unchecked Sendable {
         let normalizer: Normalizer?
         do {
             model = try BPEModel(file.model)
-            normalizer = try file.normalizer.flatMap { $0.isNull ? nil : try Normalizer($0) }
-            preTokenizer = try file.preTokenizer.flatMap { $0.isNull ? nil : try PreTokenizer($0) }
-            postProcessor = try file.postProcessor.flatMap { $0.isNull ? nil : try PostProcessor($0) }
-            decoder = try file.decoder.flatMap { $0.isNull ? nil : try TokenDecoder($0) }
+            normalizer = try file.normalizer.flatMap { $0.isNull ? nil : try Normalizer.parse($0) }
+            preTokenizer = try file.preTokenizer.flatMap { $0.isNull ? nil : try PreTokenizer.parse($0) }
+            postProcessor = try file.postProcessor.flatMap { $0.isNull ? nil : try PostProcessor.parse($0) }
+            decoder = try file.decoder.flatMap { $0.isNull ? nil : try TokenDecoder.parse($0) }
         } catch let error as SchemaError {
             throw DPOError.file(tokenizerJSONPath, error.message)
         }
@@ -94,7 +94,9 @@ public final class Tokenizer: @unchecked Sendable {
                 nextID += 1
             }
             addedTokenIDs[schema.content] = id
-            return AddedToken(schema, id: id)
+            var token = schema
+            token.id = id
+            return token
         }
         self.addedTokenIDs = addedTokenIDs
         addedTokens = Dictionary(added.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })

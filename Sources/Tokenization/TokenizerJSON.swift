@@ -68,7 +68,7 @@ extension Tokenizer {
     /// The top level of tokenizer.json. `truncation` and `padding` are not read: `transformers`
     /// overrides both on every call, and the trainer truncates on its own.
     struct FileSchema: Decodable {
-        let addedTokens: [AddedTokenSchema]
+        let addedTokens: [AddedToken]
         let normalizer: JSON?
         let preTokenizer: JSON?
         let postProcessor: JSON?
@@ -85,7 +85,7 @@ extension Tokenizer {
             if let version = try container.decodeIfPresent(String.self, forKey: .version), version != "1.0" {
                 throw SchemaError("unknown tokenizer.json version \"\(version)\" (tokenizers reads 1.0)")
             }
-            addedTokens = try container.decodeIfPresent([AddedTokenSchema].self, forKey: .addedTokens) ?? []
+            addedTokens = try container.decodeIfPresent([AddedToken].self, forKey: .addedTokens) ?? []
             normalizer = try container.decodeIfPresent(JSON.self, forKey: .normalizer)
             preTokenizer = try container.decodeIfPresent(JSON.self, forKey: .preTokenizer)
             postProcessor = try container.decodeIfPresent(JSON.self, forKey: .postProcessor)
@@ -94,9 +94,11 @@ extension Tokenizer {
         }
     }
 
-    /// One entry of "added_tokens"; absent flags take the `tokenizers` defaults. Its "id" is not
-    /// read: `tokenizers` assigns added-token ids itself when it loads the file (see Tokenizer.init).
-    struct AddedTokenSchema: Decodable {
+    /// A token of "added_tokens": matched in the text before anything else, and never split. Absent
+    /// flags take the `tokenizers` defaults. Its "id" in the file is not read: `tokenizers` assigns
+    /// added-token ids itself when it loads the file (see Tokenizer.init), and so does `id` here.
+    struct AddedToken: Decodable {
+        var id = 0
         let content: String
         let singleWord: Bool
         let lstrip: Bool

@@ -42,7 +42,7 @@ final class PreferenceDataTests: XCTestCase {
 
     func writeFile(_ contents: Data) -> String {
         let path = Fixtures.temporaryDirectory() + "/data.jsonl"
-        FileManager.default.createFile(atPath: path, contents: contents)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: contents), path)
         return path
     }
 

@@ -25,19 +25,11 @@ final class DistributedTests: XCTestCase {
     }
 
     func simulated(_ a: TrainingArguments, ranks: Int, parallel: ParallelOptions = ParallelOptions()) throws -> ([[String: Double]], FloatBuffer) {
-        let world = InProcessWorld(size: ranks)
-        let lock = NSLock()
-        var lines: [MetricsLine] = []
-        var params: FloatBuffer?
-        try world.run { comm in
+        let ranks = try InProcessWorld(size: ranks).run { comm in
             let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
-            let logged = try TrainingRuns.run(t)
-            if comm.rank == 0 {
-                lock.lock(); lines = logged; lock.unlock()
-                params = t.policy.parameters.values
-            }
+            return (lines: try TrainingRuns.run(t), params: t.policy.parameters.values)
         }
-        return (Metrics.values(lines), params!)
+        return (Metrics.values(ranks[0].lines), ranks[0].params)
     }
 
     func testFourRanksEqualOneRankWithFourTimesTheAccumulation() throws {
@@ -68,8 +60,10 @@ final class DistributedTests: XCTestCase {
         let (uninterrupted, _) = try single(arguments("global8", perDevice: 2, accumulation: 4))
         var a = arguments("resume-4-2", perDevice: 2, accumulation: 1)
         a.saveSteps = 2
+        let interrupted = a
         try InProcessWorld(size: 4).run { comm in
-            try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm, parallel: ParallelOptions(zeroStage: 1)), interruptAfter: 2)
+            try TrainingRuns.run(try Trainer.dpo(args: interrupted, comm: comm, parallel: ParallelOptions(zeroStage: 1)),
+                                 interruptAfter: 2)
         }
         var b = arguments("unused", perDevice: 2, accumulation: 2)
         b.outputDir = a.outputDir
@@ -100,21 +94,22 @@ final class DistributedTests: XCTestCase {
 
     /// A rank started with other arguments stops every rank, and says what differs.
     func testRanksThatDisagreeStopTogether() throws {
-        let world = InProcessWorld(size: 2)
-        let out = Fixtures.temporaryDirectory("disagree")
-        let lock = NSLock()
-        var errors: [String] = []
-        XCTAssertThrowsError(try world.run { comm in
-            var a = self.arguments("x", perDevice: 2, accumulation: 1)
-            a.outputDir = out
+        var a = arguments("x", perDevice: 2, accumulation: 1)
+        a.outputDir = Fixtures.temporaryDirectory("disagree")
+        let base = a
+        // Each rank's error, or nil if it trained.
+        let outcomes = try InProcessWorld(size: 2).run { comm -> String? in
+            var a = base
             if comm.rank == 1 { a.beta = 0.2 }
-            let t = try Trainer.dpo(args: a, comm: comm)
-            do { try TrainingRuns.run(t) } catch {
-                lock.lock(); errors.append("\(error)"); lock.unlock()
-                throw error
+            do {
+                try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm))
+                return nil
+            } catch {
+                return "\(error)"
             }
-        })
-        XCTAssertEqual(errors.count, 2)
+        }
+        let errors = outcomes.compactMap { $0 }
+        XCTAssertEqual(errors.count, 2, "both ranks stop")
         XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
     }
 }

@@ -10,7 +10,7 @@ extension Architecture {
             spec.layerUsesRope = Array(repeating: true, count: layers)
             return spec
         },
-        writeSpec: writeLlamaBiases)
+        writeSpec: { spec, json in writeLlamaBiases(spec, &json) })
 
     /// Llama's `attention_bias` and `mlp_bias`, which SmolLM3 shares.
     static func llamaBiases(_ json: ConfigJSON, layers: Int) throws -> DecoderSpec {

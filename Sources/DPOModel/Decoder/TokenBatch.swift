@@ -1,3 +1,5 @@
+
+
 /// Sequences of different lengths packed end to end into one block of tokens, with no padding:
 /// attention is causal within each sequence, positions restart at 0 for each sequence, and only the
 /// positions whose next token is scored go through the LM head.

@@ -269,8 +269,8 @@ public final class Transformer {
     public func scoredRowLogits(first: Int, count: Int, into out: FloatPtr) {
         precondition(first >= 0 && first + count <= lastScored)
         let C = config.hiddenSize
-        matmul.gemm(transA: false, transB: true, m: count, n: config.vocabSize, k: C, a: acts!.output.headIn + first * C,
-                    lda: C, b: parameters.values.pointer + layout.head, ldb: C, beta: 0, c: out, ldc: config.vocabSize)
+        headLogits(out: out, hidden: acts!.output.headIn + first * C, weight: parameters.values.pointer + layout.head,
+                   rows: count, channels: C, vocab: config.vocabSize, matmul: matmul)
     }
 
     /// Full logits (tokens × vocab) for every position: for tests and generation, not training.
@@ -279,8 +279,8 @@ public final class Transformer {
         let C = config.hiddenSize, T = batch.tokenCount
         var out = [Float](repeating: 0, count: T * config.vocabSize)
         out.withUnsafeMutableBufferPointer { o in
-            matmul.gemm(transA: false, transB: true, m: T, n: config.vocabSize, k: C, a: acts!.output.finalNormOut,
-                        lda: C, b: parameters.values.pointer + layout.head, ldb: C, beta: 0, c: o.baseAddress!, ldc: config.vocabSize)
+            headLogits(out: o.baseAddress!, hidden: acts!.output.finalNormOut, weight: parameters.values.pointer + layout.head,
+                       rows: T, channels: C, vocab: config.vocabSize, matmul: matmul)
         }
         return out
     }

@@ -58,13 +58,23 @@ public final class Trainer {
         schedule = LearningRateSchedule(kind: try args.schedule, peak: args.learningRate, warmupSteps: warmup, totalSteps: totalSteps)
     }
 
+    /// A DPO run (see `DPOObjective`).
+    public static func dpo(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
+        try make(args: args, comm: comm, parallel: parallel, objective: DPOObjective.init)
+    }
+
+    /// An SFT run, which makes the reference DPO starts from (see `SFTObjective`).
+    public static func sft(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
+        try make(args: args, comm: comm, parallel: parallel, objective: SFTObjective.init)
+    }
+
     /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
-                     objective: (Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
+                     objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
         let loaded = try ModelDirectory.load(args.model)
         let tokenizer = try Tokenizer(directory: args.model)
         return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
-                           objective: try objective(loaded.model, tokenizer), parallel: parallel)
+                           objective: try objective(args, comm, loaded.model, tokenizer), parallel: parallel)
     }
 
     public var globalBatchSize: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }

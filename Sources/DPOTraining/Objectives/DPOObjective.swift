@@ -13,16 +13,9 @@ import Tokenization
 ///   times the accumulation;
 /// - gradients summed over ranks, global-norm clipping (norm measured before clipping), AdamW with
 ///   bias correction and decoupled weight decay (not on biases and norm weights), a LambdaLR schedule.
-extension Trainer {
-    /// A DPO run: the policy from `model`, the frozen reference from `ref_model` (default: a copy of
-    /// the starting policy), preference pairs from `train_file` (and `eval_file`).
-    public static func dpo(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
-        try make(args: args, comm: comm, parallel: parallel) {
-            try DPOObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
-        }
-    }
-}
-
+///
+/// The policy comes from `model`, the frozen reference from `ref_model` (default: a copy of the
+/// starting policy), preference pairs from `train_file` (and `eval_file`).
 public final class DPOObjective: TrainingObjective {
     let args: TrainingArguments
     let comm: Communicator

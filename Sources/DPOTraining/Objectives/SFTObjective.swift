@@ -5,16 +5,8 @@ import DPOSupport
 import Foundation
 import Tokenization
 
-extension Trainer {
-    /// An SFT run: negative log-likelihood of the trained tokens, a mean over all trained tokens of
-    /// the global batch (TRL's normalisation by the number of items across accumulation and ranks).
-    public static func sft(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions = ParallelOptions()) throws -> Trainer {
-        try make(args: args, comm: comm, parallel: parallel) {
-            try SFTObjective(args: args, comm: comm, policy: $0, tokenizer: $1)
-        }
-    }
-}
-
+/// SFT: negative log-likelihood of the trained tokens, a mean over all trained tokens of the global
+/// batch (TRL's normalisation by the number of items across accumulation and ranks).
 public final class SFTObjective: TrainingObjective {
     let args: TrainingArguments
     let comm: Communicator

@@ -2,18 +2,13 @@ import Foundation
 
 // The normalizer stage of tokenizer.json: text → text before anything is split.
 extension Tokenizer {
-    indirect enum Normalizer {
+    indirect enum Normalizer: PipelineStage {
+        /// Unicode canonical composition (Qwen2's tokenizers normalize so).
         case nfc
         case sequence([Normalizer])
 
-        init(_ json: JSON) throws {
-            let type = try json.typeName(section: "normalizer")
-            switch type {
-            case "NFC": self = .nfc
-            case "Sequence": self = .sequence(try json.requiredArray("normalizers", section: "normalizer").map(Normalizer.init))
-            default: throw SchemaError("normalizer: unsupported type \"\(type)\" (supported: NFC, Sequence)")
-            }
-        }
+        static let section = "normalizer", stepsKey = "normalizers", stepTypes = ["NFC"]
+        static func step(_ type: String, _ json: JSON, section: String) throws -> Normalizer { .nfc }
 
         func apply(_ text: String) -> String {
             switch self {

@@ -2,7 +2,7 @@ import Foundation
 
 // The post-processor stage: special tokens added around the ids (TemplateProcessing, ByteLevel).
 extension Tokenizer {
-    indirect enum PostProcessor {
+    indirect enum PostProcessor: PipelineStage {
         /// Only trims offsets, which ids do not have.
         case byteLevel
         /// The "single" template: special-token ids around the sequence.
@@ -14,15 +14,15 @@ extension Tokenizer {
             case sequence
         }
 
-        init(_ json: JSON) throws {
-            let type = try json.typeName(section: "post_processor")
-            let section = "post_processor \(type)"
+        static let section = "post_processor", stepsKey = "processors", stepTypes = ["ByteLevel", "TemplateProcessing"]
+
+        static func step(_ type: String, _ json: JSON, section: String) throws -> PostProcessor {
             switch type {
             case "ByteLevel":
-                self = .byteLevel
-            case "TemplateProcessing":
+                return .byteLevel
+            default:  // TemplateProcessing
                 let specialTokens = json["special_tokens"]?.object ?? [:]
-                self = .template(try json.requiredArray("single", section: section).map { item in
+                return .template(try json.requiredArray("single", section: section).map { item in
                     if let name = item["SpecialToken"]?["id"]?.string {
                         guard let ids = specialTokens[name]?["ids"]?.array?.compactMap(\.int) else {
                             throw SchemaError("\(section): special token \"\(name)\" is not in \"special_tokens\"")
@@ -32,10 +32,6 @@ extension Tokenizer {
                     guard item["Sequence"] != nil else { throw SchemaError("\(section): unknown template item") }
                     return .sequence
                 })
-            case "Sequence":
-                self = .sequence(try json.requiredArray("processors", section: section).map(PostProcessor.init))
-            default:
-                throw SchemaError("post_processor: unsupported type \"\(type)\" (supported: ByteLevel, TemplateProcessing, Sequence)")
             }
         }
 

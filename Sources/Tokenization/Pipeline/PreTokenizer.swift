@@ -2,20 +2,21 @@ import Foundation
 
 // The pre-tokenizer stage: text → the words the BPE model sees.
 extension Tokenizer {
-    indirect enum PreTokenizer {
+    indirect enum PreTokenizer: PipelineStage {
         case byteLevel(addPrefixSpace: Bool, regex: SplitPattern?)
         case split(SplitPattern, behavior: SplitBehavior, invert: Bool)
         case digits(individual: Bool)
         case punctuation(behavior: SplitBehavior)
         case sequence([PreTokenizer])
 
-        init(_ json: JSON) throws {
-            let type = try json.typeName(section: "pre_tokenizer")
-            let section = "pre_tokenizer \(type)"
+        static let section = "pre_tokenizer", stepsKey = "pretokenizers"
+        static let stepTypes = ["ByteLevel", "Split", "Digits", "Punctuation"]
+
+        static func step(_ type: String, _ json: JSON, section: String) throws -> PreTokenizer {
             switch type {
             case "ByteLevel":
                 let useRegex = json["use_regex"]?.bool ?? true
-                self = .byteLevel(addPrefixSpace: try json.requiredBool("add_prefix_space", section: section),
+                return .byteLevel(addPrefixSpace: try json.requiredBool("add_prefix_space", section: section),
                                   regex: useRegex ? try SplitPattern.compile(ByteLevel.gpt2Pattern, section: section) : nil)
             case "Split":
                 let pattern: String
@@ -26,17 +27,13 @@ extension Tokenizer {
                 } else {
                     throw SchemaError("\(section): \"pattern\" must be {\"Regex\": ...} or {\"String\": ...}")
                 }
-                self = .split(try SplitPattern.compile(pattern, section: section),
+                return .split(try SplitPattern.compile(pattern, section: section),
                               behavior: try SplitBehavior(json["behavior"], section: section),
                               invert: try json.requiredBool("invert", section: section))
             case "Digits":
-                self = .digits(individual: json["individual_digits"]?.bool ?? false)
-            case "Punctuation":
-                self = .punctuation(behavior: json["behavior"] == nil ? .isolated : try SplitBehavior(json["behavior"], section: section))
-            case "Sequence":
-                self = .sequence(try json.requiredArray("pretokenizers", section: section).map(PreTokenizer.init))
-            default:
-                throw SchemaError("pre_tokenizer: unsupported type \"\(type)\" (supported: ByteLevel, Split, Digits, Punctuation, Sequence)")
+                return .digits(individual: json["individual_digits"]?.bool ?? false)
+            default:  // Punctuation
+                return .punctuation(behavior: json["behavior"] == nil ? .isolated : try SplitBehavior(json["behavior"], section: section))
             }
         }
 

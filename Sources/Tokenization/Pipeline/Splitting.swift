@@ -26,42 +26,30 @@ extension Tokenizer {
             case .removed:
                 return segments.filter { !$0.isMatch }.map(\.range)
             case .contiguous:
-                var pieces: [Range<Int>] = []
-                var previousWasMatch = false
-                for segment in segments {
-                    if let last = pieces.last, segment.isMatch == previousWasMatch {
-                        pieces[pieces.count - 1] = last.lowerBound ..< segment.range.upperBound
-                    } else {
-                        pieces.append(segment.range)
-                    }
-                    previousWasMatch = segment.isMatch
-                }
-                return pieces
+                return Self.joined(segments) { isMatch, neighbourWasMatch in isMatch == neighbourWasMatch }
             case .mergedWithPrevious:
-                var pieces: [Range<Int>] = []
-                var previousWasMatch = false
-                for segment in segments {
-                    if let last = pieces.last, segment.isMatch && !previousWasMatch {
-                        pieces[pieces.count - 1] = last.lowerBound ..< segment.range.upperBound
-                    } else {
-                        pieces.append(segment.range)
-                    }
-                    previousWasMatch = segment.isMatch
-                }
-                return pieces
+                return Self.joined(segments) { isMatch, neighbourWasMatch in isMatch && !neighbourWasMatch }
             case .mergedWithNext:
-                var pieces: [Range<Int>] = []
-                var nextWasMatch = false
-                for segment in segments.reversed() {
-                    if let last = pieces.last, segment.isMatch && !nextWasMatch {
-                        pieces[pieces.count - 1] = segment.range.lowerBound ..< last.upperBound
-                    } else {
-                        pieces.append(segment.range)
-                    }
-                    nextWasMatch = segment.isMatch
-                }
-                return pieces.reversed()
+                let reversed = segments.reversed().map { (range: $0.range, isMatch: $0.isMatch) }
+                return Self.joined(reversed) { isMatch, neighbourWasMatch in isMatch && !neighbourWasMatch }.reversed()
             }
+        }
+
+        /// Walks the segments in order, joining each to the piece before it when `joins(its isMatch,
+        /// the previous segment's isMatch)`; the pieces span both (whichever way the list runs).
+        private static func joined(_ segments: [(range: Range<Int>, isMatch: Bool)],
+                                   joins: (Bool, Bool) -> Bool) -> [Range<Int>] {
+            var pieces: [Range<Int>] = []
+            var previousWasMatch = false
+            for segment in segments {
+                if let last = pieces.last, joins(segment.isMatch, previousWasMatch) {
+                    pieces[pieces.count - 1] = min(last.lowerBound, segment.range.lowerBound) ..< max(last.upperBound, segment.range.upperBound)
+                } else {
+                    pieces.append(segment.range)
+                }
+                previousWasMatch = segment.isMatch
+            }
+            return pieces
         }
     }
 

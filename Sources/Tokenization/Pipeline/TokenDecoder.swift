@@ -2,18 +2,12 @@ import Foundation
 
 // The decoder stage: ids → text.
 extension Tokenizer {
-    indirect enum TokenDecoder {
+    indirect enum TokenDecoder: PipelineStage {
         case byteLevel
         case sequence([TokenDecoder])
 
-        init(_ json: JSON) throws {
-            let type = try json.typeName(section: "decoder")
-            switch type {
-            case "ByteLevel": self = .byteLevel
-            case "Sequence": self = .sequence(try json.requiredArray("decoders", section: "decoder").map(TokenDecoder.init))
-            default: throw SchemaError("decoder: unsupported type \"\(type)\" (supported: ByteLevel, Sequence)")
-            }
-        }
+        static let section = "decoder", stepsKey = "decoders", stepTypes = ["ByteLevel"]
+        static func step(_ type: String, _ json: JSON, section: String) throws -> TokenDecoder { .byteLevel }
 
         /// `tokenizers`' decode_chain: tokens in, tokens out; the caller joins the result.
         func decodeChain(_ tokens: [String]) -> [String] {

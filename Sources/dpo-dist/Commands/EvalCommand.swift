@@ -29,18 +29,13 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             threadOptions.apply()
-            var args = TrainingArguments()
-            args.model = model
-            args.refModel = refModel
-            args.trainFile = data
-            args.evalFile = data
-            args.outputDir = outputDir
-            args.beta = beta
-            args.lossType = lossType.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            args.perDeviceEvalBatchSize = batchSize
-            args.maxLength = maxLength
-            args.maxNewTokens = maxNewTokens
-            args.seed = seed
+            // The eval is a DPO run's eval: its options read as `train` reads the same keys.
+            let args = try TrainingArguments.load(yamlFile: nil, overrides: [
+                ("model", model), ("ref_model", refModel), ("train_file", data), ("eval_file", data),
+                ("output_dir", outputDir), ("beta", "\(beta)"), ("loss_type", lossType),
+                ("per_device_eval_batch_size", "\(batchSize)"), ("max_length", "\(maxLength)"),
+                ("max_new_tokens", "\(maxNewTokens)"), ("seed", "\(seed)"),
+            ])
             try args.validate(for: .dpo)
             let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())
             guard let objective = trainer.objective as? DPOObjective, let sums = objective.evaluate() else { return }

@@ -7,7 +7,7 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as DPOError {
-        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        DPOError.report(error.message)
         throw ExitCode.failure
     }
 }

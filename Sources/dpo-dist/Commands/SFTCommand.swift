@@ -11,5 +11,5 @@ struct SFTCommand: ParsableCommand {
         """)
     @OptionGroup var options: TrainOptions
     @OptionGroup var runOptions: RunOptions
-    func run() throws { try runTraining(options, runOptions, command: .sft, make: Trainer.sft) }
+    func run() throws { try runTraining(options, runOptions, command: .sft, make: { try Trainer.sft(args: $0, comm: $1, parallel: $2) }) }
 }

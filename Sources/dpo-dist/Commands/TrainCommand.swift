@@ -10,32 +10,29 @@ import Foundation
 /// `rank R: message` (one process: `error: message`) and a non-zero exit.
 func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
                  make: @escaping @Sendable (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
+    let parallel = run.parallel
     if let n = run.simulateRanks, n > 1 {
         // Threads share the cores: one BLAS thread each unless told otherwise.
         setBLASThreads(run.threads ?? 1)
-        let args: TrainingArguments
-        do { args = try options.resolve(command: command) } catch let error as DPOError {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-            throw ExitCode.failure
-        }
-        try InProcessWorld(size: n).run { comm in
-            try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
+        try runReportingErrors {
+            let args = try options.resolve(command: command)
+            try InProcessWorld(size: n).run { comm in
+                try train(args: args, comm: comm, command: command, parallel: parallel, make: make)
+            }
         }
         return
     }
     let comm = run.communicator()
     run.applyThreads()
-    do {
-        let args = try options.resolve(command: command)
-        try train(args: args, comm: comm, command: command, parallel: run.parallel, make: make)
-    } catch let error as DPOError {
-        if comm.worldSize == 1 {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-            throw ExitCode.failure
+    try runReportingErrors {
+        do {
+            let args = try options.resolve(command: command)
+            try train(args: args, comm: comm, command: command, parallel: parallel, make: make)
+        } catch let error as DPOError where comm.worldSize > 1 {
+            comm.abort(error.message, code: 1)
         }
-        comm.abort(error.message, code: 1)
+        (comm as? MPICommunicator)?.finalize()
     }
-    (comm as? MPICommunicator)?.finalize()
 }
 
 /// One rank's run. Errors end the whole job: an in-process rank aborts the process.
@@ -66,5 +63,5 @@ struct TrainCommand: ParsableCommand {
         """)
     @OptionGroup var options: TrainOptions
     @OptionGroup var runOptions: RunOptions
-    func run() throws { try runTraining(options, runOptions, command: .dpo, make: Trainer.dpo) }
+    func run() throws { try runTraining(options, runOptions, command: .dpo, make: { try Trainer.dpo(args: $0, comm: $1, parallel: $2) }) }
 }
