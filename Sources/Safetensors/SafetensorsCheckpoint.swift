@@ -43,19 +43,23 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: indexPath) else {
             throw DPOError.file(indexPath, "cannot read")
         }
-        guard let index = try? JSONDecoder().decode(JSONValue.self, from: data),
-              case .object(let top) = index else {
-            throw DPOError.file(indexPath, "is not a JSON object")
+        let index: OrderedJSON
+        do { index = try OrderedJSON(parsing: Array(data)) } catch let error as DPOError {
+            throw DPOError.file(indexPath, "is not valid JSON (\(error.message))")
         }
-        guard case .object(let weightMap)? = top["weight_map"] else {
+        guard case .object = index else { throw DPOError.file(indexPath, "is not a JSON object") }
+        guard case .object(let weightMap)? = index["weight_map"] else {
             throw DPOError.file(indexPath, "has no \"weight_map\" object")
         }
         var shardOfTensor: [String: String] = [:]
-        for (tensor, value) in weightMap {
-            guard case .string(let shard) = value else {
-                throw DPOError.file(indexPath, "weight_map entry for \"\(tensor)\" is not a file name")
+        for entry in weightMap {
+            guard case .string(let shard) = entry.value else {
+                throw DPOError.file(indexPath, "weight_map entry for \"\(entry.key)\" is not a file name")
             }
-            shardOfTensor[tensor] = shard
+            guard shardOfTensor[entry.key] == nil else {
+                throw DPOError.file(indexPath, "weight_map names tensor \"\(entry.key)\" twice")
+            }
+            shardOfTensor[entry.key] = shard
         }
 
         var files: [String: SafetensorsFile] = [:]

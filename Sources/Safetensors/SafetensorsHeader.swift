@@ -9,34 +9,45 @@ struct SafetensorsHeader {
     static func parse(_ bytes: UnsafeRawBufferPointer, dataSize: Int, path: String) throws -> SafetensorsHeader {
         func fail(_ what: String) -> DPOError { DPOError.file(path, what) }
 
-        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
-            throw fail("header (\(bytes.count) bytes) is not valid JSON")
+        guard String(bytes: bytes, encoding: .utf8) != nil else { throw fail("header is not valid UTF-8") }
+        let json: OrderedJSON
+        do { json = try OrderedJSON(parsing: Array(bytes)) } catch let error as DPOError {
+            throw fail("header (\(bytes.count) bytes) is not valid JSON (\(error.message))")
         }
-        guard case .object(let entries) = json else {
+        guard case .object(let members) = json else {
             throw fail("header is not a JSON object")
         }
 
         var header = SafetensorsHeader()
-        for (name, value) in entries {
+        for member in members {
+            let name = member.key
             if name == "__metadata__" {
-                guard case .object(let fields) = value else { throw fail("__metadata__ is not a JSON object") }
-                for (key, field) in fields {
-                    guard case .string(let text) = field else {
-                        throw fail("__metadata__ value for \"\(key)\" is not a string")
+                guard case .object(let fields) = member.value else { throw fail("__metadata__ is not a JSON object") }
+                for field in fields {
+                    guard case .string(let text) = field.value else {
+                        throw fail("__metadata__ value for \"\(field.key)\" is not a string")
                     }
-                    header.metadata[key] = text
+                    header.metadata[field.key] = text
                 }
                 continue
             }
-            header.tensors[name] = try tensorInfo(name: name, value: value, dataSize: dataSize, fail: fail)
+            // JSON readers disagree on which of two equal keys wins; a file that relies on it is broken.
+            guard header.tensors[name] == nil else { throw fail("tensor \"\(name)\" is named twice in the header") }
+            header.tensors[name] = try tensorInfo(name: name, value: member.value, dataSize: dataSize, fail: fail)
+        }
+        // Two tensors may not share bytes: writing one would change the other.
+        let byStart = header.tensors.values.filter { !$0.byteRange.isEmpty }.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
+            throw fail("tensors \"\(a.name)\" and \"\(b.name)\" overlap (data offsets \(a.byteRange) and \(b.byteRange))")
         }
         return header
     }
 
-    private static func tensorInfo(name: String, value: JSONValue, dataSize: Int,
+    private static func tensorInfo(name: String, value: OrderedJSON, dataSize: Int,
                                    fail: (String) -> DPOError) throws -> SafetensorsTensorInfo {
         let tensor = "tensor \"\(name)\""
-        guard case .object(let fields) = value else { throw fail("\(tensor) is not a JSON object") }
+        guard case .object = value else { throw fail("\(tensor) is not a JSON object") }
+        let fields = value
 
         guard case .string(let dtypeName)? = fields["dtype"] else { throw fail("\(tensor) has no string \"dtype\"") }
         guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
@@ -71,28 +82,12 @@ struct SafetensorsHeader {
     }
 }
 
-/// Just enough JSON to check a header field by field and say which one is wrong.
-enum JSONValue: Decodable {
-    case null, bool(Bool), integer(Int), number(Double), string(String)
-    case array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        // Integers first: offsets and dimensions must be exact, not rounded through Double.
-        else if let value = try? container.decode(Int.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
-    }
-
+extension OrderedJSON {
     var nonNegativeIntegers: [Int]? {
         guard case .array(let items) = self else { return nil }
         var result: [Int] = []
         for item in items {
-            guard case .integer(let value) = item, value >= 0 else { return nil }
+            guard case .int(let value) = item, value >= 0 else { return nil }
             result.append(value)
         }
         return result

@@ -367,6 +367,17 @@ final class SafetensorsTests: XCTestCase {
         assertThrows(try SafetensorsFile(path: negative), negative, "tensor \"b\" has no \"data_offsets\" pair of non-negative integers")
     }
 
+    /// Readers disagree on which of two equal keys wins, and tensors sharing bytes would change each
+    /// other: both are refused by name.
+    func testDuplicateNamesAndOverlappingTensors() throws {
+        let twice = try damaged("twice.safetensors") { $0.replacingOccurrences(of: "\"b\":", with: "\"a.weight\":") }
+        assertThrows(try SafetensorsFile(path: twice), twice, "tensor \"a.weight\" is named twice in the header")
+        let overlap = try damaged("overlap.safetensors") { $0.replacingOccurrences(of: "[48,56]", with: "[40,48]") }
+        assertThrows(try SafetensorsFile(path: overlap), overlap, "tensors \"a.weight\" and \"b\" overlap")
+        let invalid = try damaged("utf8.safetensors") { $0.replacingOccurrences(of: "\"pt\"", with: "\"p\u{FFFD}\"") }
+        XCTAssertNoThrow(try SafetensorsFile(path: invalid), "valid UTF-8 beyond ASCII is fine")
+    }
+
     func testSizeNotMatchingShapeAndDType() throws {
         let path = try damaged("size.safetensors") { $0.replacingOccurrences(of: "\"shape\":[3,4]", with: "\"shape\":[3,5]") }
         assertThrows(try SafetensorsFile(path: path), path, "tensor \"a.weight\" has dtype F32 and shape [3, 5] (60 bytes) but its offsets span 48 bytes")
