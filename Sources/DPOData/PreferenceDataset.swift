@@ -23,14 +23,16 @@ public struct PreferenceDataset: Sendable {
 
     public var count: Int { pairs.count }
 
-    public static func load(path: String, tokenizer: Tokenizer, maxLength: Int?, maxPromptLength: Int?,
-                            skipInvalid: Bool) throws -> PreferenceDataset {
+    /// A token id outside `vocabulary` stops the load, naming the row, whatever `skipInvalid` says.
+    public static func load(path: String, tokenizer: Tokenizer, vocabulary: ModelVocabulary, maxLength: Int?,
+                            maxPromptLength: Int?, skipInvalid: Bool) throws -> PreferenceDataset {
         let (rows, skipped) = try PreferenceFile.load(path, skipInvalid: skipInvalid)
         var data = PreferenceDataset(pairs: [], lines: [])
         data.skippedInvalid = skipped
         for row in rows {
             if row.chosen == row.rejected { data.identicalCompletions += 1 }
             var pair = try TokenizedPair(row, tokenizer: tokenizer)
+            try vocabulary.check(pair.chosen + pair.rejected, at: "\(path):\(row.line)")
             if let maxPrompt = maxPromptLength, pair.promptLength > maxPrompt {
                 let cut = pair.promptLength - maxPrompt
                 pair = TokenizedPair(chosen: Array(pair.chosen.dropFirst(cut)), rejected: Array(pair.rejected.dropFirst(cut)),

@@ -17,70 +17,82 @@ public struct SFTExample: Equatable, Sendable {
 /// - `{"messages"}`: the conversation rendered with the model's chat template, every token trained on.
 /// Each sequence keeps its first `max_length` tokens.
 public enum SFTData {
-    public static func load(path: String, tokenizer: Tokenizer, maxLength: Int?, completionOnlyLoss: Bool,
-                            skipInvalid: Bool) throws -> (examples: [SFTExample], skipped: Int) {
-        let rows = try JSONRows.read(path)
-        let eos = tokenizer.eosToken ?? ""
-        func withEOS(_ s: String) -> String { eos.isEmpty || s.hasSuffix(eos) ? s : s + eos }
+    /// Reads and tokenizes every row. A bad row stops with `FILE:LINE: what` unless `skipInvalid`,
+    /// which drops and counts it; a token id outside `vocabulary` always stops (the tokenizer does not
+    /// match the model, so every row would be wrong).
+    public static func load(path: String, tokenizer: Tokenizer, vocabulary: ModelVocabulary, maxLength: Int?,
+                            completionOnlyLoss: Bool, skipInvalid: Bool) throws -> (examples: [SFTExample], skipped: Int) {
         var examples: [SFTExample] = []
         var skipped = 0
-        for row in rows {
+        for row in try JSONRows.read(path) {
+            let example: SFTExample
             do {
-                let value: Any
-                switch row.value {
-                case let .success(v): value = v
-                case let .failure(e): throw e
-                }
-                func fail(_ what: String) -> DPOError { DPOError("\(path):\(row.line): \(what)") }
-                guard let object = value as? [String: Any] else {
-                    throw fail("expected a JSON object with \"prompt\"/\"completion\", \"text\" or \"messages\"")
-                }
-                func string(_ key: String) throws -> String {
-                    guard let s = object[key] as? String else {
-                        throw fail(object[key] == nil ? "missing field \"\(key)\"" : "field \"\(key)\" must be a string")
-                    }
-                    return s
-                }
-                var example: SFTExample
-                if object["prompt"] is [Any] {
-                    // Conversational prompt/completion: rendered by the chat template, no EOS appended.
-                    guard let completionValue = object["completion"] else { throw fail("missing field \"completion\"") }
-                    let prompt = try ChatRendering.messages(object["prompt"]!, field: "prompt", fail: fail)
-                    let completion = try ChatRendering.messages(completionValue, field: "completion", fail: fail)
-                    let promptIDs = tokenizer.encode(try ChatRendering.render(prompt, tokenizer: tokenizer, addGenerationPrompt: true),
-                                                     addSpecialTokens: false)
-                    let ids = tokenizer.encode(try ChatRendering.render(prompt + completion, tokenizer: tokenizer, addGenerationPrompt: false),
-                                               addSpecialTokens: false)
-                    var boundary = 0
-                    while boundary < min(promptIDs.count, ids.count), promptIDs[boundary] == ids[boundary] { boundary += 1 }
-                    example = SFTExample(ids: ids, scoreFrom: completionOnlyLoss ? boundary : 1)
-                } else if object["prompt"] != nil || object["completion"] != nil {
-                    let prompt = try string("prompt"), completion = try string("completion")
-                    if completion.isEmpty { throw fail("field \"completion\" is empty") }
-                    let promptIDs = tokenizer.encode(prompt)
-                    let ids = tokenizer.encode(prompt + withEOS(completion))
-                    var boundary = 0
-                    while boundary < min(promptIDs.count, ids.count), promptIDs[boundary] == ids[boundary] { boundary += 1 }
-                    example = SFTExample(ids: ids, scoreFrom: completionOnlyLoss ? boundary : 1)
-                } else if object["text"] != nil {
-                    let text = try string("text")
-                    if text.isEmpty { throw fail("field \"text\" is empty") }
-                    example = SFTExample(ids: tokenizer.encode(withEOS(text)), scoreFrom: 1)
-                } else if let messages = object["messages"] {
-                    let rendered = try ChatRendering.render(messages: messages, tokenizer: tokenizer, addGenerationPrompt: false,
-                                                            field: "messages", fail: fail)
-                    example = SFTExample(ids: tokenizer.encode(rendered, addSpecialTokens: false), scoreFrom: 1)
-                } else {
-                    throw fail("no \"prompt\"/\"completion\", \"text\" or \"messages\" field")
-                }
-                if let maxLength { example.ids = Array(example.ids.prefix(maxLength)) }
-                if example.scoredTokens == 0 { throw fail("nothing left to train on after truncation to max_length") }
-                examples.append(example)
+                example = try self.example(row, path: path, tokenizer: tokenizer, maxLength: maxLength,
+                                           completionOnlyLoss: completionOnlyLoss)
             } catch is DPOError where skipInvalid {
                 skipped += 1
+                continue
             }
+            try vocabulary.check(example.ids, at: "\(path):\(row.line)")
+            examples.append(example)
         }
         if examples.isEmpty { throw DPOError.file(path, skipped > 0 ? "all \(skipped) rows are invalid" : "no rows") }
         return (examples, skipped)
+    }
+
+    private static func example(_ row: JSONRows.Row, path: String, tokenizer: Tokenizer, maxLength: Int?,
+                                completionOnlyLoss: Bool) throws -> SFTExample {
+        let value: Any
+        switch row.value {
+        case let .success(v): value = v
+        case let .failure(e): throw e
+        }
+        func fail(_ what: String) -> DPOError { DPOError("\(path):\(row.line): \(what)") }
+        guard let object = value as? [String: Any] else {
+            throw fail("expected a JSON object with \"prompt\"/\"completion\", \"text\" or \"messages\"")
+        }
+        func string(_ key: String) throws -> String {
+            guard let s = object[key] as? String else {
+                throw fail(object[key] == nil ? "missing field \"\(key)\"" : "field \"\(key)\" must be a string")
+            }
+            return s
+        }
+        let eos = tokenizer.eosToken ?? ""
+        func withEOS(_ s: String) -> String { eos.isEmpty || s.hasSuffix(eos) ? s : s + eos }
+        var example: SFTExample
+        if object["prompt"] is [Any] {
+            // Conversational prompt/completion: rendered by the chat template, no EOS appended.
+            guard let completionValue = object["completion"] else { throw fail("missing field \"completion\"") }
+            let prompt = try ChatRendering.messages(object["prompt"]!, field: "prompt", fail: fail)
+            let completion = try ChatRendering.messages(completionValue, field: "completion", fail: fail)
+            let promptIDs = tokenizer.encode(try ChatRendering.render(prompt, tokenizer: tokenizer, addGenerationPrompt: true),
+                                             addSpecialTokens: false)
+            let ids = tokenizer.encode(try ChatRendering.render(prompt + completion, tokenizer: tokenizer, addGenerationPrompt: false),
+                                       addSpecialTokens: false)
+            var boundary = 0
+            while boundary < min(promptIDs.count, ids.count), promptIDs[boundary] == ids[boundary] { boundary += 1 }
+            example = SFTExample(ids: ids, scoreFrom: completionOnlyLoss ? boundary : 1)
+        } else if object["prompt"] != nil || object["completion"] != nil {
+            let prompt = try string("prompt"), completion = try string("completion")
+            if completion.isEmpty { throw fail("field \"completion\" is empty") }
+            let promptIDs = tokenizer.encode(prompt)
+            let ids = tokenizer.encode(prompt + withEOS(completion))
+            var boundary = 0
+            while boundary < min(promptIDs.count, ids.count), promptIDs[boundary] == ids[boundary] { boundary += 1 }
+            example = SFTExample(ids: ids, scoreFrom: completionOnlyLoss ? boundary : 1)
+        } else if object["text"] != nil {
+            let text = try string("text")
+            if text.isEmpty { throw fail("field \"text\" is empty") }
+            example = SFTExample(ids: tokenizer.encode(withEOS(text)), scoreFrom: 1)
+        } else if let messages = object["messages"] {
+            let rendered = try ChatRendering.render(messages: messages, tokenizer: tokenizer, addGenerationPrompt: false,
+                                                    field: "messages", fail: fail)
+            example = SFTExample(ids: tokenizer.encode(rendered, addSpecialTokens: false), scoreFrom: 1)
+        } else {
+            throw fail("no \"prompt\"/\"completion\", \"text\" or \"messages\" field")
+        }
+        if let maxLength { example.ids = Array(example.ids.prefix(maxLength)) }
+        if example.scoredTokens == 0 { throw fail("nothing left to train on after truncation to max_length") }
+        return example
     }
 }

@@ -26,7 +26,7 @@ final class ConversationalDataTests: XCTestCase {
     }
 
     func testSFTRowsMatchTRL() throws {
-        let (examples, skipped) = try SFTData.load(path: Self.dir + "/sft.jsonl", tokenizer: tokenizer, maxLength: nil,
+        let (examples, skipped) = try SFTData.load(path: Self.dir + "/sft.jsonl", tokenizer: tokenizer, vocabulary: ModelVocabulary(size: tokenizer.vocabSize), maxLength: nil,
                                                    completionOnlyLoss: true, skipInvalid: false)
         XCTAssertEqual(skipped, 0)
         let expected = try JSONDecoder().decode([SFTIDs].self, from: Data(contentsOf: URL(fileURLWithPath: Self.dir + "/sft.tokens.json")))

@@ -78,6 +78,36 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertNotNil(try XCTUnwrap(Trainer.dpo(args: b, comm: SingleProcessCommunicator()).objective as? DPOObjective).reference)
     }
 
+    /// A tokenizer that gives an id past the model's vocabulary (an added token the model has no row
+    /// for) stops DPO and SFT at the row that has it, before any step.
+    func testTokenIDsOutsideTheVocabularyAreRefused() throws {
+        let model = Fixtures.temporaryDirectory("extra-token") + "/model"
+        try FileManager.default.copyItem(atPath: Fixtures.model("llama-tied") + "/model", toPath: model)
+        let tokenizerPath = model + "/tokenizer.json"
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tokenizerPath))) as? [String: Any])
+        var added = try XCTUnwrap(json["added_tokens"] as? [[String: Any]])
+        added.append(["id": 320, "content": "<extra>", "single_word": false, "lstrip": false, "rstrip": false,
+                      "normalized": false, "special": false])
+        json["added_tokens"] = added
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: tokenizerPath))
+        let data = Fixtures.temporaryDirectory("extra-token-data")
+        try "{\"prompt\": \"a\", \"chosen\": \" b\", \"rejected\": \" c\"}\n{\"prompt\": \"a <extra>\", \"chosen\": \" b\", \"rejected\": \" c\"}\n"
+            .write(toFile: data + "/pairs.jsonl", atomically: true, encoding: .utf8)
+        try "{\"text\": \"a b\"}\n{\"text\": \"<extra> b\"}\n".write(toFile: data + "/sft.jsonl", atomically: true, encoding: .utf8)
+
+        var a = baseArguments("extra-token-run")
+        a.model = model
+        a.trainFile = data + "/pairs.jsonl"
+        a.skipInvalidRows = true  // a mismatched tokenizer is no invalid row to skip
+        XCTAssertThrowsError(try Trainer.dpo(args: a, comm: SingleProcessCommunicator())) { error in
+            XCTAssertEqual("\(error)", "\(data)/pairs.jsonl:2: token id 320 is outside the model's vocabulary (vocab_size 320); the tokenizer does not match the model")
+        }
+        a.trainFile = data + "/sft.jsonl"
+        XCTAssertThrowsError(try Trainer.sft(args: a, comm: SingleProcessCommunicator())) { error in
+            XCTAssertTrue("\(error)".hasPrefix("\(data)/sft.jsonl:2: token id 320 is outside"), "\(error)")
+        }
+    }
+
     func testSFTLearnsItsData() throws {
         var a = TrainingRuns.arguments("sft", model: "llama-tied", steps: 30, learningRate: 3e-3)
         a.trainFile = Fixtures.root + "/conversational/sft.jsonl"

@@ -147,6 +147,11 @@ public final class Transformer {
     }
 
     private func runDecoder(_ batch: TokenBatch) {
+        // Data is checked against the vocabulary where it is tokenized (with the row named); this is
+        // the backstop that keeps the kernels, built without bounds checks, inside the embedding table.
+        precondition(batch.tokens.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }
+                     && batch.scoredTargets.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize },
+                     "a token id outside the vocabulary reached the model")
         reserve(tokens: batch.tokenCount, longestSequence: batch.longestSequence, scoredRows: batch.scoredCount)
         let a = acts!, T = batch.tokenCount
         lastBatchTokens = T

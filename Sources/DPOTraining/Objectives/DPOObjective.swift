@@ -38,10 +38,11 @@ public final class DPOObjective: TrainingObjective {
         guard tokenizer.eosToken != nil else {
             throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
         }
-        train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, maxLength: args.maxLength,
+        let vocabulary = ModelVocabulary(size: policy.config.vocabSize)
+        train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                                            maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
         if let evalFile = args.evalFile {
-            eval = try PreferenceDataset.load(path: evalFile, tokenizer: tokenizer, maxLength: args.maxLength,
+            eval = try PreferenceDataset.load(path: evalFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                                               maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
         } else {
             eval = nil

@@ -19,12 +19,13 @@ public final class SFTObjective: TrainingObjective {
         self.args = args
         self.comm = comm
         self.policy = policy
-        let (train, skipped) = try SFTData.load(path: args.trainFile, tokenizer: tokenizer, maxLength: args.maxLength,
+        let vocabulary = ModelVocabulary(size: policy.config.vocabSize)
+        let (train, skipped) = try SFTData.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                                                 completionOnlyLoss: args.completionOnlyLoss, skipInvalid: args.skipInvalidRows)
         if skipped > 0, comm.isMain { FileHandle.standardError.write(Data("\(args.trainFile): skipped \(skipped) invalid row(s)\n".utf8)) }
         self.train = train
         eval = try args.evalFile.map {
-            try SFTData.load(path: $0, tokenizer: tokenizer, maxLength: args.maxLength,
+            try SFTData.load(path: $0, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                              completionOnlyLoss: args.completionOnlyLoss, skipInvalid: args.skipInvalidRows).examples
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatTemplates
+import DPOData
 import DPOModel
 import DPOSupport
 import Foundation
@@ -45,6 +46,7 @@ struct GenerateCommand: ParsableCommand {
                                                                     addGenerationPrompt: true), addSpecialTokens: false)
                         : tokenizer.encode(p)
                     guard !ids.isEmpty else { throw DPOError("the prompt \"\(p)\" has no tokens") }
+                    try ModelVocabulary(size: m.config.vocabSize).check(ids, at: "\(name): the prompt \"\(p)\"")
                     let out = Generator.generate(model: m, prompt: ids, stopTokens: Set([tokenizer.eosTokenID].compactMap { $0 }),
                                                  settings: settings)
                     print("[\(name)] \(tokenizer.decode(out, skipSpecialTokens: true))")

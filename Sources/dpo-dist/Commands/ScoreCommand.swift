@@ -41,7 +41,12 @@ struct Score: ParsableCommand {
             let tokenizer = try Tokenizer(directory: model)
             let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)
             if skipped > 0 { note("skipped \(skipped) invalid row(s) of \(data)") }
-            let tokenized = try pairs.map { try TokenizedPair($0, tokenizer: tokenizer) }
+            let vocabulary = ModelVocabulary(size: loaded.model.config.vocabSize)
+            let tokenized = try pairs.map { pair -> TokenizedPair in
+                let tokenized = try TokenizedPair(pair, tokenizer: tokenizer)
+                try vocabulary.check(tokenized.chosen + tokenized.rejected, at: "\(data):\(pair.line)")
+                return tokenized
+            }
             let started = Date()
             let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize) { done in
                 if isatty(STDERR_FILENO) != 0 {
