@@ -18,6 +18,6 @@ extension DPOError {
     /// single process, `rank R: <message>` from one rank of a job, one line on stderr.
     public static func report(_ message: String, rank: Int? = nil) {
         let prefix = rank.map { "rank \($0): " } ?? "error: "
-        FileHandle.standardError.write(Data((prefix + message + "\n").utf8))
+        Console.note(prefix + message + "\n")
     }
 }

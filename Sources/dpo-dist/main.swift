@@ -1,5 +1,6 @@
 import ArgumentParser
 import DPOKernels
+import DPOSupport
 import Foundation
 
 struct DPODist: ParsableCommand {
@@ -9,5 +10,6 @@ struct DPODist: ParsableCommand {
         subcommands: [InitCommand.self, SFTCommand.self, TrainCommand.self, EvalCommand.self, GenerateCommand.self, Score.self, BenchKernels.self, BenchComm.self])
 }
 
+Console.ignoreBrokenPipes()
 BLASCore.restartWithFasterKernelsIfNeeded()
 DPODist.main()

@@ -108,13 +108,59 @@ final class TrainerBehaviourTests: XCTestCase {
         }
     }
 
+    /// A copy of a fixture model, to damage.
+    func modelCopy(_ tag: String) throws -> String {
+        let dir = Fixtures.temporaryDirectory(tag) + "/model"
+        try FileManager.default.copyItem(atPath: Fixtures.model("llama-tied") + "/model", toPath: dir)
+        return dir
+    }
+
+    /// With precomputed reference log-probs the eval loads the reference again; one that cannot be
+    /// loaded is an error naming it, not an eval against a reference of zeros.
+    func testAnEvalWhoseReferenceCannotLoadIsAnError() throws {
+        var a = baseArguments("ref-gone")
+        a.refModel = try modelCopy("ref-gone-model")
+        a.evalFile = Fixtures.model("llama-tied") + "/pairs.jsonl"
+        a.precomputeRefLogProbs = true
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        try t.objective.prepare(outputDir: a.outputDir)
+        try Data("not weights".utf8).write(to: URL(fileURLWithPath: a.refModel! + "/model.safetensors"))
+        XCTAssertThrowsError(try t.objective.evaluate()) { error in
+            XCTAssertTrue("\(error)".contains("model.safetensors"), "\(error)")
+        }
+    }
+
+    /// The final model is written before the eval report: a report that cannot be written is an
+    /// error, and the trained weights are there.
+    func testAReportThatCannotBeWrittenKeepsTheFinalModel() throws {
+        var a = baseArguments("report-fails")
+        a.evalFile = Fixtures.model("llama-tied") + "/pairs.jsonl"
+        a.maxNewTokens = 2
+        try FileManager.default.createDirectory(atPath: a.outputDir + "/eval_report.md", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try TrainingRuns.dpo(a)) { error in
+            XCTAssertTrue("\(error)".hasPrefix(a.outputDir + "/eval_report.md: cannot write"), "\(error)")
+        }
+        XCTAssertNoThrow(try ModelDirectory.load(a.outputDir), "the final model was not saved")
+    }
+
+    /// A metrics line that cannot be written (a full disk: here /dev/full) stops the run with the
+    /// file and the reason named, instead of a crash or a log with lines missing.
+    func testAMetricsLineThatCannotBeWrittenIsAnError() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { throw XCTSkip("no /dev/full on this system") }
+        let a = baseArguments("disk-full")
+        try FileManager.default.createSymbolicLink(atPath: a.outputDir + "/metrics.jsonl", withDestinationPath: "/dev/full")
+        XCTAssertThrowsError(try TrainingRuns.dpo(a)) { error in
+            XCTAssertEqual("\(error)", a.outputDir + "/metrics.jsonl: cannot write a metrics line (No space left on device)")
+        }
+    }
+
     func testSFTLearnsItsData() throws {
         var a = TrainingRuns.arguments("sft", model: "llama-tied", steps: 30, learningRate: 3e-3)
         a.trainFile = Fixtures.root + "/conversational/sft.jsonl"
         a.evalFile = a.trainFile
         a.loggingSteps = 10
         let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
-        let before = (t.objective.evaluate()!)[.loss]
+        let before = try XCTUnwrap(t.objective.evaluate())[.loss]
         let evalLoss = try TrainingRuns.run(t).flatMap { line in line.fields.filter { $0.0 == "eval_loss" }.map { $0.1 as! Double } }
         XCTAssertEqual(evalLoss.count, 1)
         XCTAssertLessThan(evalLoss[0], before / 3, "eval loss \(before) → \(evalLoss[0])")

@@ -1,5 +1,6 @@
 import DPOTestSupport
 import XCTest
+@testable import DPOModel
 
 /// The `dpo-dist` executable as a user meets it: bad input ends with one clear line naming the file,
 /// a non-zero exit, and no crash.
@@ -32,6 +33,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(lines.count, 5)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
         XCTAssertEqual(Set(first.keys), ["chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens", "prompt_tokens"])
+    }
+
+    /// A log reader that goes away (stderr is a pipe whose reader closed at once): SIGPIPE no longer
+    /// kills the run, it trains to the end and saves its model.
+    func testAClosedLogPipeDoesNotEndTraining() throws {
+        var a = TrainingRuns.arguments("sigpipe", model: "llama-tied", steps: 3)
+        a.loggingSteps = 1
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ProcessRunner.dpoDist)
+        p.arguments = ["train", "--config", try TrainingRuns.configFile(a)]
+        p.environment = ProcessRunner.environment
+        let stderr = Pipe()
+        p.standardError = stderr
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        try stderr.fileHandleForReading.close()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit, "ended by signal \(p.terminationStatus)")
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertNoThrow(try ModelDirectory.load(a.outputDir))
     }
 
     func testTruncatedSafetensorsEndsWithOneLine() throws {

@@ -102,9 +102,7 @@ public enum ModelDirectory {
         do { data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) } catch {
             throw DPOError.file(path, "cannot encode JSON: \(error.localizedDescription)")
         }
-        do { try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw DPOError.file(path, "cannot write: \(error.localizedDescription)")
-        }
+        try OutputFile.write(data + Data("\n".utf8), to: path)
     }
 }
 

@@ -81,7 +81,7 @@ extension Trainer {
         let path: String
         if spec == "auto" {
             guard let last = checkpoints(in: args.outputDir).last else {
-                if comm.isMain { FileHandle.standardError.write(Data("no checkpoint in \(args.outputDir): starting from step 0\n".utf8)) }
+                if comm.isMain { Console.note("no checkpoint in \(args.outputDir): starting from step 0\n") }
                 return
             }
             path = args.outputDir + "/\(Self.checkpointPrefix)\(last)"
@@ -112,6 +112,6 @@ extension Trainer {
         globalStep = step
         tokensSeen = doubleFromExactJSON(state["num_tokens"])
         window = LogWindow(state: state["log_window"] as? [String: Any] ?? [:])
-        if comm.isMain { FileHandle.standardError.write(Data("resumed from \(path) at step \(step)\n".utf8)) }
+        if comm.isMain { Console.note("resumed from \(path) at step \(step)\n") }
     }
 }

@@ -147,7 +147,7 @@ public final class Trainer {
             do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
                 throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
             }
-            try? Data(args.yaml.utf8).write(to: URL(fileURLWithPath: out + "/training_args.yaml"))
+            try OutputFile.write(args.yaml, to: out + "/training_args.yaml")
         }
         comm.barrier()
         try checkRanksAgree()
@@ -176,12 +176,13 @@ public final class Trainer {
             if globalStep == interruptAfterStep { return }
         }
         progress.finish()
-        let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
+        // The model first: a report that cannot be written must not cost the trained weights.
         if comm.isMain {
-            try objective.writeReport(outputDir: out, metrics: finalEval)
             try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
                                     dtype: try args.savedDType.safetensors)
         }
+        let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
+        if comm.isMain { try objective.writeReport(outputDir: out, metrics: finalEval) }
         comm.barrier()
     }
 
@@ -213,7 +214,7 @@ public final class Trainer {
 
     @discardableResult
     func evaluateAndLog(metrics: MetricsFile?, progress: ProgressLine) throws -> [(String, Double)] {
-        guard let sums = objective.evaluate() else { return [] }
+        guard let sums = try objective.evaluate() else { return [] }
         var line = MetricsLine()
         line.add("step", globalStep)
         line.add("epoch", Double(globalStep) / Double(stepsPerEpoch))

@@ -15,7 +15,7 @@ public protocol TrainingObjective: AnyObject {
     /// and the step's sums.
     func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws
     /// Sums for the eval set, reduced over ranks; nil without an eval set.
-    func evaluate() -> StepSums?
+    func evaluate() throws -> StepSums?
     /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
     func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
     /// Work before the first step (precomputing reference log-probs).

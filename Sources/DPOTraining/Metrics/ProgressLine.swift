@@ -1,3 +1,4 @@
+import DPOSupport
 import Foundation
 
 /// One readable line per log on the console; on a terminal, a progress bar with the ETA.
@@ -13,7 +14,7 @@ final class ProgressLine {
         self.enabled = enabled
     }
 
-    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    private func write(_ s: String) { Console.note(s) }
 
     func update(step: Int, line: MetricsLine) {
         guard enabled else { return }

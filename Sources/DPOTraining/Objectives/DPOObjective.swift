@@ -49,7 +49,7 @@ public final class DPOObjective: TrainingObjective {
         }
         if comm.isMain {
             for note in train.summary(path: args.trainFile) + (eval?.summary(path: args.evalFile ?? "") ?? []) {
-                FileHandle.standardError.write(Data((note + "\n").utf8))
+                Console.note(note + "\n")
             }
         }
         loss = PreferenceLoss(types: try args.lossTypes, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
@@ -144,9 +144,11 @@ public final class DPOObjective: TrainingObjective {
 
     /// Eval metrics (loss a mean over pairs), pairs dealt round-robin to ranks and sums reduced, with
     /// the KL divergence of the policy from the reference averaged over the completion tokens.
-    public func evaluate() -> StepSums? {
+    public func evaluate() throws -> StepSums? {
         guard let eval else { return nil }
-        if reference == nil, loss.needsReference { reference = try? Self.loadReference(args: args, policy: policy) }
+        // With precomputed log-probs for training the reference is loaded for the eval only now; a
+        // reference that cannot be loaded is an error, never an eval against zeros.
+        if reference == nil, loss.needsReference { reference = try Self.loadReference(args: args, policy: policy) }
         var sums = StepSums()
         let b = args.perDeviceEvalBatchSize
         var start = comm.rank * b

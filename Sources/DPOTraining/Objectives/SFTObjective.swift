@@ -22,7 +22,7 @@ public final class SFTObjective: TrainingObjective {
         let vocabulary = ModelVocabulary(size: policy.config.vocabSize)
         let (train, skipped) = try SFTData.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                                                 completionOnlyLoss: args.completionOnlyLoss, skipInvalid: args.skipInvalidRows)
-        if skipped > 0, comm.isMain { FileHandle.standardError.write(Data("\(args.trainFile): skipped \(skipped) invalid row(s)\n".utf8)) }
+        if skipped > 0, comm.isMain { Console.note("\(args.trainFile): skipped \(skipped) invalid row(s)\n") }
         self.train = train
         eval = try args.evalFile.map {
             try SFTData.load(path: $0, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
@@ -60,7 +60,7 @@ public final class SFTObjective: TrainingObjective {
 
     public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { [] }
 
-    public func evaluate() -> StepSums? {
+    public func evaluate() throws -> StepSums? {
         guard let eval else { return nil }
         var sums = StepSums()
         let total = Double(eval.reduce(0) { $0 + $1.scoredTokens })

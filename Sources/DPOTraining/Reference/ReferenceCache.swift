@@ -38,7 +38,7 @@ enum ReferenceCache {
                 let r = Double(values[2 * i + 1]) + Double(low[2 * i + 1])
                 cached.append((c, r))
             }
-            if t.comm.isMain { FileHandle.standardError.write(Data("reference log-probs read from \(path)\n".utf8)) }
+            if t.comm.isMain { Console.note("reference log-probs read from \(path)\n") }
             return cached
         }
         let reference = try DPOObjective.loadReference(args: t.args, policy: t.policy)

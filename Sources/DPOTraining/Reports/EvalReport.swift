@@ -41,9 +41,7 @@ public enum EvalReport {
             }
             md += "| policy | `\(inline(text(policy, greedy)))` | `\(inline(text(policy, sampled)))` |\n\n"
         }
-        do { try Data(md.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw DPOError.file(path, "cannot write: \(error.localizedDescription)")
-        }
+        try OutputFile.write(md, to: path)
     }
 
     /// One line of Markdown table cell text.

@@ -21,7 +21,7 @@ final class SyntheticObjective: TrainingObjective {
     func normalizerWeight(of example: Int) -> Double { Double(sequences[example].count - 1) }
     func prepare(outputDir: String) throws {}
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
-    func evaluate() -> StepSums? { nil }
+    func evaluate() throws -> StepSums? { nil }
     func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { [] }
 
     func trainMicroBatch(_ examples: [Int], normalizer: Double, sums: inout StepSums) throws {

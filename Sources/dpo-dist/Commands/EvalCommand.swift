@@ -1,5 +1,6 @@
 import ArgumentParser
 import DPOComm
+import DPOSupport
 import DPOTraining
 import Foundation
 
@@ -38,13 +39,13 @@ struct EvalCommand: ParsableCommand {
             ])
             try args.validate(for: .dpo)
             let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())
-            guard let objective = trainer.objective as? DPOObjective, let sums = objective.evaluate() else { return }
+            guard let objective = trainer.objective as? DPOObjective, let sums = try objective.evaluate() else { return }
             let metrics = [("eval_loss", sums[.loss])] + objective.metrics(sums, prefix: "eval_")
             try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
             var line = MetricsLine()
             for (k, v) in metrics { line.add(k, v) }
             print(line.json)
-            try Data((line.json + "\n").utf8).write(to: URL(fileURLWithPath: outputDir + "/eval_metrics.json"))
+            try OutputFile.write(line.json + "\n", to: outputDir + "/eval_metrics.json")
             try objective.writeReport(outputDir: outputDir, metrics: metrics, prompts: reportPrompts,
                                       title: "\(model) against \(refModel)")
             note("wrote \(outputDir)/eval_metrics.json and \(outputDir)/eval_report.md")

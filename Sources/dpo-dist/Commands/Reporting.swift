@@ -14,5 +14,5 @@ func runReportingErrors(_ body: () throws -> Void) throws {
 
 /// Messages for people go to stderr, so stdout stays clean for data.
 func note(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Console.note(message + "\n")
 }

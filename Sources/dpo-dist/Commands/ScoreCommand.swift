@@ -50,17 +50,15 @@ struct Score: ParsableCommand {
             let started = Date()
             let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize) { done in
                 if isatty(STDERR_FILENO) != 0 {
-                    FileHandle.standardError.write(Data("\rscored \(done)/\(tokenized.count) pairs".utf8))
+                    Console.note("\rscored \(done)/\(tokenized.count) pairs")
                 }
             }
-            if isatty(STDERR_FILENO) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+            if isatty(STDERR_FILENO) != 0 { Console.note("\n") }
             let text = scores.map(\.jsonLine).joined(separator: "\n") + "\n"
             if output == "-" {
-                FileHandle.standardOutput.write(Data(text.utf8))
+                try Console.output(text)
             } else {
-                do { try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-                    throw DPOError.file(output, "cannot write: \(error.localizedDescription)")
-                }
+                try OutputFile.write(text, to: output)
             }
             let tokens = tokenized.reduce(0) { $0 + $1.chosen.count + $1.rejected.count }
             note(String(format: "scored %d pairs (%d tokens) in %.2f s → %@", scores.count, tokens,
