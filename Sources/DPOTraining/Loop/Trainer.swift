@@ -28,6 +28,17 @@ public final class Trainer {
     public var printProgress = true
     /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
     public var interruptAfterStep: Int?
+    /// Whether this rank was asked to stop (a signal, see `StopSignals`). Read after every step; the
+    /// ranks stop together if any was asked.
+    public var stopRequested: () -> Bool = { StopSignals.requested != nil }
+
+    /// How `run` ended.
+    public enum Outcome: Equatable {
+        /// Every step ran, the final model and eval are written.
+        case finished
+        /// Stopped after `step` with a checkpoint of it (asked to, or `interruptAfterStep`).
+        case interrupted(step: Int)
+    }
 
     /// What the optimizer updates and the checkpoints save moments for: the policy's parameters.
     public let trainable: ParameterSet
@@ -140,8 +151,11 @@ public final class Trainer {
     }
 
     /// Runs to `totalSteps`, logging every `logging_steps`, evaluating every `eval_steps` and at the
-    /// end, saving checkpoints every `save_steps`, and writes the final model to output_dir.
-    public func run() throws {
+    /// end, saving checkpoints every `save_steps`, and writes the final model to output_dir. Asked to
+    /// stop (`stopRequested`), every rank finishes the step under way, rank 0 writes a checkpoint of
+    /// it, and `run` returns `.interrupted`: a resume from that checkpoint continues bit for bit.
+    @discardableResult
+    public func run() throws -> Outcome {
         let out = args.outputDir
         if comm.isMain {
             do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
@@ -170,10 +184,14 @@ public final class Trainer {
             if let every = args.evalSteps, globalStep % every == 0, globalStep < totalSteps {
                 try evaluateAndLog(metrics: metrics, progress: progress)
             }
-            if let every = args.saveSteps, globalStep % every == 0, globalStep < totalSteps {
-                try saveCheckpoint()
+            let saved = args.saveSteps.map { globalStep % $0 == 0 } ?? false
+            if saved, globalStep < totalSteps { try saveCheckpoint() }
+            if globalStep == interruptAfterStep { return .interrupted(step: globalStep) }
+            if globalStep < totalSteps, anyRankAskedToStop() {
+                if !saved { try saveCheckpoint() }
+                progress.finish()
+                return .interrupted(step: globalStep)
             }
-            if globalStep == interruptAfterStep { return }
         }
         progress.finish()
         // The model first: a report that cannot be written must not cost the trained weights.
@@ -184,6 +202,14 @@ public final class Trainer {
         let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
         if comm.isMain { try objective.writeReport(outputDir: out, metrics: finalEval) }
         comm.barrier()
+        return .finished
+    }
+
+    /// Whether any rank was asked to stop: every rank calls it after every step, so all stop together.
+    func anyRankAskedToStop() -> Bool {
+        var asked = [stopRequested() ? 1.0 : 0.0]
+        if comm.worldSize > 1 { asked.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
+        return asked[0] > 0
     }
 
     /// Every rank must train the same thing: its arguments, data and starting weights are compared

@@ -11,6 +11,8 @@ import Foundation
 func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingArguments.Command,
                  make: @escaping @Sendable (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
     let parallel = run.parallel
+    // A signal now asks the run to stop after the step under way, with a checkpoint.
+    StopSignals.install()
     if let n = run.simulateRanks, n > 1 {
         // Threads share the cores: one BLAS thread each unless told otherwise.
         setBLASThreads(run.threads ?? 1)
@@ -45,8 +47,15 @@ private func train(args: TrainingArguments, comm: Communicator, command: Trainin
                  "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
                  "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
         }
-        try trainer.run()
-        if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+        switch try trainer.run() {
+        case .finished:
+            if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+        case .interrupted(let step):
+            let signal = StopSignals.requested.map { " by \(StopSignals.name($0))" } ?? ""
+            if comm.isMain {
+                note("interrupted\(signal) at step \(step): checkpoint in \(args.outputDir)/checkpoint-\(step); resume with --resume-from-checkpoint auto")
+            }
+        }
     } catch let error as DPOError where comm is InProcessCommunicator {
         comm.abort(error.message, code: 1)
     }
