@@ -17,6 +17,13 @@ public struct SFTExample: Equatable, Sendable {
 /// - `{"messages"}`: the conversation rendered with the model's chat template, every token trained on.
 /// Each sequence keeps its first `max_length` tokens.
 public enum SFTData {
+    /// A hash of the token ids and where training on them starts.
+    public static func fingerprint(_ examples: [SFTExample]) -> UInt64 {
+        var h = FNV1a()
+        for e in examples { h.add(e.scoreFrom); h.add(e.ids.count); e.ids.forEach { h.add($0) } }
+        return h.value
+    }
+
     /// Reads and tokenizes every row. A bad row stops with `FILE:LINE: what` unless `skipInvalid`,
     /// which drops and counts it; a token id outside `vocabulary` always stops (the tokenizer does not
     /// match the model, so every row would be wrong).

@@ -112,4 +112,27 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(errors.count, 2, "both ranks stop")
         XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
     }
+
+    /// Run options and eval data are part of the start-up agreement too: ranks that differ in
+    /// --bucket-size-mb would reduce different buckets and hang; they stop at start instead.
+    func testRanksWithOtherRunOptionsOrEvalDataStopTogether() throws {
+        var a = arguments("disagree-options", perDevice: 2, accumulation: 1)
+        a.outputDir = Fixtures.temporaryDirectory("disagree-options")
+        let base = a
+        let outcomes = try InProcessWorld(size: 2).run { comm -> String? in
+            var a = base
+            var parallel = ParallelOptions()
+            if comm.rank == 1 { parallel.bucketSizeMB = 1 }
+            if comm.rank == 1 { a.evalFile = Fixtures.root + "/trl/train.jsonl" }
+            do {
+                try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm, parallel: parallel))
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        let errors = outcomes.compactMap { $0 }
+        XCTAssertEqual(errors.count, 2, "both ranks stop")
+        XCTAssertTrue(errors.contains { $0.contains("run options") && $0.contains("eval data") }, "\(errors)")
+    }
 }

@@ -138,6 +138,7 @@ final class TrainConfigTests: XCTestCase {
         ("save_steps", "100", "100"),
         ("save_total_limit", "2", "2"),
         ("resume_from_checkpoint", "auto", "auto"),
+        ("overwrite_output_dir", "true", "true"),
         ("precompute_ref_log_probs", "true", "true"),
         ("save_dtype", "bfloat16", "bfloat16"),
         ("max_new_tokens", "32", "32"),

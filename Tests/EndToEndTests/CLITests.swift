@@ -111,6 +111,18 @@ final class CLITests: XCTestCase {
         assertCleanFailure(try score(dir), mentions: ["tokenizer.json", "Unigram"])
     }
 
+    func testScoresNeverReplaceTheirInputs() throws {
+        let dir = try modelCopy()
+        let data = Fixtures.temporaryDirectory() + "/pairs.jsonl"
+        try FileManager.default.copyItem(atPath: Fixtures.model("llama-tied") + "/pairs.jsonl", toPath: data)
+        let before = try Data(contentsOf: URL(fileURLWithPath: data))
+        assertCleanFailure(try run(["score", "--model", dir, "--data", data, "--output", data]), mentions: ["is the --data file"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: data)), before)
+        assertCleanFailure(try run(["score", "--model", dir, "--data", data, "--output", dir + "/config.json"]),
+                           mentions: ["inside the --model directory"])
+        XCTAssertNoThrow(try ModelDirectory.load(dir))
+    }
+
     func testBadDataRowEndsWithOneLine() throws {
         let data = Fixtures.temporaryDirectory() + "/bad.jsonl"
         try "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\"}\n".write(toFile: data, atomically: true, encoding: .utf8)

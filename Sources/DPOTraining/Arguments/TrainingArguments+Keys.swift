@@ -50,6 +50,7 @@ extension TrainingArguments {
         ("save_steps", .optionalInteger(\.saveSteps)),
         ("save_total_limit", .optionalInteger(\.saveTotalLimit)),
         ("resume_from_checkpoint", .optionalString(\.resumeFromCheckpoint)),
+        ("overwrite_output_dir", .flag(\.overwriteOutputDir)),
         ("precompute_ref_log_probs", .flag(\.precomputeRefLogProbs)),
         ("save_dtype", .string(\.saveDtype)),
         ("max_new_tokens", .integer(\.maxNewTokens)),

@@ -232,6 +232,11 @@ extension TrainingArguments {
         Self.fields.map { key, field in "\(key): \(yamlText(field))\n" }.joined()
     }
 
+    /// One key's value as `yaml` writes it (nil for a key that is none of `keys`).
+    public func yamlValue(of key: String) -> String? {
+        Self.fields.first { $0.key == key }.map { yamlText($0.field) }
+    }
+
     private func yamlText(_ field: Field) -> String {
         switch field {
         case .string(let path): return quotedJSONString(self[keyPath: path])

@@ -59,6 +59,8 @@ public struct TrainingArguments: Equatable, Sendable {
     public var saveTotalLimit: Int?
     /// A checkpoint directory, or "auto" for the latest in output_dir.
     public var resumeFromCheckpoint: String?
+    /// A fresh run into an output_dir that holds checkpoints deletes them instead of refusing to start.
+    public var overwriteOutputDir: Bool = false
     public var precomputeRefLogProbs: Bool = false
     /// float32 or bfloat16.
     public var saveDtype: String = "float32"

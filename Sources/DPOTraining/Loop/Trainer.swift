@@ -21,6 +21,15 @@ public final class Trainer {
     let modelDirectory: String
 
     public internal(set) var globalStep = 0
+    /// Names this run in its checkpoints (made at a fresh start, carried through resumes), so that
+    /// rotation and resume only ever touch the run's own.
+    public internal(set) var runID = ""
+    /// A hash of the starting weights (`model`): a checkpoint of another model is refused.
+    let startWeights: String
+    /// The step of the newest checkpoint this run wrote or resumed from.
+    var lastCheckpointStep: Int?
+    /// How gradients travel, in words: ranks must agree on it.
+    let parallelDescription: String
     var tokensSeen = 0.0
     var window = LogWindow()
     /// Called on rank 0 for each metrics line (tests read them).
@@ -57,6 +66,10 @@ public final class Trainer {
         self.objective = objective
         policyConfigJSON = configJSON
         modelDirectory = args.model
+        var weights = FNV1a()
+        weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
+        startWeights = String(weights.value, radix: 16)
+        parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto")"
         policy.enableGradients()
         trainable = policy.parameters
         sync = parallel.makeSync(comm: comm, count: trainable.count)
@@ -129,13 +142,13 @@ public final class Trainer {
         }
         sums.reduce(over: comm)
         guard sums[.loss].isFinite else {
-            throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (the last checkpoint is intact)")
+            throw DPOError("step \(globalStep + 1): the loss is \(sums[.loss]); training stopped (\(checkpointNote))")
         }
         // The norm over the whole gradient: each rank's shard (everything, without ZeRO) summed.
         let grads = trainable.gradients!, shard = sync.shard
         let norm = sync.sumOverShards(sumOfSquares(grads.pointer, range: shard)).squareRoot()
         guard norm.isFinite else {
-            throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (the last checkpoint is intact)")
+            throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (\(checkpointNote))")
         }
         if args.maxGradNorm > 0 {
             let factor = min(1, args.maxGradNorm / (norm + 1e-6))
@@ -157,14 +170,11 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> Outcome {
         let out = args.outputDir
-        if comm.isMain {
-            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
-                throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
-            }
-            try OutputFile.write(args.yaml, to: out + "/training_args.yaml")
-        }
-        comm.barrier()
+        try checkInputsAreSafe()
         try checkRanksAgree()
+        if comm.isMain { try prepareOutputDirectory() }
+        comm.barrier()
+        runID = String(decoding: comm.broadcast(Array(UUID().uuidString.utf8)), as: UTF8.self)
         if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
         try objective.prepare(outputDir: out)
         let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
@@ -205,6 +215,11 @@ public final class Trainer {
         return .finished
     }
 
+    /// Where a stopped run can go on from, for error messages.
+    var checkpointNote: String {
+        lastCheckpointStep.map { "the last checkpoint is intact: checkpoint-\($0)" } ?? "no checkpoint was written yet"
+    }
+
     /// Whether any rank was asked to stop: every rank calls it after every step, so all stop together.
     func anyRankAskedToStop() -> Bool {
         var asked = [stopRequested() ? 1.0 : 0.0]
@@ -217,12 +232,12 @@ public final class Trainer {
     /// and the rank that differs says what.
     func checkRanksAgree() throws {
         guard comm.worldSize > 1 else { return }
-        var weights = FNV1a()
-        weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
         let parts: [(String, String)] = [
             ("training arguments", args.yaml),
+            ("run options (--zero-stage, --bucket-size-mb, --blocking-buckets)", parallelDescription),
             ("training data (train_file contents or tokenization)", String(objective.fingerprint, radix: 16)),
-            ("model weights", String(weights.value, radix: 16)),
+            ("eval data (eval_file contents or tokenization)", String(objective.evalFingerprint, radix: 16)),
+            ("model weights", startWeights),
         ]
         var differing: [String] = []
         for (name, value) in parts where comm.broadcast(Array(value.utf8)) != Array(value.utf8) {

@@ -7,6 +7,8 @@ public protocol TrainingObjective: AnyObject {
     var exampleCount: Int { get }
     /// Hash of the tokenized training data; a checkpoint refuses to resume on other data.
     var fingerprint: UInt64 { get }
+    /// Hash of the tokenized eval data (0 without): ranks must agree on it.
+    var evalFingerprint: UInt64 { get }
     /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
     /// its scored tokens for SFT), known to every rank without communication.
     func normalizerWeight(of example: Int) -> Double

@@ -72,6 +72,7 @@ public final class DPOObjective: TrainingObjective {
 
     public var exampleCount: Int { train.count }
     public var fingerprint: UInt64 { train.fingerprint }
+    public var evalFingerprint: UInt64 { eval?.fingerprint ?? 0 }
     public func normalizerWeight(of example: Int) -> Double { 1 }
 
     public func prepare(outputDir: String) throws {

@@ -31,11 +31,8 @@ public final class SFTObjective: TrainingObjective {
     }
 
     public var exampleCount: Int { train.count }
-    public var fingerprint: UInt64 {
-        var h = FNV1a()
-        for e in train { h.add(e.scoreFrom); h.add(e.ids.count); e.ids.forEach { h.add($0) } }
-        return h.value
-    }
+    public var fingerprint: UInt64 { SFTData.fingerprint(train) }
+    public var evalFingerprint: UInt64 { eval.map(SFTData.fingerprint) ?? 0 }
     public func normalizerWeight(of example: Int) -> Double { Double(train[example].scoredTokens) }
     public func prepare(outputDir: String) throws {}
     public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}

@@ -18,6 +18,7 @@ final class SyntheticObjective: TrainingObjective {
 
     var exampleCount: Int { sequences.count }
     var fingerprint: UInt64 { 0 }
+    var evalFingerprint: UInt64 { 0 }
     func normalizerWeight(of example: Int) -> Double { Double(sequences[example].count - 1) }
     func prepare(outputDir: String) throws {}
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}

@@ -34,9 +34,18 @@ struct Score: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
     }
 
+    /// The scores must not replace what they are computed from.
+    func checkOutputIsNoInput() throws {
+        guard output != "-" else { return }
+        let target = Trainer.resolved(output)
+        if target == Trainer.resolved(data) { throw DPOError.file(output, "is the --data file; the scores would replace the pairs") }
+        if target.hasPrefix(Trainer.resolved(model) + "/") { throw DPOError.file(output, "lies inside the --model directory") }
+    }
+
     func run() throws {
         try runReportingErrors {
             threadOptions.apply()
+            try checkOutputIsNoInput()
             let loaded = try ModelDirectory.load(model)
             let tokenizer = try Tokenizer(directory: model)
             let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)

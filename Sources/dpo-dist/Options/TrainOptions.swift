@@ -99,6 +99,8 @@ struct TrainOptions: ParsableArguments {
     var saveTotalLimit: String?
     @Option(help: ArgumentHelp("Resume from this checkpoint directory, or \"auto\" for the latest in --output-dir (default: \(optional(trl.resumeFromCheckpoint))).", valueName: "dir"))
     var resumeFromCheckpoint: String?
+    @Flag(inversion: .prefixedNo, help: "Start afresh in an --output-dir that holds checkpoints, deleting them (default: \(trl.overwriteOutputDir): such a run is refused, since resuming is what the checkpoints are for).")
+    var overwriteOutputDir: Bool?
     @Flag(inversion: .prefixedNo, help: "Compute the reference log-probs once before training and free the reference model (default: \(trl.precomputeRefLogProbs)). Train only.")
     var precomputeRefLogProbs: Bool?
     @Option(help: ArgumentHelp("Dtype of saved weights: float32 or bfloat16, also fp32 or bf16 (default: \(trl.saveDtype)).", valueName: "dtype"))
@@ -131,6 +133,7 @@ struct TrainOptions: ParsableArguments {
             ("seed", seed), ("shuffle", shuffle.map { String($0) }),
             ("logging_steps", loggingSteps), ("eval_steps", evalSteps), ("save_steps", saveSteps),
             ("save_total_limit", saveTotalLimit), ("resume_from_checkpoint", resumeFromCheckpoint),
+            ("overwrite_output_dir", overwriteOutputDir.map { String($0) }),
             ("precompute_ref_log_probs", precomputeRefLogProbs.map { String($0) }), ("save_dtype", saveDtype),
             ("max_new_tokens", maxNewTokens), ("skip_invalid_rows", skipInvalidRows.map { String($0) }),
             ("completion_only_loss", completionOnlyLoss.map { String($0) }),
