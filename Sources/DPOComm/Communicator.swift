@@ -30,6 +30,8 @@ public protocol Communicator: AnyObject {
     var secondsInNonBlockingCalls: Double { get }
     /// Whether every rank runs on this machine (reductions are then memory copies by the cores).
     var allRanksOnOneHost: Bool { get }
+    /// How many ranks share this machine's memory (this one included).
+    var ranksOnThisHost: Int { get }
     func barrier()
     /// Ends the whole job with a message: no rank is left waiting.
     func abort(_ message: String, code: Int32) -> Never
@@ -59,4 +61,5 @@ extension BlockingCollectives {
     @discardableResult public func waitAll() -> Double { 0 }
     public var secondsInNonBlockingCalls: Double { 0 }
     public var allRanksOnOneHost: Bool { true }
+    public var ranksOnThisHost: Int { worldSize }
 }

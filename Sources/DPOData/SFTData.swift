@@ -6,6 +6,8 @@ import Tokenization
 public struct SFTExample: Equatable, Sendable {
     public var ids: [Int]
     public var scoreFrom: Int
+    /// 1-based line (or element) of the source file.
+    public var line = 0
     public var scoredTokens: Int { max(ids.count - max(scoreFrom, 1), 0) }
 }
 
@@ -41,7 +43,9 @@ public enum SFTData {
                 continue
             }
             try vocabulary.check(example.ids, at: "\(path):\(row.line)")
-            examples.append(example)
+            var numbered = example
+            numbered.line = row.line
+            examples.append(numbered)
         }
         if examples.isEmpty { throw DPOError.file(path, skipped > 0 ? "all \(skipped) rows are invalid" : "no rows") }
         return (examples, skipped)

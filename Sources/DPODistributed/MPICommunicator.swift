@@ -7,6 +7,7 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let worldSize: Int
     public let allRanksOnOneHost: Bool
+    public let ranksOnThisHost: Int
 
     public init() {
         var initialized: Int32 = 0
@@ -23,6 +24,7 @@ public final class MPICommunicator: Communicator {
         MPI_Comm_size(local, &localSize)
         MPI_Comm_free(&local)
         allRanksOnOneHost = localSize == n
+        ranksOnThisHost = Int(localSize)
     }
 
     /// MPI counts are Int32: large buffers go in pieces.

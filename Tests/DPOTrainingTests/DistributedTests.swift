@@ -92,38 +92,16 @@ final class DistributedTests: XCTestCase {
         }
     }
 
-    /// A rank started with other arguments stops every rank, and says what differs.
-    func testRanksThatDisagreeStopTogether() throws {
-        var a = arguments("x", perDevice: 2, accumulation: 1)
-        a.outputDir = Fixtures.temporaryDirectory("disagree")
-        let base = a
-        // Each rank's error, or nil if it trained.
-        let outcomes = try InProcessWorld(size: 2).run { comm -> String? in
-            var a = base
-            if comm.rank == 1 { a.beta = 0.2 }
-            do {
-                try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm))
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        }
-        let errors = outcomes.compactMap { $0 }
-        XCTAssertEqual(errors.count, 2, "both ranks stop")
-        XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
-    }
-
-    /// Run options and eval data are part of the start-up agreement too: ranks that differ in
-    /// --bucket-size-mb would reduce different buckets and hang; they stop at start instead.
-    func testRanksWithOtherRunOptionsOrEvalDataStopTogether() throws {
-        var a = arguments("disagree-options", perDevice: 2, accumulation: 1)
-        a.outputDir = Fixtures.temporaryDirectory("disagree-options")
+    /// Trains on 2 in-process ranks, rank 1 with the arguments and options `rankOne` makes; each
+    /// rank's error (both must stop).
+    func errorsOfRanksThatDiffer(_ tag: String, rankOne: @escaping @Sendable (inout TrainingArguments, inout ParallelOptions) -> Void,
+                                 line: UInt = #line) throws -> [String] {
+        var a = arguments(tag, perDevice: 2, accumulation: 1)
+        a.outputDir = Fixtures.temporaryDirectory(tag)
         let base = a
         let outcomes = try InProcessWorld(size: 2).run { comm -> String? in
-            var a = base
-            var parallel = ParallelOptions()
-            if comm.rank == 1 { parallel.bucketSizeMB = 1 }
-            if comm.rank == 1 { a.evalFile = Fixtures.root + "/trl/train.jsonl" }
+            var a = base, parallel = ParallelOptions()
+            if comm.rank == 1 { rankOne(&a, &parallel) }
             do {
                 try TrainingRuns.run(try Trainer.dpo(args: a, comm: comm, parallel: parallel))
                 return nil
@@ -132,7 +110,23 @@ final class DistributedTests: XCTestCase {
             }
         }
         let errors = outcomes.compactMap { $0 }
-        XCTAssertEqual(errors.count, 2, "both ranks stop")
+        XCTAssertEqual(errors.count, 2, "both ranks stop", line: line)
+        return errors
+    }
+
+    /// A rank started with other arguments stops every rank, and says what differs.
+    func testRanksThatDisagreeStopTogether() throws {
+        let errors = try errorsOfRanksThatDiffer("disagree") { a, _ in a.beta = 0.2 }
+        XCTAssertTrue(errors.contains { $0.contains("rank 1 differs from rank 0 in its training arguments") }, "\(errors)")
+    }
+
+    /// Run options and eval data are part of the start-up agreement too: ranks that differ in
+    /// --bucket-size-mb would reduce different buckets and hang; they stop at start instead.
+    func testRanksWithOtherRunOptionsOrEvalDataStopTogether() throws {
+        let errors = try errorsOfRanksThatDiffer("disagree-options") { a, parallel in
+            parallel.bucketSizeMB = 1
+            a.evalFile = Fixtures.root + "/trl/train.jsonl"
+        }
         XCTAssertTrue(errors.contains { $0.contains("run options") && $0.contains("eval data") }, "\(errors)")
     }
 }

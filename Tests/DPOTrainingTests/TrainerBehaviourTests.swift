@@ -154,6 +154,22 @@ final class TrainerBehaviourTests: XCTestCase {
         }
     }
 
+    /// The largest micro-batch must fit the rank's memory: checked before step 1, naming the longest
+    /// row, rather than failing an allocation hours into the run.
+    func testARowTooLongForTheMemoryIsRefusedAtStart() throws {
+        var a = baseArguments("memory")
+        a.maxLength = nil
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        t.memoryBudget = 1_000_000
+        XCTAssertThrowsError(try TrainingRuns.run(t)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix(a.trainFile + ":"), text)
+            XCTAssertTrue(text.contains("set max_length"), text)
+        }
+        XCTAssertEqual(t.globalStep, 0, "no step ran")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: a.outputDir + "/metrics.jsonl"))
+    }
+
     func testSFTLearnsItsData() throws {
         var a = TrainingRuns.arguments("sft", model: "llama-tied", steps: 30, learningRate: 3e-3)
         a.trainFile = Fixtures.root + "/conversational/sft.jsonl"

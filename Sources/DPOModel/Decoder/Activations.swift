@@ -44,44 +44,57 @@ final class Activations {
     init(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool,
          blockRows: Int, headChunk: Int, withGradients: Bool) {
         self.tokens = T; self.longest = longest; self.scored = S; self.everyLayer = everyLayer
-        let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
-        let slots = everyLayer ? c.numLayers : 1
-        let residualCount = everyLayer ? c.numLayers + 1 : 2
-
-        /// Every view, in one order, from `take(n)` giving n floats; run once to measure and once to carve.
-        func carve(_ take: (Int) -> FloatPtr) -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
-                                                  scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
-            let layers = (0..<slots).map { _ in
-                LayerActivations(norm1: take(T * C), rstd1: take(T), q: take(T * Q), k: take(T * KV), v: take(T * KV),
-                                 att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
-                                 gate: take(T * I), up: take(T * I), hidden: take(T * I))
-            }
-            let residuals = (0..<residualCount).map { _ in take(T * C) }
-            let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
-                                           logp: take(S), logitSum: take(S))
-            let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
-            let gradients = withGradients
-                ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
-                                  dV: take(T * KV), dAtt: take(T * Q), dGate: take(T * I), dUp: take(T * I),
-                                  dHidden: take(T * I), dHeadIn: take(S * C))
-                : nil
-            return (layers, residuals, output, scratch, gradients)
-        }
-        // Views start on 16-float boundaries so every row block is aligned for SIMD.
-        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
-        var total = 0
-        let measuring = UnsafeMutablePointer<Float>(bitPattern: 64)!  // never dereferenced
-        _ = carve { n in total += aligned(n); return measuring }
-        storage = FloatBuffer(count: total)
+        storage = FloatBuffer(count: Self.floatCount(config: c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer,
+                                                     blockRows: blockRows, headChunk: headChunk, withGradients: withGradients))
         var next = 0
         let base = storage.pointer
-        let views = carve { n in defer { next += aligned(n) }; return base + next }
+        let views = Self.carve(c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer, blockRows: blockRows,
+                               headChunk: headChunk, withGradients: withGradients) { n in
+            defer { next += Self.aligned(n) }
+            return base + next
+        }
         layers = views.layers
         residuals = views.residuals
         output = views.output
         headScratch = views.scratch.head
         attentionScratch = views.scratch.attention
         gradients = views.gradients
+    }
+
+    /// Floats the storage for a batch of this size takes.
+    static func floatCount(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool,
+                           blockRows: Int, headChunk: Int, withGradients: Bool) -> Int {
+        var total = 0
+        let measuring = UnsafeMutablePointer<Float>(bitPattern: 64)!  // never dereferenced
+        _ = carve(c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer, blockRows: blockRows, headChunk: headChunk,
+                  withGradients: withGradients) { n in total += aligned(n); return measuring }
+        return total
+    }
+
+    /// Views start on 16-float boundaries so every row block is aligned for SIMD.
+    private static func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    /// Every view, in one order, from `take(n)` giving n floats: run once to measure and once to carve.
+    private static func carve(_ c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool, blockRows: Int,
+                              headChunk: Int, withGradients: Bool, _ take: (Int) -> FloatPtr)
+        -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
+            scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
+        let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
+        let layers = (0..<(everyLayer ? c.numLayers : 1)).map { _ in
+            LayerActivations(norm1: take(T * C), rstd1: take(T), q: take(T * Q), k: take(T * KV), v: take(T * KV),
+                             att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
+                             gate: take(T * I), up: take(T * I), hidden: take(T * I))
+        }
+        let residuals = (0..<(everyLayer ? c.numLayers + 1 : 2)).map { _ in take(T * C) }
+        let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
+                                       logp: take(S), logitSum: take(S))
+        let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
+        let gradients = withGradients
+            ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
+                              dV: take(T * KV), dAtt: take(T * Q), dGate: take(T * I), dUp: take(T * I),
+                              dHidden: take(T * I), dHeadIn: take(S * C))
+            : nil
+        return (layers, residuals, output, scratch, gradients)
     }
 
     func layer(_ l: Int) -> LayerActivations { layers.count == 1 ? layers[0] : layers[l] }

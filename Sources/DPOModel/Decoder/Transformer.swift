@@ -84,6 +84,15 @@ public final class Transformer {
                            blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable)
     }
 
+    /// Bytes of activation storage a batch of `tokens` tokens (longest sequence `longestSequence`,
+    /// `scoredRows` rows through the head) needs in this model as it is (trainable or frozen).
+    public func activationBytes(tokens: Int, longestSequence: Int, scoredRows: Int) -> Int {
+        let trainable = parameters.gradients != nil
+        return 4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
+                                          everyLayer: trainable, blockRows: attentionBlockRows, headChunk: headChunk,
+                                          withGradients: trainable)
+    }
+
     /// Log-probabilities of the scored tokens, valid after `forward` (`batch.scoredCount` values).
     public var scoredLogProbs: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: acts!.output.logp, count: lastScored)

@@ -37,6 +37,8 @@ public final class Trainer {
     public var printProgress = true
     /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
     public var interruptAfterStep: Int?
+    /// Bytes this rank may use; nil: the machine's memory divided among the ranks on it.
+    public var memoryBudget: Int?
     /// Whether this rank was asked to stop (a signal, see `StopSignals`). Read after every step; the
     /// ranks stop together if any was asked.
     public var stopRequested: () -> Bool = { StopSignals.requested != nil }
@@ -172,6 +174,7 @@ public final class Trainer {
         let out = args.outputDir
         try checkInputsAreSafe()
         try checkRanksAgree()
+        try checkMemory()
         if comm.isMain { try prepareOutputDirectory() }
         comm.barrier()
         runID = String(decoding: comm.broadcast(Array(UUID().uuidString.utf8)), as: UTF8.self)
@@ -213,6 +216,22 @@ public final class Trainer {
         if comm.isMain { try objective.writeReport(outputDir: out, metrics: finalEval) }
         comm.barrier()
         return .finished
+    }
+
+    /// The largest micro-batch's activations and the parameter state must fit this rank's memory: a
+    /// very long row (with max_length: null) is refused here, naming it, not hours into the run.
+    func checkMemory() throws {
+        let batch = objective.largestMicroBatch()
+        let activations = policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
+                                                 scoredRows: batch.tokens)
+        // Values, gradients, two moments and the fp64 sum of the trainable set, plus a frozen reference.
+        let state = 4 * policy.parameterCount + 24 * trainable.count
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        let ranks = max(comm.ranksOnThisHost, 1)
+        let budget = memoryBudget ?? physical / ranks
+        guard activations + state > budget else { return }
+        func gb(_ bytes: Int) -> String { String(format: "%.1f GB", Double(bytes) / 1e9) }
+        throw DPOError("\(batch.longestExample): its \(batch.longestSequence) tokens make the largest micro-batch \(batch.tokens) tokens, whose activations need \(gb(activations)) beside the model's \(gb(state)): more than the \(gb(budget)) this rank has (\(gb(physical)) on this host for \(ranks) rank(s)); set max_length or lower the per-device batch size")
     }
 
     /// Where a stopped run can go on from, for error messages.

@@ -20,8 +20,22 @@ public protocol TrainingObjective: AnyObject {
     func evaluate() throws -> StepSums?
     /// The metrics logged for a step's (or eval's) sums, TRL names, without the loss.
     func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)]
+    /// The largest micro-batch this run can meet (most tokens, in training or eval), for the start-up
+    /// memory check: its tokens, its longest sequence, and where the longest example is ("FILE:LINE").
+    func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String)
     /// Work before the first step (precomputing reference log-probs).
     func prepare(outputDir: String) throws
     /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws
+}
+
+/// The largest micro-batch of `size` examples among some: the `size` with the most tokens together,
+/// the longest sequence among them, and where the longest example is. `tokens` and `longest` give
+/// each example's tokens and its longest sequence; `source` names example i.
+func largestMicroBatch(of size: Int, count: Int, tokens: (Int) -> Int, longest: (Int) -> Int,
+                       source: (Int) -> String) -> (tokens: Int, longestSequence: Int, longestExample: String) {
+    let chosen = (0..<count).sorted { tokens($0) > tokens($1) }.prefix(size)
+    guard let first = chosen.first else { return (0, 0, "") }
+    let longestIndex = chosen.max { longest($0) < longest($1) } ?? first
+    return (chosen.reduce(0) { $0 + tokens($1) }, longest(longestIndex), source(longestIndex))
 }

@@ -73,6 +73,19 @@ public final class DPOObjective: TrainingObjective {
     public var exampleCount: Int { train.count }
     public var fingerprint: UInt64 { train.fingerprint }
     public var evalFingerprint: UInt64 { eval?.fingerprint ?? 0 }
+
+    public func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String) {
+        func largest(_ data: PreferenceDataset, _ path: String, _ size: Int) -> (tokens: Int, longestSequence: Int, longestExample: String) {
+            DPOTraining.largestMicroBatch(of: size, count: data.count,
+                                          tokens: { data.pairs[$0].chosen.count + data.pairs[$0].rejected.count },
+                                          longest: { max(data.pairs[$0].chosen.count, data.pairs[$0].rejected.count) },
+                                          source: { "\(path):\(data.lines[$0])" })
+        }
+        let training = largest(train, args.trainFile, args.perDeviceTrainBatchSize)
+        guard let eval, let evalFile = args.evalFile else { return training }
+        let evaluation = largest(eval, evalFile, args.perDeviceEvalBatchSize)
+        return evaluation.tokens > training.tokens ? evaluation : training
+    }
     public func normalizerWeight(of example: Int) -> Double { 1 }
 
     public func prepare(outputDir: String) throws {

@@ -33,6 +33,17 @@ public final class SFTObjective: TrainingObjective {
     public var exampleCount: Int { train.count }
     public var fingerprint: UInt64 { SFTData.fingerprint(train) }
     public var evalFingerprint: UInt64 { eval.map(SFTData.fingerprint) ?? 0 }
+
+    public func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String) {
+        func largest(_ examples: [SFTExample], _ path: String, _ size: Int) -> (tokens: Int, longestSequence: Int, longestExample: String) {
+            DPOTraining.largestMicroBatch(of: size, count: examples.count, tokens: { examples[$0].ids.count },
+                                          longest: { examples[$0].ids.count }, source: { "\(path):\(examples[$0].line)" })
+        }
+        let training = largest(train, args.trainFile, args.perDeviceTrainBatchSize)
+        guard let eval, let evalFile = args.evalFile else { return training }
+        let evaluation = largest(eval, evalFile, args.perDeviceEvalBatchSize)
+        return evaluation.tokens > training.tokens ? evaluation : training
+    }
     public func normalizerWeight(of example: Int) -> Double { Double(train[example].scoredTokens) }
     public func prepare(outputDir: String) throws {}
     public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}

@@ -19,6 +19,10 @@ final class SyntheticObjective: TrainingObjective {
     var exampleCount: Int { sequences.count }
     var fingerprint: UInt64 { 0 }
     var evalFingerprint: UInt64 { 0 }
+    func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String) {
+        let longest = sequences.map(\.count).max() ?? 0
+        return (longest, longest, "a random sequence")
+    }
     func normalizerWeight(of example: Int) -> Double { Double(sequences[example].count - 1) }
     func prepare(outputDir: String) throws {}
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
