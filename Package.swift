@@ -1,4 +1,5 @@
 // swift-tools-version:5.10
+import Foundation
 import PackageDescription
 
 // One target per stage of the data flow:
@@ -71,3 +72,16 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["dpo-dist", "DPOModel", "DPOSupport", "DPOTestSupport"]),
     ]
 )
+
+// libFuzzer harnesses for the parsers of untrusted input, only when asked for (fuzz/run builds them
+// with DPO_DIST_FUZZ=1, address sanitizer and coverage); never part of a normal build.
+if ProcessInfo.processInfo.environment["DPO_DIST_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzDriver", path: "fuzz/Sources/FuzzDriver"))
+    let harnesses: [(String, Target.Dependency)] = [
+        ("FuzzSafetensors", "Safetensors"), ("FuzzTokenizerJSON", "Tokenization"), ("FuzzChatTemplate", "ChatTemplates"),
+        ("FuzzJSONRows", "DPOData"), ("FuzzYAMLConfig", "DPOTraining"),
+    ]
+    for (name, library) in harnesses {
+        package.targets.append(.executableTarget(name: name, dependencies: [library, "FuzzDriver"], path: "fuzz/Sources/\(name)"))
+    }
+}
