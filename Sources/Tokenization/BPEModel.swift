@@ -36,14 +36,19 @@ extension Tokenizer {
         private var cache: [String: [Int]] = [:]
         private let cacheLock = NSLock()
 
-        init(_ schema: BPESchema) throws {
+        /// `addedTokens`: how many "added_tokens" the file has; their ids may sit among the vocab's.
+        init(_ schema: BPESchema, addedTokens: Int) throws {
             let vocab = schema.vocab
             self.vocab = vocab
-            var tokens = [String?](repeating: nil, count: (vocab.values.max() ?? -1) + 1)
-            for (token, id) in vocab {
-                guard id >= 0 else { throw SchemaError("model: token \"\(token)\" has negative id \(id)") }
-                tokens[id] = token
+            // Ids lie below the number of entries plus the added tokens (which may take ids among
+            // them), as in every tokenizer `tokenizers` writes; checked before the id table is
+            // allocated, so a damaged file cannot ask for a table of trillions of entries.
+            let bound = vocab.count + addedTokens
+            for (token, id) in vocab where id < 0 || id >= bound {
+                throw SchemaError("model: token \"\(token)\" has id \(id), outside 0..<\(bound) (\(vocab.count) entries and \(addedTokens) added tokens)")
             }
+            var tokens = [String?](repeating: nil, count: (vocab.values.max() ?? -1) + 1)
+            for (token, id) in vocab { tokens[id] = token }
             tokensByID = tokens
 
             // As in `tokenizers`, the merged token is a + b without b's continuing-subword prefix,

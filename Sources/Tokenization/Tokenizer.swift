@@ -69,7 +69,7 @@ public final class Tokenizer: @unchecked Sendable {
 
         let normalizer: Normalizer?
         do {
-            model = try BPEModel(file.model)
+            model = try BPEModel(file.model, addedTokens: file.addedTokens.count)
             normalizer = try file.normalizer.flatMap { $0.isNull ? nil : try Normalizer.parse($0) }
             preTokenizer = try file.preTokenizer.flatMap { $0.isNull ? nil : try PreTokenizer.parse($0) }
             postProcessor = try file.postProcessor.flatMap { $0.isNull ? nil : try PostProcessor.parse($0) }

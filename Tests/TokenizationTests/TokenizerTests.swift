@@ -22,6 +22,17 @@ final class TokenizerTests: XCTestCase {
     func testSmolLM2() throws { try checkFixture("smollm2-135m") }
     func testWhisperLargeV3() throws { try checkFixture("whisper-large-v3") }
 
+    /// Found by fuzz/run (FuzzTokenizerJSON): a vocab id of trillions made the id table an
+    /// allocation the process could not survive. Ids are bounded by the vocab and the added tokens.
+    func testAHugeVocabIDIsRefusedBeforeAnyAllocation() throws {
+        let dir = Fixtures.temporaryDirectory("huge-id")
+        try #"{"version": "1.0", "added_tokens": [], "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null, "model": {"type": "BPE", "vocab": {"a": 0, "b": 5330000000000}, "merges": []}}"#
+            .write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Tokenizer(directory: dir)) { error in
+            XCTAssertTrue("\(error)".contains("token \"b\" has id 5330000000000, outside 0..<2"), "\(error)")
+        }
+    }
+
     func testEveryFixtureHasATest() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: TokenizerPaths.fixtures)
             .filter { $0.hasSuffix(".ids.json") }.map { String($0.dropLast(".ids.json".count)) }
