@@ -41,6 +41,7 @@ public enum TrainingRuns {
     }
 
     /// A DPO run in this process, one rank.
+    @discardableResult
     public static func dpo(_ a: TrainingArguments, interruptAfter: Int? = nil) throws -> (lines: [MetricsLine], trainer: Trainer) {
         let trainer = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
         return (try run(trainer, interruptAfter: interruptAfter), trainer)
