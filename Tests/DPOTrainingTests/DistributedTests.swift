@@ -129,4 +129,24 @@ final class DistributedTests: XCTestCase {
         }
         XCTAssertTrue(errors.contains { $0.contains("run options") && $0.contains("eval data") }, "\(errors)")
     }
+
+    /// The reference log-probs are precomputed with the pairs split over the ranks and gathered: the
+    /// cache 2 ranks write is byte for byte the one 1 rank writes, and the runs agree.
+    func testPrecomputeIsSplitOverTheRanks() throws {
+        var one = arguments("precompute-1", perDevice: 2, accumulation: 2)
+        one.precomputeRefLogProbs = true
+        one.perDeviceEvalBatchSize = 3
+        one.evalFile = nil
+        let (reference, _) = try single(one)
+        var two = one
+        two.gradientAccumulationSteps = 1
+        two.outputDir = Fixtures.temporaryDirectory("precompute-2")
+        let (split, _) = try simulated(two, ranks: 2)
+        assertSameRun(split, reference, tolerance: 1e-6)
+        func cache(_ dir: String) throws -> Data {
+            let name = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("ref_logps-") })
+            return try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))
+        }
+        XCTAssertEqual(try cache(two.outputDir), try cache(one.outputDir))
+    }
 }

@@ -24,37 +24,50 @@ enum ReferenceCache {
         return String(h.value, radix: 16)
     }
 
+    /// The cached log-probs of `pairs` pairs at `path`, nil when there is no complete cache. Stored as
+    /// pairs of floats split into high and low parts, for exact doubles.
+    static func cachedLogps(path: String, pairs: Int) -> [(Double, Double)]? {
+        guard let file = try? SafetensorsFile(path: path), let high = try? file.floats("logps"), high.count == 2 * pairs,
+              let low = try? file.floats("logps_low"), low.count == 2 * pairs else { return nil }
+        func exact(_ j: Int) -> Double { Double(high[j]) + Double(low[j]) }
+        return (0..<pairs).map { i -> (Double, Double) in (exact(2 * i), exact(2 * i + 1)) }
+    }
+
+    /// The reference's log-probs of every train pair: read from the cache, or computed with the
+    /// pairs split over the ranks and gathered, then cached by rank 0.
     static func loadOrCompute(objective t: DPOObjective, outputDir: String) throws -> [(Double, Double)] {
         // The key hashes the reference's weight files (not the loaded weights), so a cache hit
         // needs no reference in memory.
         let key = try key(referenceDirectory: t.args.refModel ?? t.args.model, data: t.train)
         let path = outputDir + "/ref_logps-\(key).safetensors"
-        if let file = try? SafetensorsFile(path: path), let values = try? file.floats("logps"), values.count == 2 * t.train.count {
-            // Stored as pairs of floats split into high and low parts for exact doubles.
-            let low = try file.floats("logps_low")
-            var cached: [(Double, Double)] = []
-            for i in 0..<t.train.count {
-                let c = Double(values[2 * i]) + Double(low[2 * i])
-                let r = Double(values[2 * i + 1]) + Double(low[2 * i + 1])
-                cached.append((c, r))
-            }
+        // Every rank reads the cache, and they agree: all use it, or all compute it together.
+        let cached = cachedLogps(path: path, pairs: t.train.count)
+        var hits = [cached == nil ? 0.0 : 1.0]
+        hits.withUnsafeMutableBufferPointer { t.comm.allReduceSum($0.baseAddress!, count: 1) }
+        if let cached, hits[0] == Double(t.comm.worldSize) {
             if t.comm.isMain { Console.note("reference log-probs read from \(path)\n") }
             return cached
         }
+        // Blocks of per_device_eval_batch_size pairs, dealt round-robin to the ranks: each block is
+        // packed as one rank alone would pack it, so the numbers do not depend on the number of ranks.
         let reference = try DPOObjective.loadReference(args: t.args, policy: t.policy)
-        var result = [(Double, Double)](repeating: (0, 0), count: t.train.count)
+        let flat = UnsafeMutablePointer<Double>.allocate(capacity: max(2 * t.train.count, 1))
+        defer { flat.deallocate() }
+        flat.initialize(repeating: 0, count: 2 * t.train.count)
         var batch = TokenBatch()
         let b = t.args.perDeviceEvalBatchSize
-        var start = 0
+        var start = t.comm.rank * b
         while start < t.train.count {
             let indices = Array(start..<min(start + b, t.train.count))
             batch.removeAll()
             for i in indices { PairScorer.append(t.train.pairs[i], to: &batch) }
             reference.forward(batch)
             let sums = PairScorer.sequenceSums(model: reference, batch: batch)
-            for (k, i) in indices.enumerated() { result[i] = (sums[2 * k], sums[2 * k + 1]) }
-            start += b
+            for (k, i) in indices.enumerated() { (flat[2 * i], flat[2 * i + 1]) = (sums[2 * k], sums[2 * k + 1]) }
+            start += b * t.comm.worldSize
         }
+        t.comm.allReduceSum(flat, count: 2 * t.train.count)  // each value is on one rank, zeros elsewhere: exact
+        let result = (0..<t.train.count).map { (flat[2 * $0], flat[2 * $0 + 1]) }
         if t.comm.isMain {
             var high = [Float](), low = [Float]()
             for (c, r) in result {
@@ -73,6 +86,7 @@ enum ReferenceCache {
                 }
             }
         }
+        t.comm.barrier()  // the cache is complete before any rank goes on
         return result
     }
 }
