@@ -24,6 +24,8 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN's matmul primitive, for bf16 products (`--bf16`); Debian's build ships no pkg-config file.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // Errors, hashing, the RNG, JSON quoting.
         .target(name: "DPOSupport"),
@@ -35,7 +37,7 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["DPOSupport"]),
         // Kernels and the matrix-product backend. The only target compiled without bounds checks:
         // it holds no parser, and every index it takes was checked where the data came in.
-        .target(name: "DPOKernels", dependencies: ["DPOSupport", "COpenBLAS"],
+        .target(name: "DPOKernels", dependencies: ["DPOSupport", "COpenBLAS", "CDNNL"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         // config.json → architecture → parameter layout → decoder; model directories; generation.
         .target(name: "DPOModel", dependencies: ["DPOSupport", "DPOKernels", "Safetensors", "Tokenization"]),

@@ -154,6 +154,9 @@ CASES = {
     "sigmoid_linear_warmup": dict(model="llama-tied", config=dict(lr_scheduler_type="linear", warmup_steps=3)),
     # Untied head and q/k/v biases: which parameters get weight decay (biases and norms do not).
     "qwen2_sigmoid_wd": dict(model="qwen2-untied", config=dict(weight_decay=0.1)),
+    # TRL's default precision: bf16 autocast (matrix products in bf16, fp32 master weights). Its
+    # independent check is the fp32 plain-PyTorch run, so it reports what bf16 changes.
+    "sigmoid_bf16": dict(model="llama-tied", config=dict(bf16=True)),
 }
 SAVE_FINAL = {"sigmoid"}
 

@@ -24,7 +24,8 @@ public enum BLASCore {
         return nil
     }
 
-    static func cpuFlags() -> Set<String> {
+    /// The flags of the first CPU in /proc/cpuinfo (empty where there is none).
+    public static func cpuFlags() -> Set<String> {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let colon = line.firstIndex(of: ":") else { return [] }

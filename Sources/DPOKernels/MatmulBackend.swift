@@ -9,9 +9,14 @@ public protocol MatmulBackend: Sendable {
     var name: String { get }
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: ConstFloatPtr, lda: Int, b: ConstFloatPtr, ldb: Int, beta: Float, c: FloatPtr, ldc: Int)
+    /// Tells the backend that the values in `buffer` (a model's weights) stay as they are until the
+    /// next call, so that a backend which converts its operands may convert those once.
+    func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>)
 }
 
 extension MatmulBackend {
+    public func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>) {}
+
     /// alpha = 1, the common case.
     @inline(__always)
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -35,5 +40,8 @@ public struct OpenBLASFP32: MatmulBackend {
     }
 }
 
-/// Sets the number of OpenBLAS threads for this process.
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+/// Sets the threads of this process's matrix products: OpenBLAS's, and oneDNN's (OpenMP) for bf16.
+public func setBLASThreads(_ n: Int) {
+    openblas_set_num_threads(Int32(n))
+    OneDNNBF16.setThreads(n)
+}

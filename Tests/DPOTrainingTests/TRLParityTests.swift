@@ -1,5 +1,6 @@
 import DPOTestSupport
 import XCTest
+@testable import DPOKernels
 @testable import DPOTraining
 @testable import Safetensors
 
@@ -30,6 +31,7 @@ final class TRLParityTests: XCTestCase {
         a.perDeviceTrainBatchSize = set["per_device_train_batch_size"] as! Int
         a.gradientAccumulationSteps = set["gradient_accumulation_steps"] as! Int
         a.maxLength = set["max_length"] as? Int
+        a.bf16 = set["bf16"] as? Bool ?? false
         a.shuffle = false
         return a
     }
@@ -85,4 +87,31 @@ final class TRLParityTests: XCTestCase {
     func testWeightDecay() throws { try runCase("sigmoid_wd") }
     func testLinearWarmup() throws { try runCase("sigmoid_linear_warmup") }
     func testQwen2WeightDecayOnBiasesAndUntiedHead() throws { try runCase("qwen2_sigmoid_wd") }
+
+    /// --bf16 (oneDNN: bf16 operands, fp32 accumulation and results) on the sigmoid case, against TRL's
+    /// own bf16 run (autocast: bf16 results too) and against TRL's fp32 run. For each metric, bf16
+    /// rounding puts TRL's two runs up to some distance apart over the 10 steps; ours must stay within
+    /// twice that distance of both, at every step.
+    func testBF16TracksTRLsBF16AndFP32Runs() throws {
+        if let reason = OneDNNBF16.unavailableReason() { throw XCTSkip(reason) }
+        let args = try arguments(case: "sigmoid_bf16")
+        XCTAssertTrue(args.bf16)
+        let (lines, trainer) = try TrainingRuns.dpo(args)
+        XCTAssertTrue(trainer.policy.matmul.name.contains("oneDNN bf16"), trainer.policy.matmul.name)
+        let bf16 = try expectedMetrics("sigmoid_bf16"), fp32 = try expectedMetrics("sigmoid")
+        XCTAssertEqual(lines.count, bf16.count)
+        for key in ["loss", "rewards/margins", "logps/chosen", "logps/rejected", "grad_norm"] {
+            let b = bf16.compactMap { $0[key] as? Double }, f = fp32.compactMap { $0[key] as? Double }
+            let ours = lines.compactMap { line in line.fields.first { $0.0 == key }?.1 as? Double }
+            XCTAssertEqual(ours.count, b.count, key)
+            let spread = zip(b, f).map { abs($0 - $1) }.max() ?? 0
+            var worst = 0.0
+            for (step, o) in ours.enumerated() {
+                let distance = max(abs(o - b[step]), abs(o - f[step]))
+                worst = max(worst, distance)
+                XCTAssertLessThanOrEqual(distance, 2 * spread, "step \(step + 1) \(key): ours \(o), TRL bf16 \(b[step]), TRL fp32 \(f[step])")
+            }
+            print(String(format: "sigmoid_bf16 %@: TRL bf16 vs fp32 up to %.2e; ours from either up to %.2e", key, spread, worst))
+        }
+    }
 }

@@ -143,6 +143,7 @@ final class TrainConfigTests: XCTestCase {
         ("save_dtype", "bfloat16", "bfloat16"),
         ("max_new_tokens", "32", "32"),
         ("skip_invalid_rows", "true", "true"),
+        ("bf16", "true", "true"),
         ("completion_only_loss", "false", "false"),
     ]
 

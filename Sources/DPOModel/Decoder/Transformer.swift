@@ -26,6 +26,10 @@ public final class Transformer {
     /// embedding's are): the trainer reduces them while backward goes on.
     public var onGradientsFinal: ((Int) -> Void)?
 
+    /// Seconds spent in `forward` and `backward` since the model was made (for `dpo-dist bench`).
+    public private(set) var forwardSeconds = 0.0
+    public private(set) var backwardSeconds = 0.0
+
     /// Rows of logits computed at once in the LM head.
     public var headChunk = 128
     public var attentionBlockRows = 128
@@ -108,9 +112,12 @@ public final class Transformer {
 
     // MARK: - Forward and backward of the whole model
 
-    /// Runs the decoder and the LM head over the scored rows.
-    public func forward(_ batch: TokenBatch) {
-        runDecoder(batch)
+    /// Runs the decoder and the LM head over the scored rows. `weightsUnchanged`: the weights are
+    /// those of the last forward (generation says so, to spare a backend's conversion of them).
+    public func forward(_ batch: TokenBatch, weightsUnchanged: Bool = false) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { forwardSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+        runDecoder(batch, weightsUnchanged: weightsUnchanged)
         let out = acts!.output, S = batch.scoredCount, C = config.hiddenSize
         batch.withPointers { b in
             gatherRows(out: out.headIn, inp: out.finalNormOut, rows: b.scoredRows, count: S, channels: C)
@@ -128,6 +135,8 @@ public final class Transformer {
             preconditionFailure("backward needs enableGradients() before forward")
         }
         precondition(batch.tokenCount == lastBatchTokens, "backward must follow forward on the same batch")
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { backwardSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
         let T = batch.tokenCount, C = config.hiddenSize, S = batch.scoredCount
         let P = parameters.values.pointer, G = parameters.gradients?.pointer
         batch.withPointers { b in
@@ -155,7 +164,7 @@ public final class Transformer {
         }
     }
 
-    private func runDecoder(_ batch: TokenBatch) {
+    private func runDecoder(_ batch: TokenBatch, weightsUnchanged: Bool = false) {
         // Data is checked against the vocabulary where it is tokenized (with the row named); this is
         // the backstop that keeps the kernels, built without bounds checks, inside the embedding table.
         precondition(batch.tokens.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize }
@@ -164,6 +173,10 @@ public final class Transformer {
         reserve(tokens: batch.tokenCount, longestSequence: batch.longestSequence, scoredRows: batch.scoredCount)
         let a = acts!, T = batch.tokenCount
         lastBatchTokens = T
+        // Weights change only between passes (the optimizer runs after backward): fixed until the next one.
+        if !weightsUnchanged {
+            matmul.weightsAreFixed(UnsafeBufferPointer(start: parameters.values.pointer, count: parameters.values.count))
+        }
         batch.withPointers { b in
             embeddingForward(out: a.residual(0), tokens: b.tokens, table: parameters.values.pointer + layout.embed,
                              rows: T, channels: config.hiddenSize)

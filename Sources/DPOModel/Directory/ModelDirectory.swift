@@ -1,3 +1,4 @@
+import DPOKernels
 import DPOSupport
 import Foundation
 import Safetensors
@@ -17,8 +18,9 @@ public enum ModelDirectory {
     }
 
     /// Loads config and weights strictly: every parameter must be filled by a tensor of the right shape,
-    /// and every tensor in the files must be used. Weights in BF16/F16 are widened to fp32.
-    public static func load(_ directory: String) throws -> Loaded {
+    /// and every tensor in the files must be used. Weights in BF16/F16 are widened to fp32. The model
+    /// computes its products with `matmul`.
+    public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
             throw DPOError.file(directory, "no such model directory")
@@ -26,7 +28,7 @@ public enum ModelDirectory {
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         let (config, json) = try ModelConfig.load(path: configPath)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        let model = Transformer(config: config)
+        let model = Transformer(config: config, matmul: matmul)
         let layout = model.layout
         for t in layout.tensors {
             guard let info = checkpoint.info(t.name) else {

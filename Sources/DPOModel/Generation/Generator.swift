@@ -27,10 +27,10 @@ public enum Generator {
         var batch = TokenBatch()
         let V = model.config.vocabSize
         let logits = FloatBuffer(count: V, zeroed: false)
-        for _ in 0..<settings.maxNewTokens {
+        for step in 0..<settings.maxNewTokens {
             batch.removeAll()
             batch.appendForGeneration(ids)
-            model.forward(batch)
+            model.forward(batch, weightsUnchanged: step > 0)
             model.scoredRowLogits(first: 0, count: 1, into: logits.pointer)
             let next = settings.temperature <= 0 ? argmax(logits.pointer, V)
                 : sample(logits.pointer, V, temperature: settings.temperature, topP: settings.topP, rng: &rng)

@@ -55,6 +55,7 @@ extension TrainingArguments {
         ("save_dtype", .string(\.saveDtype)),
         ("max_new_tokens", .integer(\.maxNewTokens)),
         ("skip_invalid_rows", .flag(\.skipInvalidRows)),
+        ("bf16", .flag(\.bf16)),
         ("completion_only_loss", .flag(\.completionOnlyLoss)),
     ]
 }

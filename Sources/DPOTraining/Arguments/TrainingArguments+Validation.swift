@@ -1,3 +1,4 @@
+import DPOKernels
 import DPOSupport
 import Foundation
 
@@ -31,6 +32,8 @@ extension TrainingArguments {
                       "num_train_epochs must be greater than 0 (or max_steps above 0), got \(numTrainEpochs)")
         }
         if let maxLength { try check(maxLength >= 2, "max_length must be at least 2 (or null for no limit), got \(maxLength)") }
+
+        if bf16, let reason = OneDNNBF16.unavailableReason() { throw DPOError("bf16 is set but \(reason)") }
 
         try check(loggingSteps >= 1, "logging_steps must be at least 1, got \(loggingSteps)")
         for (key, value) in [("eval_steps", evalSteps), ("save_steps", saveSteps), ("save_total_limit", saveTotalLimit)] {

@@ -66,6 +66,9 @@ public struct TrainingArguments: Equatable, Sendable {
     public var saveDtype: String = "float32"
     public var maxNewTokens: Int = 64
     public var skipInvalidRows: Bool = false
+    /// Matrix products in bf16 with fp32 accumulation (oneDNN); weights, gradients, optimizer state
+    /// and reductions stay fp32. TRL's name; false: fp32 throughout.
+    public var bf16: Bool = false
 
     // SFT
     /// Loss on completion tokens only (prompt/completion and messages data).

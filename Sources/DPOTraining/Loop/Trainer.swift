@@ -59,6 +59,8 @@ public final class Trainer {
     public var lastCommunicationWait: Double { sync.lastWait }
     /// Seconds spent in blocking bucket reductions since the start.
     public var blockingSeconds: Double { sync.blockingSeconds }
+    /// Seconds in the AdamW update since the trainer was made (for `dpo-dist bench`).
+    public private(set) var optimizerSeconds = 0.0
 
     package init(args: TrainingArguments, comm: Communicator, policy: Transformer, configJSON: [String: Any],
                  objective: TrainingObjective, parallel: ParallelOptions) throws {
@@ -97,7 +99,7 @@ public final class Trainer {
     /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
                      objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
-        let loaded = try ModelDirectory.load(args.model)
+        let loaded = try ModelDirectory.load(args.model, matmul: try args.makeMatmul())
         let tokenizer = try Tokenizer(directory: args.model)
         return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
                            objective: try objective(args, comm, loaded.model, tokenizer), parallel: parallel)
@@ -106,7 +108,7 @@ public final class Trainer {
     public var globalBatchSize: Int { args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize }
 
     /// Examples of global batch `step` in the epoch's order (the last batch of an epoch may be short).
-    func globalBatch(step: Int) -> [Int] {
+    package func globalBatch(step: Int) -> [Int] {
         let epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch
         let order = EpochOrder(count: objective.exampleCount, seed: args.seed, shuffle: args.shuffle).permutation(epoch: epoch)
         let start = min(inEpoch * globalBatchSize, order.count)
@@ -157,8 +159,10 @@ public final class Trainer {
             if factor < 1 { scaleInPlace(grads.pointer + shard.lowerBound, shard.count, Float(factor)) }
         }
         let lr = schedule.rate(atStep: globalStep)
+        let optimizerStart = DispatchTime.now().uptimeNanoseconds
         optimizer.beginStep()
         optimizer.update(trainable, lr: Float(lr))
+        optimizerSeconds += Double(DispatchTime.now().uptimeNanoseconds - optimizerStart) / 1e9
         sync.gatherShards(trainable.values)
         globalStep += 1
         tokensSeen += sums[.tokens]

@@ -30,28 +30,36 @@ public final class DPOObjective: TrainingObjective {
     var referenceCache: [(Double, Double)]?
     private var batch = TokenBatch()
 
-    init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
-        self.args = args
-        self.comm = comm
-        self.policy = policy
-        self.tokenizer = tokenizer
+    package convenience init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
         guard tokenizer.eosToken != nil else {
             throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
         }
         let vocabulary = ModelVocabulary(size: policy.config.vocabSize)
-        train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
-                                           maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
+        let train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
+                                               maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
+        var eval: PreferenceDataset?
         if let evalFile = args.evalFile {
             eval = try PreferenceDataset.load(path: evalFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
                                               maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
-        } else {
-            eval = nil
         }
         if comm.isMain {
             for note in train.summary(path: args.trainFile) + (eval?.summary(path: args.evalFile ?? "") ?? []) {
                 Console.note(note + "\n")
             }
         }
+        try self.init(args: args, comm: comm, policy: policy, tokenizer: tokenizer, train: train, eval: eval)
+    }
+
+    /// On pairs already tokenized (`dpo-dist bench`'s synthetic workload); the reference still
+    /// comes from `ref_model` or `model`.
+    package init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer,
+                 train: PreferenceDataset, eval: PreferenceDataset?) throws {
+        self.args = args
+        self.comm = comm
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.train = train
+        self.eval = eval
         loss = PreferenceLoss(types: try args.lossTypes, weights: args.lossWeights, beta: args.beta, labelSmoothing: args.labelSmoothing,
                               simpoGamma: args.simpoGamma, orpoAlpha: args.orpoAlpha, discopopTau: args.discopopTau)
         // With precomputed log-probs the reference is loaded only if the cache must be built (or for eval).
@@ -61,13 +69,13 @@ public final class DPOObjective: TrainingObjective {
     /// The reference model: `ref_model`, or a frozen copy of the starting policy.
     static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
         if let refPath = args.refModel {
-            let ref = try ModelDirectory.load(refPath).model
+            let ref = try ModelDirectory.load(refPath, matmul: try args.makeMatmul()).model
             guard ref.config.vocabSize == policy.config.vocabSize else {
                 throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
             }
             return ref
         }
-        return try ModelDirectory.load(args.model).model
+        return try ModelDirectory.load(args.model, matmul: try args.makeMatmul()).model
     }
 
     public var exampleCount: Int { train.count }

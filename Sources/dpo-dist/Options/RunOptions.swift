@@ -36,11 +36,16 @@ struct RunOptions: ParsableArguments {
 
     func applyThreads() {
         let env = ProcessInfo.processInfo.environment
-        if let threads {
-            setBLASThreads(max(1, threads))
-        } else if env["OPENBLAS_NUM_THREADS"] == nil {
-            let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
-            setBLASThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1)))
-        }
+        if threads != nil || env["OPENBLAS_NUM_THREADS"] == nil { setBLASThreads(effectiveThreads) }
+    }
+
+    /// The threads each rank's products run on: --threads, else OPENBLAS_NUM_THREADS, else the cores
+    /// divided by the ranks on this host.
+    var effectiveThreads: Int {
+        let env = ProcessInfo.processInfo.environment
+        if let threads { return max(1, threads) }
+        if let n = env["OPENBLAS_NUM_THREADS"].flatMap(Int.init) { return max(1, n) }
+        let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(local, 1))
     }
 }

@@ -112,6 +112,8 @@ struct TrainOptions: ParsableArguments {
 
     // MARK: SFT
 
+    @Flag(inversion: .prefixedNo, help: "Matrix products in bf16 with fp32 accumulation through oneDNN (AMX or AVX512-BF16); weights, gradients and optimizer state stay fp32 (default: \(trl.bf16)).")
+    var bf16: Bool?
     @Flag(inversion: .prefixedNo, help: "Train on completion tokens only, for prompt/completion and messages data (default: \(trl.completionOnlyLoss)). SFT only.")
     var completionOnlyLoss: Bool?
 
@@ -136,6 +138,7 @@ struct TrainOptions: ParsableArguments {
             ("overwrite_output_dir", overwriteOutputDir.map { String($0) }),
             ("precompute_ref_log_probs", precomputeRefLogProbs.map { String($0) }), ("save_dtype", saveDtype),
             ("max_new_tokens", maxNewTokens), ("skip_invalid_rows", skipInvalidRows.map { String($0) }),
+            ("bf16", bf16.map { String($0) }),
             ("completion_only_loss", completionOnlyLoss.map { String($0) }),
         ]
         // A key added to TrainingArguments needs its flag here too.

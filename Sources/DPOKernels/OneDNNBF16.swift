@@ -1,0 +1,288 @@
+import CDNNL
+import Foundation
+
+/// bf16 products with fp32 accumulation and an fp32 result, by oneDNN's matmul primitive (the library
+/// PyTorch's CPU backend uses): both operands are rounded to bf16 (round to nearest even) and C stays
+/// fp32, so master weights, gradients and every reduction stay fp32. On CPUs with AMX oneDNN picks its
+/// AMX kernels, else its AVX512-BF16 ones; `kernelNames` says which it chose.
+///
+/// A primitive is made for each shape the model asks for and kept (making one takes about a
+/// millisecond; running one with the same shape again takes none of that). The model's weights are
+/// rounded once per forward pass, not once per product: `weightsAreFixed(_:)` names the buffer whose
+/// values stay fixed until the next call, and an operand inside it is converted only the first time.
+/// Nothing else is kept between calls.
+public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
+    private let engine: dnnl_engine_t
+    private let stream: dnnl_stream_t
+    private var primitives: [ShapeKey: Primitive] = [:]
+    private var implementations: Set<String> = []
+    /// fp32 → bf16 reorders (oneDNN's vectorised rounding) by operand shape.
+    private var reorders: [OperandShape: Reorder] = [:]
+    private var aBuffer = BF16Buffer(), bBuffer = BF16Buffer()
+    /// bf16 copies of operands inside the fixed buffer, by their address and shape.
+    private var fixedCopies: [OperandKey: BF16Buffer] = [:]
+    private var fixedRange: Range<UInt> = 0..<0
+    /// Primitives made, and seconds spent making them, rounding operands, and running products.
+    public private(set) var primitivesMade = 0
+    public private(set) var makingSeconds = 0.0, roundingSeconds = 0.0, runningSeconds = 0.0
+    /// Primitives kept at most; past that the cache starts again (a few hundred shapes is typical).
+    private let capacity = 4096
+
+    /// Why this CPU cannot run bf16 products at speed, or nil when it can.
+    public static func unavailableReason(cpuFlags: Set<String> = BLASCore.cpuFlags()) -> String? {
+        if cpuFlags.contains("avx512_bf16") || cpuFlags.contains("amx_bf16") { return nil }
+        return "this CPU has no BF16 instructions (neither avx512_bf16 nor amx_bf16 in /proc/cpuinfo), so bf16 products would be emulated and slower than fp32; train in fp32 (leave out --bf16)"
+    }
+
+    public init() throws {
+        var e: dnnl_engine_t?
+        guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let engine = e else {
+            throw OneDNNError("oneDNN could not create a CPU engine")
+        }
+        var s: dnnl_stream_t?
+        guard dnnl_stream_create(&s, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let stream = s else {
+            dnnl_engine_destroy(engine)
+            throw OneDNNError("oneDNN could not create a stream")
+        }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    deinit {
+        for p in primitives.values { p.destroy() }
+        for r in reorders.values { r.destroy() }
+        for b in fixedCopies.values { b.free() }
+        aBuffer.free(); bBuffer.free()
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    public var name: String {
+        let kernels = implementations.isEmpty ? "none run yet" : implementations.sorted().joined(separator: ", ")
+        return String(format: "oneDNN bf16 (kernels: %@; %d primitives made in %.2f s; rounding to bf16 %.2f s, products %.2f s)",
+                      kernels, primitivesMade, makingSeconds, roundingSeconds, runningSeconds)
+    }
+
+    /// The oneDNN implementations run so far (for example `brg:avx512_core_amx_bf16`).
+    public var kernelNames: [String] { implementations.sorted() }
+
+    /// Sets the OpenMP threads oneDNN runs on; false when the OpenMP runtime was not found.
+    @discardableResult
+    public static func setThreads(_ n: Int) -> Bool { dpo_omp_set_num_threads(Int32(max(1, n))) != 0 }
+
+    /// The values in `buffer` stay as they are until the next call: operands inside it are rounded to
+    /// bf16 once and reused. Each call forgets the copies made before it.
+    public func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>) {
+        for b in fixedCopies.values { b.free() }
+        fixedCopies.removeAll(keepingCapacity: true)
+        let start = UInt(bitPattern: buffer.baseAddress)
+        fixedRange = start..<(start + UInt(buffer.count * MemoryLayout<Float>.stride))
+    }
+
+    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: ConstFloatPtr, lda: Int, b: ConstFloatPtr, ldb: Int, beta: Float, c: FloatPtr, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {  // C = beta · C, as BLAS does
+            for i in 0..<m { let row = c + i * ldc; for j in 0..<n { row[j] = beta == 0 ? 0 : beta * row[j] } }
+            return
+        }
+        // Stored shapes: A is m×k (k×m when transposed) with leading dimension lda; B likewise.
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let a16 = operand(a, rows: aRows, cols: aCols, ld: lda, scratch: &aBuffer)
+        let b16 = operand(b, rows: bRows, cols: bCols, ld: ldb, scratch: &bBuffer)
+        let key = ShapeKey(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc, alpha: alpha, beta: beta)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        roundingSeconds += Double(t1 - t0) / 1e9
+        let p: Primitive
+        if let cached = primitives[key] {
+            p = cached
+        } else {
+            if primitives.count >= capacity {
+                for q in primitives.values { q.destroy() }
+                primitives.removeAll(keepingCapacity: true)
+            }
+            p = makePrimitive(key)
+            primitivesMade += 1
+            makingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+            primitives[key] = p
+            implementations.insert(p.implementation)
+        }
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        defer { runningSeconds += Double(DispatchTime.now().uptimeNanoseconds - t2) / 1e9 }
+        dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: a16))
+        dnnl_memory_set_data_handle(p.weights, UnsafeMutableRawPointer(mutating: b16))
+        dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(c))
+        var args = [dnnl_exec_arg_t(arg: dpo_dnnl_arg_src(), memory: p.src),
+                    dnnl_exec_arg_t(arg: dpo_dnnl_arg_weights(), memory: p.weights),
+                    dnnl_exec_arg_t(arg: dpo_dnnl_arg_dst(), memory: p.dst)]
+        let status = args.withUnsafeMutableBufferPointer { dnnl_primitive_execute(p.primitive, stream, 3, $0.baseAddress) }
+        precondition(status == dnnl_success, "oneDNN matmul failed (status \(status.rawValue)) for \(key)")
+        dnnl_stream_wait(stream)
+    }
+
+    /// A bf16 copy of a stored operand, packed (leading dimension = cols): from the fixed copies when
+    /// it lies in the fixed buffer, else converted into `scratch`.
+    private func operand(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, scratch: inout BF16Buffer) -> UnsafePointer<UInt16> {
+        let address = UInt(bitPattern: x)
+        if fixedRange.contains(address) {
+            let key = OperandKey(address: address, rows: rows, cols: cols, ld: ld)
+            if let copy = fixedCopies[key] { return UnsafePointer(copy.pointer) }
+            var copy = BF16Buffer()
+            copy.reserve(rows * cols)
+            round(x, rows: rows, cols: cols, ld: ld, into: copy.pointer)
+            fixedCopies[key] = copy
+            return UnsafePointer(copy.pointer)
+        }
+        scratch.reserve(rows * cols)
+        round(x, rows: rows, cols: cols, ld: ld, into: scratch.pointer)
+        return UnsafePointer(scratch.pointer)
+    }
+
+    /// `roundToBF16` by a oneDNN reorder, which rounds with the CPU's vector conversion (the same
+    /// round to nearest even; subnormal inputs may flush to zero).
+    private func round(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+        let shape = OperandShape(rows: rows, cols: cols, ld: ld)
+        let r: Reorder
+        if let cached = reorders[shape] {
+            r = cached
+        } else {
+            if reorders.count >= capacity {
+                for q in reorders.values { q.destroy() }
+                reorders.removeAll(keepingCapacity: true)
+            }
+            r = makeReorder(shape)
+            reorders[shape] = r
+        }
+        dnnl_memory_set_data_handle(r.from, UnsafeMutableRawPointer(mutating: x))
+        dnnl_memory_set_data_handle(r.to, UnsafeMutableRawPointer(out))
+        var args = [dnnl_exec_arg_t(arg: dpo_dnnl_arg_from(), memory: r.from), dnnl_exec_arg_t(arg: dpo_dnnl_arg_to(), memory: r.to)]
+        let status = args.withUnsafeMutableBufferPointer { dnnl_primitive_execute(r.primitive, stream, 2, $0.baseAddress) }
+        precondition(status == dnnl_success, "oneDNN reorder to bf16 failed (status \(status.rawValue)) for \(shape)")
+        dnnl_stream_wait(stream)
+    }
+
+    private func makeReorder(_ shape: OperandShape) -> Reorder {
+        func check(_ s: dnnl_status_t, _ what: String) {
+            precondition(s == dnnl_success, "oneDNN: \(what) failed (status \(s.rawValue)) for \(shape)")
+        }
+        var fromDesc = dnnl_memory_desc_t(), toDesc = dnnl_memory_desc_t()
+        var dims: [Int64] = [Int64(shape.rows), Int64(shape.cols)]
+        var fromStrides: [Int64] = [Int64(shape.ld), 1], toStrides: [Int64] = [Int64(shape.cols), 1]
+        check(dnnl_memory_desc_init_by_strides(&fromDesc, 2, &dims, dnnl_f32, &fromStrides), "fp32 description")
+        check(dnnl_memory_desc_init_by_strides(&toDesc, 2, &dims, dnnl_bf16, &toStrides), "bf16 description")
+        var pd: dnnl_primitive_desc_t?
+        check(dnnl_reorder_primitive_desc_create(&pd, &fromDesc, engine, &toDesc, engine, nil), "reorder fp32 → bf16")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        check(dnnl_primitive_create(&primitive, pd), "reorder primitive")
+        var from: dnnl_memory_t?, to: dnnl_memory_t?
+        check(dnnl_memory_create(&from, &fromDesc, engine, nil), "memory")
+        check(dnnl_memory_create(&to, &toDesc, engine, nil), "memory")
+        return Reorder(primitive: primitive!, from: from!, to: to!)
+    }
+
+    private func makePrimitive(_ key: ShapeKey) -> Primitive {
+        func check(_ s: dnnl_status_t, _ what: String) {
+            precondition(s == dnnl_success, "oneDNN: \(what) failed (status \(s.rawValue)) for \(key)")
+        }
+        var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
+        // Packed operands: a transposed one is described by its strides, which oneDNN's kernels take as they are.
+        var aDims: [Int64] = [Int64(key.m), Int64(key.k)], aStrides: [Int64] = key.transA ? [1, Int64(key.m)] : [Int64(key.k), 1]
+        var bDims: [Int64] = [Int64(key.k), Int64(key.n)], bStrides: [Int64] = key.transB ? [1, Int64(key.k)] : [Int64(key.n), 1]
+        var cDims: [Int64] = [Int64(key.m), Int64(key.n)], cStrides: [Int64] = [Int64(key.ldc), 1]
+        check(dnnl_memory_desc_init_by_strides(&aDesc, 2, &aDims, dnnl_bf16, &aStrides), "source description")
+        check(dnnl_memory_desc_init_by_strides(&bDesc, 2, &bDims, dnnl_bf16, &bStrides), "weights description")
+        check(dnnl_memory_desc_init_by_strides(&cDesc, 2, &cDims, dnnl_f32, &cStrides), "result description")
+        var desc = dnnl_matmul_desc_t()
+        check(dnnl_matmul_desc_init(&desc, &aDesc, &bDesc, nil, &cDesc), "matmul description")
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "attributes")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if key.alpha != 1 {
+            var scale = key.alpha
+            check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "alpha")
+        }
+        if key.beta != 0 {
+            var ops: dnnl_post_ops_t?
+            check(dnnl_post_ops_create(&ops), "post-ops")
+            check(dnnl_post_ops_append_sum(ops, key.beta), "beta")
+            check(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops")
+            dnnl_post_ops_destroy(ops)
+        }
+        var pd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "matmul for bf16 × bf16 → f32")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        check(dnnl_primitive_create(&primitive, pd), "matmul primitive")
+        var info: UnsafePointer<CChar>?
+        check(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info), "implementation name")
+        func memory(_ d: inout dnnl_memory_desc_t) -> dnnl_memory_t {
+            var m: dnnl_memory_t?
+            check(dnnl_memory_create(&m, &d, engine, nil), "memory")
+            return m!
+        }
+        return Primitive(primitive: primitive!, src: memory(&aDesc), weights: memory(&bDesc), dst: memory(&cDesc),
+                         implementation: info.map { String(cString: $0) } ?? "?")
+    }
+
+    private struct ShapeKey: Hashable, CustomStringConvertible {
+        let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, ldc: Int, alpha: Float, beta: Float
+        var description: String { "m \(m) n \(n) k \(k)\(transA ? " Aᵀ" : "")\(transB ? " Bᵀ" : "") ldc \(ldc) alpha \(alpha) beta \(beta)" }
+    }
+
+    private struct OperandKey: Hashable { let address: UInt, rows: Int, cols: Int, ld: Int }
+    private struct OperandShape: Hashable { let rows: Int, cols: Int, ld: Int }
+
+    private struct Reorder {
+        let primitive: dnnl_primitive_t, from: dnnl_memory_t, to: dnnl_memory_t
+        func destroy() {
+            dnnl_memory_destroy(from); dnnl_memory_destroy(to)
+            dnnl_primitive_destroy(primitive)
+        }
+    }
+
+    private struct Primitive {
+        let primitive: dnnl_primitive_t, src: dnnl_memory_t, weights: dnnl_memory_t, dst: dnnl_memory_t
+        let implementation: String
+        func destroy() {
+            dnnl_memory_destroy(src); dnnl_memory_destroy(weights); dnnl_memory_destroy(dst)
+            dnnl_primitive_destroy(primitive)
+        }
+    }
+}
+
+public struct OneDNNError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A growable bf16 buffer, freed by hand (it lives in the backend's caches).
+struct BF16Buffer {
+    private(set) var pointer = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+    private(set) var capacity = 1
+
+    mutating func reserve(_ count: Int) {
+        if count <= capacity { return }
+        pointer.deallocate()
+        capacity = max(count, capacity * 2)
+        pointer = .allocate(capacity: capacity)
+    }
+
+    func free() { pointer.deallocate() }
+}
+
+/// Rounds a rows × cols fp32 matrix (leading dimension ld) to bf16, round to nearest even, packed.
+/// A NaN stays a NaN (its top bits keep a quiet bit).
+func roundToBF16(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+    for r in 0..<rows {
+        let src = x + r * ld, dst = out + r * cols
+        for j in 0..<cols {
+            let bits = src[j].bitPattern
+            let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+            let nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000
+            dst[j] = UInt16(truncatingIfNeeded: nan ? (bits >> 16) | 0x40 : rounded)
+        }
+    }
+}

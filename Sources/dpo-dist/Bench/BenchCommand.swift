@@ -1,0 +1,141 @@
+import ArgumentParser
+import DPOComm
+import DPODistributed
+import DPOKernels
+import DPOModel
+import DPOSupport
+import DPOTraining
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Times DPO training steps: pairs/s, tokens/s, where each step's time goes, FLOP rate, peak RSS.",
+        discussion: """
+        By default the workload is a SmolLM2-135M-shaped Llama with random weights (hidden 576, 30 layers, \
+        9 heads, 3 KV heads, intermediate 1536, vocab 49152, tied) on random token pairs with prompts of \
+        about 128 tokens and completions of about 125, 4 pairs per optimizer step, reference log-probs \
+        precomputed. --model and --train-file bench any model and data instead. Run it alone or under \
+        mpirun (launch/mpi N bench); the pairs of a step are split over the ranks. \
+        Prints the precompute's time, the median step and its parts (policy forward, backward, reference \
+        forward, gradient communication, optimizer), the model FLOPs executed per step and their rate as a \
+        share of the rate the same backend reaches on the model's own layer products, measured in the same \
+        run on every rank at once, and each rank's peak RSS. Build in release mode (swift build -c release).
+        """)
+
+    @Option(help: "A model directory (default: the synthetic SmolLM2-135M-shaped model).") var model: String?
+    @Option(help: "Preference pairs to train on (needs --model; default: synthetic pairs).") var trainFile: String?
+    @Option(help: "Synthetic pairs: how many (all are precomputed; steps take them in order).") var pairs = 64
+    @Option(help: "Synthetic pairs: mean prompt length in tokens.") var promptTokens = 128
+    @Option(help: "Synthetic pairs: mean completion length in tokens.") var completionTokens = 125
+    @Option(help: "Synthetic model: decoder layers (30 for SmolLM2-135M).") var layers = 30
+    @Option(help: "Pairs per optimizer step over all ranks.") var pairsPerStep = 4
+    @Option(help: "Micro-batches per rank per step (gradient accumulation).") var gradientAccumulationSteps = 1
+    @Option(help: "Steps before the timed ones.") var warmup = 2
+    @Option(help: "Timed steps.") var steps = 4
+    @Flag(inversion: .prefixedNo, help: "Precompute the reference log-probs (and time it) instead of a reference forward each step.")
+    var precomputeRefLogProbs = true
+    @Flag(help: "bf16 matrix products through oneDNN, as train --bf16.") var bf16 = false
+    @Option(help: "Where the synthetic model and the reference cache go (default: a folder under the temporary directory).")
+    var workDir: String?
+    @OptionGroup var runOptions: RunOptions
+
+    func validate() throws {
+        if trainFile != nil && model == nil { throw ValidationError("--train-file needs --model") }
+        guard pairs >= 1, promptTokens >= 1, completionTokens >= 1, layers >= 1, pairsPerStep >= 1, steps >= 1, warmup >= 0,
+              gradientAccumulationSteps >= 1 else {
+            throw ValidationError("counts must be at least 1 (--warmup at least 0)")
+        }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let comm = runOptions.communicator()
+            defer { (comm as? MPICommunicator)?.finalize() }
+            runOptions.applyThreads()
+            let ranks = comm.worldSize
+            let perRank = pairsPerStep / (ranks * gradientAccumulationSteps)
+            guard perRank >= 1, perRank * ranks * gradientAccumulationSteps == pairsPerStep else {
+                throw DPOError("--pairs-per-step \(pairsPerStep) is not a multiple of ranks (\(ranks)) × --gradient-accumulation-steps (\(gradientAccumulationSteps))")
+            }
+            let work = workDir ?? NSTemporaryDirectory() + "dpo-dist-bench-\(getuid())"
+            var args = TrainingArguments()
+            args.perDeviceTrainBatchSize = perRank
+            args.perDeviceEvalBatchSize = 8
+            args.gradientAccumulationSteps = gradientAccumulationSteps
+            args.learningRate = 1e-6
+            args.maxLength = 512
+            args.shuffle = false
+            args.precomputeRefLogProbs = precomputeRefLogProbs
+            args.bf16 = bf16
+            args.outputDir = work + "/run"
+            if bf16, let reason = OneDNNBF16.unavailableReason() { throw DPOError("--bf16: \(reason)") }
+            var workload: TrainingBenchmark.Workload
+            let config = KernelBenchmark.smolLM2_135M(layers: layers)
+            if let model {
+                args.model = model
+                args.trainFile = trainFile ?? ""
+                workload = TrainingBenchmark.Workload(args: args, pairs: nil, description: "\(model) on \(trainFile ?? "synthetic pairs")")
+                if trainFile == nil {
+                    let loaded = try ModelConfig.load(path: model + "/config.json").0
+                    workload.pairs = TrainingBenchmark.syntheticPairs(count: pairs, promptTokens: promptTokens,
+                                                                      completionTokens: completionTokens, vocab: loaded.vocabSize, seed: 5)
+                }
+            } else {
+                args.model = work + "/model-\(layers)-layers"
+                args.trainFile = "(synthetic pairs)"
+                if comm.isMain {
+                    if !FileManager.default.fileExists(atPath: args.model + "/model.safetensors") {
+                        Console.note("writing the synthetic model to \(args.model)…\n")
+                        try TrainingBenchmark.writeSyntheticModel(config: config, to: args.model, seed: 1)
+                    }
+                }
+                comm.barrier()
+                workload = TrainingBenchmark.Workload(
+                    args: args,
+                    pairs: TrainingBenchmark.syntheticPairs(count: pairs, promptTokens: promptTokens, completionTokens: completionTokens,
+                                                            vocab: config.vocabSize, seed: 5),
+                    description: "SmolLM2-135M shape (\(layers) layers), random weights and \(pairs) random pairs (prompts ~\(promptTokens), completions ~\(completionTokens) tokens)")
+            }
+            // A cache from an earlier run would skip the precompute this bench times.
+            if comm.isMain, FileManager.default.fileExists(atPath: args.outputDir) { try FileManager.default.removeItem(atPath: args.outputDir) }
+            try FileManager.default.createDirectory(atPath: args.outputDir, withIntermediateDirectories: true)
+            comm.barrier()
+            let r = try TrainingBenchmark.run(workload, warmup: warmup, steps: steps, comm: comm, parallel: runOptions.parallel) { line in
+                if comm.isMain { Console.note(line + "\n") }
+            }
+            if comm.isMain { print(Self.report(r, workload: workload, ranks: ranks, threads: runOptions.effectiveThreads, accumulation: gradientAccumulationSteps)) }
+        }
+    }
+
+    static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int) -> String {
+        let host = ProcessInfo.processInfo
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
+            .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let m = r.median
+        func part(_ name: String, _ s: Double) -> String {
+            "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%8.3f s  %5.1f%%", s, m.total > 0 ? 100 * s / m.total : 0)
+        }
+        var lines = [
+            "machine: \(host.hostName), \(cpu), \(host.activeProcessorCount) cores; \(ranks) rank\(ranks == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s")",
+            "products: \(r.backend)",
+            "workload: \(workload.description); \(r.parameters) parameters",
+            "step: \(r.pairsPerStep) pairs (\(workload.args.perDeviceTrainBatchSize) per micro-batch × \(accumulation) × \(ranks) ranks), reference \(workload.args.precomputeRefLogProbs ? "precomputed" : "run each step"), prompt sharing \(workload.args.sharePrompt ? "on" : "off")",
+        ]
+        if let p = r.precomputeSeconds {
+            lines.append(String(format: "precompute: %d pairs in %.2f s, %.2f pairs/s", r.precomputedPairs, p, Double(r.precomputedPairs) / p))
+        }
+        lines += [
+            String(format: "median of %d steps: %.3f s/step, %.2f pairs/s, %.0f tokens/s", r.steps.count, m.total,
+                   Double(r.pairsPerStep) / m.total, r.tokensPerStep / m.total),
+            part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
+            part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
+            String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
+                   r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
+                   r.gemmGFLOPS, r.gemmShapes as NSString),
+            "peak RSS per rank: " + r.peakRSS.enumerated().map { String(format: "rank %d %.2f GB", $0.offset, $0.element / 1e9) }.joined(separator: ", "),
+        ]
+        return lines.joined(separator: "\n")
+    }
+}
