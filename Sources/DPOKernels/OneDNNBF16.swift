@@ -25,6 +25,9 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// Primitives made, and seconds spent making them, rounding operands, and running products.
     public private(set) var primitivesMade = 0
     public private(set) var makingSeconds = 0.0, roundingSeconds = 0.0, runningSeconds = 0.0
+    /// Calls and seconds (rounding included) per product shape, when `keepsShapeTimes`.
+    public var keepsShapeTimes = false
+    private var shapeTimes: [ShapeKey: (calls: Int, seconds: Double)] = [:]
     /// Primitives kept at most; past that the cache starts again (a few hundred shapes is typical).
     private let capacity = 4096
 
@@ -110,7 +113,14 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
             implementations.insert(p.implementation)
         }
         let t2 = DispatchTime.now().uptimeNanoseconds
-        defer { runningSeconds += Double(DispatchTime.now().uptimeNanoseconds - t2) / 1e9 }
+        defer {
+            let t3 = DispatchTime.now().uptimeNanoseconds
+            runningSeconds += Double(t3 - t2) / 1e9
+            if keepsShapeTimes {
+                let old = shapeTimes[key] ?? (0, 0)
+                shapeTimes[key] = (old.calls + 1, old.seconds + Double(t3 - t0) / 1e9)
+            }
+        }
         dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: a16))
         dnnl_memory_set_data_handle(p.weights, UnsafeMutableRawPointer(mutating: b16))
         dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(c))
@@ -120,6 +130,14 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         let status = args.withUnsafeMutableBufferPointer { dnnl_primitive_execute(p.primitive, stream, 3, $0.baseAddress) }
         precondition(status == dnnl_success, "oneDNN matmul failed (status \(status.rawValue)) for \(key)")
         dnnl_stream_wait(stream)
+    }
+
+    /// The `count` shapes that took longest, with their calls, seconds and GFLOP/s.
+    public func slowestShapes(_ count: Int) -> [String] {
+        shapeTimes.sorted { $0.value.seconds > $1.value.seconds }.prefix(count).map { key, value in
+            let flops = 2 * Double(key.m) * Double(key.n) * Double(key.k) * Double(value.calls)
+            return String(format: "%@: %d calls, %.3f s, %.1f GFLOP/s", key.description, value.calls, value.seconds, flops / value.seconds / 1e9)
+        }
     }
 
     /// A bf16 copy of a stored operand, packed (leading dimension = cols): from the fixed copies when

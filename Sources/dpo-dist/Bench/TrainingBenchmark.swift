@@ -128,6 +128,7 @@ struct TrainingBenchmark {
         args.maxSteps = warmup + steps
         let loaded = try ModelDirectory.load(args.model, matmul: try args.makeMatmul())
         let policy = loaded.model
+        (policy.matmul as? OneDNNBF16)?.keepsShapeTimes = ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] != nil
         let tokenizer = try Tokenizer(directory: args.model)
         let objective: DPOObjective
         if let pairs = w.pairs {
@@ -183,6 +184,9 @@ struct TrainingBenchmark {
         var rss = [Double](repeating: 0, count: comm.worldSize)
         rss[comm.rank] = peakRSS()
         rss.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: comm.worldSize) }
+        if comm.isMain, let dnnl = policy.matmul as? OneDNNBF16, dnnl.keepsShapeTimes {
+            for line in dnnl.slowestShapes(25) { progress("  " + line) }
+        }
         func median(_ xs: [Double]) -> Double {
             let s = xs.sorted()
             return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
