@@ -73,7 +73,8 @@ struct Score: ParsableCommand {
                 try OutputFile.write(text, to: output)
             }
             let tokens = tokenized.reduce(0) { $0 + $1.chosen.count + $1.rejected.count }
-            note(String(format: "scored %d pairs (%d tokens) in %.2f s → %@", scores.count, tokens,
+            let packed = tokenized.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: sharePrompt) }
+            note(String(format: "scored %d pairs (%d tokens, %d through the model) in %.2f s → %@", scores.count, tokens, packed,
                         Date().timeIntervalSince(started), output == "-" ? "stdout" : output))
         }
     }
