@@ -198,6 +198,77 @@ final class KernelGradientTests: XCTestCase {
         assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "attention dv")
     }
 
+    /// Attention with an explicit mask: row i of sequence s (own tokens at `starts[s]`, prefix rows at
+    /// `prefixStarts[s]`) sees every prefix row and its own rows 0...i, nothing else.
+    static func maskedAttention(q: [Double], k: [Double], v: [Double], starts: [Int], lengths: [Int],
+                                prefixStarts: [Int], prefixLengths: [Int], H: Int, Hkv: Int, D: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: q.count)
+        let scale = 1 / Double(D).squareRoot()
+        for s in 0..<starts.count { for h in 0..<H {
+            let kh = h / (H / Hkv)
+            for i in 0..<lengths[s] {
+                let row = starts[s] + i
+                let keys = Array(prefixStarts[s]..<(prefixStarts[s] + prefixLengths[s])) + Array(starts[s]...row)
+                let scores = keys.map { j -> Double in
+                    var d = 0.0
+                    for e in 0..<D { d += q[row * H * D + h * D + e] * k[j * Hkv * D + kh * D + e] }
+                    return d * scale
+                }
+                let m = scores.max()!
+                let ex = scores.map { exp($0 - m) }
+                let z = ex.reduce(0, +)
+                for (n, j) in keys.enumerated() { for e in 0..<D {
+                    out[row * H * D + h * D + e] += ex[n] / z * v[j * Hkv * D + kh * D + e]
+                } }
+            }
+        } }
+        return out
+    }
+
+    /// Sequences that attend to a prefix of rows elsewhere in the batch, as a DPO pair's rejected
+    /// completion attends to the chosen sequence's prompt: a prefix longer and shorter than a block,
+    /// two sequences sharing one prefix (its dk and dv add up both), a sequence with a prefix and no
+    /// own tokens, and sequences without one in the same batch.
+    func testAttentionWithAPrefixMatchesAnExplicitMask() {
+        let H = 4, Hkv = 2, D = 6
+        // 0..<9: a plain sequence whose rows 0..<5 are the prefix of the sequences at 9 and 16;
+        // 16..<20 also has a prefix of 5 rows; 20..<24 plain; the last has prefix 20..<22 and 0 own rows.
+        let starts = [0, 9, 16, 20, 24], lengths = [9, 7, 4, 4, 0]
+        let prefixStarts = [0, 0, 0, 20, 20], prefixLengths = [0, 5, 5, 0, 2]
+        let T = 24, longest = 12
+        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3)
+        let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
+        var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
+        var scratch = [Float](repeating: .nan, count: 2 * 3 * longest)
+        attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, prefixStarts: prefixStarts,
+                         prefixLengths: prefixLengths, sequences: 5, shape: shape, scratch: &scratch, matmul: blas)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: g, q: q, k: k, v: v, out: out, lse: lse, starts: starts,
+                          lengths: lengths, prefixStarts: prefixStarts, prefixLengths: prefixLengths, sequences: 5,
+                          shape: shape, scratch: &scratch, longest: longest, matmul: blas)
+        let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init), gd = g.map(Double.init)
+        func att(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
+            Self.maskedAttention(q: q, k: k, v: v, starts: starts, lengths: lengths, prefixStarts: prefixStarts,
+                                 prefixLengths: prefixLengths, H: H, Hkv: Hkv, D: D)
+        }
+        assertClose(out, att(qd, kd, vd), tol: 1e-5, "prefix attention forward")
+        func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double { zip(att(q, k, v), gd).map(*).reduce(0, +) }
+        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "prefix attention dq")
+        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "prefix attention dk")
+        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "prefix attention dv")
+
+        // The same batch without prefixes: zero prefix lengths run exactly the products of no prefix table.
+        let zeros = [Int](repeating: 0, count: 5)
+        var plain = out, withZeros = out, plainLSE = lse, zerosLSE = lse
+        attentionForward(out: &plain, lse: &plainLSE, q: q, k: k, v: v, starts: starts, lengths: lengths, sequences: 5,
+                         shape: shape, scratch: &scratch, matmul: blas)
+        attentionForward(out: &withZeros, lse: &zerosLSE, q: q, k: k, v: v, starts: starts, lengths: lengths,
+                         prefixStarts: prefixStarts, prefixLengths: zeros, sequences: 5, shape: shape, scratch: &scratch,
+                         matmul: blas)
+        XCTAssertEqual(plain, withZeros)
+        XCTAssertEqual(plainLSE, zerosLSE)
+    }
+
     func testLogProbForwardAndBackwardInChunks() {
         let rows = 7, C = 5, V = 11
         let h = randoms(rows * C, scale: 2), w = randoms(V * C), dl = randoms(rows)

@@ -64,6 +64,14 @@ final class OutputDirectoryTests: XCTestCase {
         let batch = message { try TrainingRuns.dpo(c) }
         XCTAssertTrue(batch.contains("global batch 2 there, 4 now"), batch)
 
+        // Prompts packed apart round differently from shared ones: a setting that shapes the run.
+        var e = a
+        e.sharePrompt = false
+        e.resumeFromCheckpoint = checkpoint
+        e.outputDir = Fixtures.temporaryDirectory("resume-share")
+        let sharing = message { try TrainingRuns.dpo(e) }
+        XCTAssertTrue(sharing.contains("share_prompt true there, false now"), sharing)
+
         // A damaged trainer_state.json (a negative step) is refused, not followed.
         let statePath = checkpoint + "/trainer_state.json"
         let state = try String(contentsOfFile: statePath, encoding: .utf8)

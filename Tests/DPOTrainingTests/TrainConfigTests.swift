@@ -140,6 +140,7 @@ final class TrainConfigTests: XCTestCase {
         ("resume_from_checkpoint", "auto", "auto"),
         ("overwrite_output_dir", "true", "true"),
         ("precompute_ref_log_probs", "true", "true"),
+        ("share_prompt", "false", "false"),
         ("save_dtype", "bfloat16", "bfloat16"),
         ("max_new_tokens", "32", "32"),
         ("skip_invalid_rows", "true", "true"),

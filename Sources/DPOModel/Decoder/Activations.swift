@@ -36,7 +36,7 @@ final class Activations {
     private let residuals: [FloatPtr]
     let output: OutputActivations
     let headScratch: FloatPtr                // (chunk, V)
-    let attentionScratch: FloatPtr           // (2 · blockRows, longest)
+    let attentionScratch: FloatPtr           // (2 · blockRows, longest): longest = most keys a row sees (prefix + own)
     /// Whether every layer's activations are kept (for backward), or one slot is reused.
     let everyLayer: Bool
     let gradients: GradientScratch?

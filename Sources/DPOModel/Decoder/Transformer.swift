@@ -201,8 +201,8 @@ public final class Transformer {
             rotate(s.k, heads: config.numKVHeads, batch: b, inverse: false)
         }
         DPOKernels.attentionForward(out: s.att, lse: s.lse, q: s.q, k: s.k, v: s.v, starts: b.starts, lengths: b.lengths,
-                                    sequences: b.sequenceCount, shape: attentionShape, scratch: a.attentionScratch,
-                                    matmul: matmul)
+                                    prefixStarts: b.prefixStarts, prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
+                                    shape: attentionShape, scratch: a.attentionScratch, matmul: matmul)
         linear(w.o, out: s.mid, inp: s.att, rows: T)
         addInPlace(s.mid, x, count: T * config.hiddenSize)
     }
@@ -214,7 +214,8 @@ public final class Transformer {
         d.dK.update(repeating: 0, count: T * config.kvDim)
         d.dV.update(repeating: 0, count: T * config.kvDim)
         DPOKernels.attentionBackward(dq: d.dQ, dk: d.dK, dv: d.dV, dout: d.dAtt, q: s.q, k: s.k, v: s.v, out: s.att,
-                                     lse: s.lse, starts: b.starts, lengths: b.lengths, sequences: b.sequenceCount,
+                                     lse: s.lse, starts: b.starts, lengths: b.lengths, prefixStarts: b.prefixStarts,
+                                     prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
                                      shape: attentionShape, scratch: a.attentionScratch, longest: a.longest, matmul: matmul)
         if config.spec.layerUsesRope[l] {
             rotate(d.dQ, heads: config.numHeads, batch: b, inverse: true)

@@ -52,6 +52,7 @@ extension TrainingArguments {
         ("resume_from_checkpoint", .optionalString(\.resumeFromCheckpoint)),
         ("overwrite_output_dir", .flag(\.overwriteOutputDir)),
         ("precompute_ref_log_probs", .flag(\.precomputeRefLogProbs)),
+        ("share_prompt", .flag(\.sharePrompt)),
         ("save_dtype", .string(\.saveDtype)),
         ("max_new_tokens", .integer(\.maxNewTokens)),
         ("skip_invalid_rows", .flag(\.skipInvalidRows)),

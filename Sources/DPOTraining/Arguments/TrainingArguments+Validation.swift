@@ -6,7 +6,7 @@ import Foundation
 extension TrainingArguments {
     /// Refuses values that cannot work, naming the key, before any model or data is loaded.
     /// For `.sft` the DPO-only keys (beta, loss_type, loss_weights, label_smoothing, simpo_gamma, orpo_alpha,
-    /// discopop_tau, ref_model, precompute_ref_log_probs, max_prompt_length) are not checked: SFT ignores them.
+    /// discopop_tau, ref_model, precompute_ref_log_probs, share_prompt, max_prompt_length) are not checked: SFT ignores them.
     /// `completion_only_loss` is SFT's only and DPO ignores it.
     public func validate(for command: Command) throws {
         for (key, value) in [("model", model), ("train_file", trainFile), ("output_dir", outputDir)] {

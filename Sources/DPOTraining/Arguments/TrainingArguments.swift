@@ -62,6 +62,10 @@ public struct TrainingArguments: Equatable, Sendable {
     /// A fresh run into an output_dir that holds checkpoints deletes them instead of refusing to start.
     public var overwriteOutputDir: Bool = false
     public var precomputeRefLogProbs: Bool = false
+    /// Each pair's prompt computed once for both completions (the rejected completion attends to the
+    /// chosen sequence's prompt rows). The same numbers as separate sequences up to fp32 rounding;
+    /// false packs prompt + chosen and prompt + rejected apart, as TRL does. Not a TRL option.
+    public var sharePrompt: Bool = true
     /// float32 or bfloat16.
     public var saveDtype: String = "float32"
     public var maxNewTokens: Int = 64

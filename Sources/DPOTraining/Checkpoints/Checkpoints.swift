@@ -99,7 +99,7 @@ extension Trainer {
         "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma", "orpo_alpha", "discopop_tau",
         "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "adam_beta1",
         "adam_beta2", "adam_epsilon", "max_grad_norm", "max_length", "max_prompt_length", "seed", "shuffle", "bf16",
-        "completion_only_loss",
+        "completion_only_loss", "share_prompt",
     ]
 
     /// Continues from a checkpoint directory, or "auto": the latest in output_dir (none: a fresh

@@ -85,7 +85,7 @@ public final class DPOObjective: TrainingObjective {
     public func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String) {
         func largest(_ data: PreferenceDataset, _ path: String, _ size: Int) -> (tokens: Int, longestSequence: Int, longestExample: String) {
             DPOTraining.largestMicroBatch(of: size, count: data.count,
-                                          tokens: { data.pairs[$0].chosen.count + data.pairs[$0].rejected.count },
+                                          tokens: { PairScorer.packedTokens(data.pairs[$0], sharePrompt: self.args.sharePrompt) },
                                           longest: { max(data.pairs[$0].chosen.count, data.pairs[$0].rejected.count) },
                                           source: { "\(path):\(data.lines[$0])" })
         }
@@ -111,7 +111,7 @@ public final class DPOObjective: TrainingObjective {
     /// Policy (and reference) forward over a set of pairs; per-pair summed log-probs and logit sums.
     func forwardPairs(_ indices: [Int], data: PreferenceDataset, cache: [(Double, Double)]?) -> MicroResult {
         batch.removeAll()
-        for i in indices { PairScorer.append(data.pairs[i], to: &batch) }
+        for i in indices { PairScorer.append(data.pairs[i], to: &batch, sharePrompt: args.sharePrompt) }
         policy.forward(batch)
         let sums = PairScorer.sequenceSums(model: policy, batch: batch)
         var logitSums = [Double](repeating: 0, count: batch.sequenceCount)
@@ -126,14 +126,16 @@ public final class DPOObjective: TrainingObjective {
         }
         var pairs: [PairLogps] = []
         var logits: [(Double, Double)] = []
+        var tokens = 0  // num_tokens counts the prompt in both sequences, as TRL, shared or not
         for (k, i) in indices.enumerated() {
             let p = data.pairs[i], from = max(p.promptLength, 1)
             pairs.append(PairLogps(policyChosen: sums[2 * k], policyRejected: sums[2 * k + 1],
                                    referenceChosen: refSums[2 * k], referenceRejected: refSums[2 * k + 1],
                                    chosenTokens: p.chosen.count - from, rejectedTokens: p.rejected.count - from))
             logits.append((logitSums[2 * k], logitSums[2 * k + 1]))
+            tokens += p.chosen.count + p.rejected.count
         }
-        return MicroResult(pairs: pairs, logitSums: logits, tokens: batch.tokenCount)
+        return MicroResult(pairs: pairs, logitSums: logits, tokens: tokens)
     }
 
     public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {

@@ -5,10 +5,11 @@ import Foundation
 import Safetensors
 
 /// The reference's summed log-probs for every train pair, computed once and cached on disk under a
-/// key from the reference weights, the token ids (data file and tokenization settings) and the
-/// loss-relevant lengths. A second run with the same inputs reads the cache and holds no reference.
+/// key from the reference weights, the token ids (data file and tokenization settings), the
+/// loss-relevant lengths and whether prompts were shared (which changes the rounding). A second run
+/// with the same inputs reads the cache and holds no reference.
 enum ReferenceCache {
-    static func key(referenceDirectory: String, data: PreferenceDataset) throws -> String {
+    static func key(referenceDirectory: String, data: PreferenceDataset, sharePrompt: Bool) throws -> String {
         var h = FNV1a()
         let fm = FileManager.default
         let names = ((try? fm.contentsOfDirectory(atPath: referenceDirectory)) ?? [])
@@ -21,6 +22,7 @@ enum ReferenceCache {
             h.add(bytes: data)
         }
         h.add(Int(bitPattern: UInt(data.fingerprint)))
+        h.add(sharePrompt ? 1 : 0)
         return String(h.value, radix: 16)
     }
 
@@ -38,7 +40,7 @@ enum ReferenceCache {
     static func loadOrCompute(objective t: DPOObjective, outputDir: String) throws -> [(Double, Double)] {
         // The key hashes the reference's weight files (not the loaded weights), so a cache hit
         // needs no reference in memory.
-        let key = try key(referenceDirectory: t.args.refModel ?? t.args.model, data: t.train)
+        let key = try key(referenceDirectory: t.args.refModel ?? t.args.model, data: t.train, sharePrompt: t.args.sharePrompt)
         let path = outputDir + "/ref_logps-\(key).safetensors"
         // Every rank reads the cache, and they agree: all use it, or all compute it together.
         let cached = cachedLogps(path: path, pairs: t.train.count)
@@ -60,7 +62,7 @@ enum ReferenceCache {
         while start < t.train.count {
             let indices = Array(start..<min(start + b, t.train.count))
             batch.removeAll()
-            for i in indices { PairScorer.append(t.train.pairs[i], to: &batch) }
+            for i in indices { PairScorer.append(t.train.pairs[i], to: &batch, sharePrompt: t.args.sharePrompt) }
             reference.forward(batch)
             let sums = PairScorer.sequenceSums(model: reference, batch: batch)
             for (k, i) in indices.enumerated() { (flat[2 * i], flat[2 * i + 1]) = (sums[2 * k], sums[2 * k + 1]) }

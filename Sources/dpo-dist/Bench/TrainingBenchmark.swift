@@ -202,6 +202,3 @@ struct TrainingBenchmark {
                       backend: policy.matmul.name, parameters: policy.parameterCount)
     }
 }
-
-// Until prompt sharing lands, every pair is packed as two sequences.
-extension TrainingArguments { var sharePrompt: Bool { false } }

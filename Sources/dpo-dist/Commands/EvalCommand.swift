@@ -25,6 +25,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Tokens generated per completion in the report.") var maxNewTokens = 64
     @Option(help: "Prompts in the report.") var reportPrompts = 4
     @Option(help: "Seed of the sampled completions.") var seed: UInt64 = 42
+    @Flag(inversion: .prefixedNo, help: "Compute each pair's prompt once for both completions (the same numbers up to rounding).")
+    var sharePrompt = true
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
@@ -35,7 +37,7 @@ struct EvalCommand: ParsableCommand {
                 ("model", model), ("ref_model", refModel), ("train_file", data), ("eval_file", data),
                 ("output_dir", outputDir), ("beta", "\(beta)"), ("loss_type", lossType),
                 ("per_device_eval_batch_size", "\(batchSize)"), ("max_length", "\(maxLength)"),
-                ("max_new_tokens", "\(maxNewTokens)"), ("seed", "\(seed)"),
+                ("max_new_tokens", "\(maxNewTokens)"), ("seed", "\(seed)"), ("share_prompt", "\(sharePrompt)"),
             ])
             try args.validate(for: .dpo)
             let trainer = try Trainer.dpo(args: args, comm: SingleProcessCommunicator())

@@ -28,6 +28,8 @@ struct Score: ParsableCommand {
     var batchSize = 8
     @Flag(help: "Skip rows that are not valid preference pairs, and report how many.")
     var skipInvalidRows = false
+    @Flag(inversion: .prefixedNo, help: "Compute each pair's prompt once for both completions (the same numbers up to rounding); --no-share-prompt packs prompt+chosen and prompt+rejected apart.")
+    var sharePrompt = true
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -57,7 +59,8 @@ struct Score: ParsableCommand {
                 return tokenized
             }
             let started = Date()
-            let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize) { done in
+            let scores = PairScorer.score(model: loaded.model, pairs: tokenized, pairsPerBatch: batchSize,
+                                            sharePrompt: sharePrompt) { done in
                 if isatty(STDERR_FILENO) != 0 {
                     Console.note("\rscored \(done)/\(tokenized.count) pairs")
                 }
@@ -70,7 +73,8 @@ struct Score: ParsableCommand {
                 try OutputFile.write(text, to: output)
             }
             let tokens = tokenized.reduce(0) { $0 + $1.chosen.count + $1.rejected.count }
-            note(String(format: "scored %d pairs (%d tokens) in %.2f s → %@", scores.count, tokens,
+            let packed = tokenized.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: sharePrompt) }
+            note(String(format: "scored %d pairs (%d tokens, %d through the model) in %.2f s → %@", scores.count, tokens, packed,
                         Date().timeIntervalSince(started), output == "-" ? "stdout" : output))
         }
     }

@@ -103,6 +103,8 @@ struct TrainOptions: ParsableArguments {
     var overwriteOutputDir: Bool?
     @Flag(inversion: .prefixedNo, help: "Compute the reference log-probs once before training and free the reference model (default: \(trl.precomputeRefLogProbs)). Train only.")
     var precomputeRefLogProbs: Bool?
+    @Flag(inversion: .prefixedNo, help: "Compute each pair's prompt once for both completions; --no-share-prompt packs prompt+chosen and prompt+rejected apart, as TRL does (default: \(trl.sharePrompt); the same numbers up to rounding). Train only.")
+    var sharePrompt: Bool?
     @Option(help: ArgumentHelp("Dtype of saved weights: float32 or bfloat16, also fp32 or bf16 (default: \(trl.saveDtype)).", valueName: "dtype"))
     var saveDtype: String?
     @Option(parsing: .unconditional, help: ArgumentHelp("Tokens to generate for evaluation samples (default: \(trl.maxNewTokens)).", valueName: "n"))
@@ -136,7 +138,8 @@ struct TrainOptions: ParsableArguments {
             ("logging_steps", loggingSteps), ("eval_steps", evalSteps), ("save_steps", saveSteps),
             ("save_total_limit", saveTotalLimit), ("resume_from_checkpoint", resumeFromCheckpoint),
             ("overwrite_output_dir", overwriteOutputDir.map { String($0) }),
-            ("precompute_ref_log_probs", precomputeRefLogProbs.map { String($0) }), ("save_dtype", saveDtype),
+            ("precompute_ref_log_probs", precomputeRefLogProbs.map { String($0) }),
+            ("share_prompt", sharePrompt.map { String($0) }), ("save_dtype", saveDtype),
             ("max_new_tokens", maxNewTokens), ("skip_invalid_rows", skipInvalidRows.map { String($0) }),
             ("bf16", bf16.map { String($0) }),
             ("completion_only_loss", completionOnlyLoss.map { String($0) }),
