@@ -34,17 +34,17 @@ public func sumOfSquares(_ p: ConstFloatPtr, range: Range<Int>) -> Double {
 /// bias correction of √v) over `range` of the flat buffers. `m`, `v` and `decayMask` (1 where weight
 /// decay applies) hold only the range: element i of the range is at index i − range.lowerBound.
 /// `step` is t of the bias correction, counted from 1.
-public func adamwUpdate(params: FloatPtr, grads: ConstFloatPtr, m: FloatPtr, v: FloatPtr, decayMask: ConstFloatPtr,
-                        range: Range<Int>, lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
+public func adamwUpdate(params: FloatPtr, grads: ConstFloatPtr, m: FloatPtr, v: FloatPtr, range: Range<Int>, momentOffset: Int,
+                        lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
     let t = Float(step)
     let bc1 = 1 - powf(beta1, t), bc2Sqrt = (1 - powf(beta2, t)).squareRoot()
     let stepSize = lr / bc1, decay = lr * weightDecay
-    let base = range.lowerBound
-    let mp = m - base, vp = v - base, mask = decayMask - base
+    // m and v cover the optimizer's shard, which starts `momentOffset` elements into the parameters.
+    let mp = m - momentOffset, vp = v - momentOffset
     for i in range {
         let g = grads[i]
         var p = params[i]
-        p -= decay * mask[i] * p
+        p -= decay * p
         let mi = beta1 * mp[i] + (1 - beta1) * g
         let vi = beta2 * vp[i] + (1 - beta2) * g * g
         mp[i] = mi

@@ -19,8 +19,11 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// fp32 → bf16 reorders (oneDNN's vectorised rounding) by operand shape.
     private var reorders: [OperandShape: Reorder] = [:]
     private var aBuffer = BF16Buffer(), bBuffer = BF16Buffer()
-    /// bf16 copies of operands inside the fixed buffer, by their address and shape.
-    private var fixedCopies: [OperandKey: BF16Buffer] = [:]
+    /// bf16 copies of operands inside the fixed buffer, by their address and shape, with the pass
+    /// they were rounded in: a copy from an earlier pass is rounded again into the same storage, so
+    /// the copies' memory is allocated (and faulted in) once, not once per pass.
+    private var fixedCopies: [OperandKey: (buffer: BF16Buffer, pass: Int)] = [:]
+    private var pass = 0
     private var fixedRange: Range<UInt> = 0..<0
     /// Primitives made, and seconds spent making them, rounding operands, and running products.
     public private(set) var primitivesMade = 0
@@ -54,7 +57,7 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     deinit {
         for p in primitives.values { p.destroy() }
         for r in reorders.values { r.destroy() }
-        for b in fixedCopies.values { b.free() }
+        for b in fixedCopies.values { b.buffer.free() }
         aBuffer.free(); bBuffer.free()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
@@ -76,10 +79,14 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// The values in `buffer` stay as they are until the next call: operands inside it are rounded to
     /// bf16 once and reused. Each call forgets the copies made before it.
     public func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>) {
-        for b in fixedCopies.values { b.free() }
-        fixedCopies.removeAll(keepingCapacity: true)
+        pass += 1
         let start = UInt(bitPattern: buffer.baseAddress)
-        fixedRange = start..<(start + UInt(buffer.count * MemoryLayout<Float>.stride))
+        let range = start..<(start + UInt(buffer.count * MemoryLayout<Float>.stride))
+        if range != fixedRange {
+            for b in fixedCopies.values { b.buffer.free() }
+            fixedCopies.removeAll(keepingCapacity: true)
+            fixedRange = range
+        }
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -146,11 +153,11 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         let address = UInt(bitPattern: x)
         if fixedRange.contains(address) {
             let key = OperandKey(address: address, rows: rows, cols: cols, ld: ld)
-            if let copy = fixedCopies[key] { return UnsafePointer(copy.pointer) }
-            var copy = BF16Buffer()
+            if let copy = fixedCopies[key], copy.pass == pass { return UnsafePointer(copy.buffer.pointer) }
+            var copy = fixedCopies[key]?.buffer ?? BF16Buffer()
             copy.reserve(rows * cols)
             round(x, rows: rows, cols: cols, ld: ld, into: copy.pointer)
-            fixedCopies[key] = copy
+            fixedCopies[key] = (copy, pass)
             return UnsafePointer(copy.pointer)
         }
         scratch.reserve(rows * cols)

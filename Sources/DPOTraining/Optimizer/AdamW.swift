@@ -13,9 +13,9 @@ public final class AdamW {
     public let shard: Range<Int>
     public let m: FloatBuffer
     public let v: FloatBuffer
-    /// Per element of the shard: 1 where weight decay applies, 0 where not (biases and norm weights,
-    /// as TRL's `get_decay_parameter_names`).
-    public let decayMask: FloatBuffer
+    /// The shard in runs of elements that all take weight decay or all do not (biases and norm weights
+    /// do not, as TRL's `get_decay_parameter_names`), in order.
+    public let decayRuns: [(range: Range<Int>, decays: Bool)]
     /// Optimizer steps taken (t in the bias correction).
     public var step = 0
 
@@ -26,13 +26,18 @@ public final class AdamW {
         self.shard = shard
         m = FloatBuffer(count: shard.count)
         v = FloatBuffer(count: shard.count)
-        decayMask = FloatBuffer(count: shard.count)
-        for t in parameters.tensors where Self.decays(t.name) {
+        var runs: [(range: Range<Int>, decays: Bool)] = []
+        for t in parameters.tensors.sorted(by: { $0.offset < $1.offset }) {
             let lower = max(t.offset, shard.lowerBound), upper = min(t.offset + t.count, shard.upperBound)
-            if lower < upper {
-                (decayMask.pointer + lower - shard.lowerBound).update(repeating: 1, count: upper - lower)
+            guard lower < upper else { continue }
+            let decays = Self.decays(t.name)
+            if let last = runs.last, last.decays == decays, last.range.upperBound == lower {
+                runs[runs.count - 1].range = last.range.lowerBound..<upper
+            } else {
+                runs.append((lower..<upper, decays))
             }
         }
+        decayRuns = runs
     }
 
     /// transformers excludes a parameter from weight decay when its lower-cased name matches
@@ -49,9 +54,11 @@ public final class AdamW {
     /// One step over the shard of `parameters` with its gradients at learning rate `lr` (call
     /// `beginStep` first).
     public func update(_ parameters: ParameterSet, lr: Float) {
-        adamwUpdate(params: parameters.values.pointer, grads: parameters.gradients!.pointer, m: m.pointer, v: v.pointer,
-                    decayMask: decayMask.pointer, range: shard, lr: lr, beta1: beta1, beta2: beta2, eps: eps,
-                    weightDecay: weightDecay, step: step)
+        for run in decayRuns {
+            adamwUpdate(params: parameters.values.pointer, grads: parameters.gradients!.pointer, m: m.pointer, v: v.pointer,
+                        range: run.range, momentOffset: shard.lowerBound, lr: lr, beta1: beta1, beta2: beta2, eps: eps,
+                        weightDecay: run.decays ? weightDecay : 0, step: step)
+        }
     }
 
     public func beginStep() { step += 1 }
