@@ -43,6 +43,19 @@ final class DistributedTests: XCTestCase {
         assertSameRun(two, reference, tolerance: 1e-6)
     }
 
+    /// --reduce-dtype float32 sums the ranks' gradients in fp32: the run stays within fp32 rounding of
+    /// the fp64 one, with one micro-batch per rank and with two (added in fp64 on the rank first).
+    func testFloat32ReductionStaysWithinRoundingOfTheExactSum() throws {
+        let float32 = ParallelOptions(bucketSizeMB: 0.01, reduceDtype: .float32)
+        let (four, _) = try single(arguments("f32-one-4", perDevice: 2, accumulation: 2))
+        let (twoRanks, _) = try simulated(arguments("f32-two", perDevice: 2, accumulation: 1), ranks: 2, parallel: float32)
+        assertSameRun(twoRanks, four, tolerance: 1e-5)
+        let (eight, trainer) = try single(arguments("f32-one-8", perDevice: 2, accumulation: 4))
+        let (accumulated, params) = try simulated(arguments("f32-two-acc", perDevice: 2, accumulation: 2), ranks: 2, parallel: float32)
+        assertSameRun(accumulated, eight, tolerance: 1e-5)
+        XCTAssertLessThanOrEqual(Metrics.worstRelativeDifference(params.buffer, trainer.policy.parameters.values.buffer), 1e-4)
+    }
+
     /// ZeRO-1 and small gradient buckets change how gradients travel, not what they sum to; and a
     /// ZeRO-1 checkpoint taken on 4 ranks resumes on 2. (Micro-batches keep the same pairs in every
     /// run: packing a different number of sequences changes fp32 rounding in the forward pass.)
@@ -85,7 +98,8 @@ final class DistributedTests: XCTestCase {
         b.gradientAccumulationSteps = 2
         b.outputDir = Fixtures.temporaryDirectory("short-batch-1")
         let (reference, _) = try single(b)
-        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(bucketSizeMB: 0.01, blockingBuckets: false), ParallelOptions(zeroStage: 1)] {
+        for parallel in [ParallelOptions(bucketSizeMB: 0.01), ParallelOptions(bucketSizeMB: 0.01, blockingBuckets: false), ParallelOptions(zeroStage: 1),
+                         ParallelOptions(bucketSizeMB: 0.01, reduceDtype: .float32)] {
             a.outputDir = Fixtures.temporaryDirectory("short-batch-2")
             let (two, _) = try simulated(a, ranks: 2, parallel: parallel)
             assertSameRun(two, reference, tolerance: 1e-6)

@@ -73,7 +73,7 @@ public final class Trainer {
         var weights = FNV1a()
         weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
         startWeights = String(weights.value, radix: 16)
-        parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto")"
+        parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
         policy.enableGradients()
         trainable = policy.parameters
         sync = parallel.makeSync(comm: comm, count: trainable.count)
@@ -257,7 +257,7 @@ public final class Trainer {
         guard comm.worldSize > 1 else { return }
         let parts: [(String, String)] = [
             ("training arguments", args.yaml),
-            ("run options (--zero-stage, --bucket-size-mb, --blocking-buckets)", parallelDescription),
+            ("run options (--zero-stage, --bucket-size-mb, --blocking-buckets, --reduce-dtype)", parallelDescription),
             ("training data (train_file contents or tokenization)", String(objective.fingerprint, radix: 16)),
             ("eval data (eval_file contents or tokenization)", String(objective.evalFingerprint, radix: 16)),
             ("model weights", startWeights),

@@ -15,9 +15,25 @@ public struct ParallelOptions: Sendable {
     /// the blocking algorithms are faster (`dpo-dist bench-comm` measures both; see the README);
     /// across hosts the network moves the bytes while backward goes on.
     public var blockingBuckets: Bool?
-    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil) {
+    /// What the ranks' gradients are summed in.
+    public var reduceDtype: ReduceDtype = .float64
+
+    public enum ReduceDtype: String, Sendable, CaseIterable {
+        /// fp64 sums of each rank's fp32 gradient, rounded to fp32 once: exact, so the step is the
+        /// same bits however the batch is split over ranks (the default).
+        case float64
+        /// fp32 sums, blocking per bucket: half the bytes (and no widening pass) for bandwidth-poor
+        /// clusters; the last bits of the step then depend on the number of ranks (about 1e-7 relative).
+        case float32
+
+        /// Bytes per gradient element on the wire.
+        public var bytes: Int { self == .float64 ? 8 : 4 }
+    }
+
+    public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil, reduceDtype: ReduceDtype = .float64) {
         self.zeroStage = zeroStage
         self.bucketSizeMB = bucketSizeMB
         self.blockingBuckets = blockingBuckets
+        self.reduceDtype = reduceDtype
     }
 }

@@ -104,11 +104,15 @@ struct Bench: ParsableCommand {
             let r = try TrainingBenchmark.run(workload, warmup: warmup, steps: steps, comm: comm, parallel: runOptions.parallel) { line in
                 if comm.isMain { Console.note(line + "\n") }
             }
-            if comm.isMain { print(Self.report(r, workload: workload, ranks: ranks, threads: runOptions.effectiveThreads, accumulation: gradientAccumulationSteps)) }
+            if comm.isMain {
+                print(Self.report(r, workload: workload, ranks: ranks, threads: runOptions.effectiveThreads,
+                                  accumulation: gradientAccumulationSteps, parallel: runOptions.parallel))
+            }
         }
     }
 
-    static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int) -> String {
+    static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int,
+                       parallel: ParallelOptions) -> String {
         let host = ProcessInfo.processInfo
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
@@ -131,6 +135,10 @@ struct Bench: ParsableCommand {
                    Double(r.pairsPerStep) / m.total, r.tokensPerStep / m.total),
             part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
+            ranks == 1 ? "gradient reduction: none (one rank)"
+                : String(format: "gradient reduction: %@ all-reduce of %.1f MB per step (ring: each rank sends and receives 2(p-1)/p of it, %.1f MB), %.3f s median",
+                         parallel.reduceDtype.rawValue as NSString, Double(r.parameters * parallel.reduceDtype.bytes) / 1e6,
+                         2 * Double(ranks - 1) / Double(ranks) * Double(r.parameters * parallel.reduceDtype.bytes) / 1e6, m.communication),
             String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
                    r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
                    r.gemmGFLOPS, r.gemmShapes as NSString),

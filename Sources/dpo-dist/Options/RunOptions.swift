@@ -19,12 +19,24 @@ struct RunOptions: ParsableArguments {
     @Option(help: "true: reduce each gradient bucket with a blocking all-reduce when backward finishes it; false: a non-blocking one progressed between layers. Default: blocking when every rank is on one host.")
     var blockingBuckets: Bool?
 
-    var parallel: ParallelOptions { ParallelOptions(zeroStage: zeroStage, bucketSizeMB: bucketSizeMB, blockingBuckets: blockingBuckets) }
+    @Option(help: "float64: gradients summed over the ranks in fp64, so the step is the same bits however many ranks there are. float32: half the bytes, blocking per bucket, for bandwidth-poor clusters; the last bits then depend on the number of ranks.")
+    var reduceDtype = "float64"
+
+    var parallel: ParallelOptions {
+        ParallelOptions(zeroStage: zeroStage, bucketSizeMB: bucketSizeMB, blockingBuckets: blockingBuckets,
+                        reduceDtype: ParallelOptions.ReduceDtype(rawValue: reduceDtype) ?? .float64)
+    }
 
     func validate() throws {
         if let simulateRanks, simulateRanks < 1 { throw ValidationError("--simulate-ranks must be at least 1") }
         guard zeroStage == 0 || zeroStage == 1 else { throw ValidationError("--zero-stage must be 0 or 1") }
         guard bucketSizeMB > 0 else { throw ValidationError("--bucket-size-mb must be positive") }
+        guard let dtype = ParallelOptions.ReduceDtype(rawValue: reduceDtype) else {
+            throw ValidationError("--reduce-dtype must be float64 or float32, got \(reduceDtype)")
+        }
+        if dtype == .float32 && zeroStage == 1 {
+            throw ValidationError("--reduce-dtype float32 is not available with --zero-stage 1 (its reduce-scatter sums in fp64)")
+        }
     }
 
     /// MPI when started by mpirun/srun (their environment says so), otherwise one process.
