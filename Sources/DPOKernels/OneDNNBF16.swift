@@ -69,6 +69,16 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
                       kernels, primitivesMade, makingSeconds, roundingSeconds, runningSeconds)
     }
 
+    /// The instruction set oneDNN's kernels use on this CPU.
+    public static var cpuISA: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: return "AMX and AVX-512 BF16"
+        case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 BF16"
+        case dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core: return "AVX-512 without BF16"
+        default: return "no AVX-512"
+        }
+    }
+
     /// The oneDNN implementations run so far (for example `brg:avx512_core_amx_bf16`).
     public var kernelNames: [String] { implementations.sorted() }
 

@@ -18,8 +18,9 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
         setBLASThreads(run.threads ?? 1)
         try runReportingErrors {
             let args = try options.resolve(command: command)
+            let threads = run.threads ?? 1
             try InProcessWorld(size: n).run { comm in
-                try train(args: args, comm: comm, command: command, parallel: parallel, make: make)
+                try train(args: args, comm: comm, command: command, parallel: parallel, threads: threads, make: make)
             }
         }
         return
@@ -29,7 +30,7 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
     try runReportingErrors {
         do {
             let args = try options.resolve(command: command)
-            try train(args: args, comm: comm, command: command, parallel: parallel, make: make)
+            try train(args: args, comm: comm, command: command, parallel: parallel, threads: run.effectiveThreads, make: make)
         } catch let error as DPOError where comm.worldSize > 1 {
             comm.abort(error.message, code: 1)
         }
@@ -39,17 +40,24 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
 
 /// One rank's run. Errors end the whole job: an in-process rank aborts the process.
 private func train(args: TrainingArguments, comm: Communicator, command: TrainingArguments.Command,
-                   parallel: ParallelOptions, make: (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
+                   parallel: ParallelOptions, threads: Int,
+                   make: (TrainingArguments, Communicator, ParallelOptions) throws -> Trainer) throws {
     do {
         let trainer = try make(args, comm, parallel)
         if comm.isMain {
             note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
                  "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
                  "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let products = args.bf16 ? "bf16 through oneDNN (\(OneDNNBF16.cpuISA))" : "fp32 through OpenBLAS (\(BLASCore.name) kernels)"
+            note("layout: \(comm.worldSize) rank(s) × \(threads) thread(s) each, \(comm.ranksOnThisHost) on this host of \(cores) cores; products \(products)")
         }
         switch try trainer.run() {
         case .finished:
-            if comm.isMain { note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl") }
+            if comm.isMain {
+                if let dnnl = trainer.policy.matmul as? OneDNNBF16 { note("bf16 products ran on oneDNN's \(dnnl.kernelNames.joined(separator: ", "))") }
+                note("done: model in \(args.outputDir), metrics in \(args.outputDir)/metrics.jsonl")
+            }
         case .interrupted(let step):
             let signal = StopSignals.requested.map { " by \(StopSignals.name($0))" } ?? ""
             if comm.isMain {
