@@ -41,14 +41,31 @@ public func adamwUpdate(params: FloatPtr, grads: ConstFloatPtr, m: FloatPtr, v: 
     let stepSize = lr / bc1, decay = lr * weightDecay
     // m and v cover the optimizer's shard, which starts `momentOffset` elements into the parameters.
     let mp = m - momentOffset, vp = v - momentOffset
-    for i in range {
+    let oneMinusBeta1 = 1 - beta1, oneMinusBeta2 = 1 - beta2
+    // Sixteen at a time with the same operations in the same order as the scalar tail, so every
+    // element gets the same bits either way (the compiler does not vectorise the scalar loop: it
+    // cannot rule out that the five buffers overlap).
+    var i = range.lowerBound
+    while i + 16 <= range.upperBound {
+        let g = load16(grads + i)
+        var p = load16(params + i)
+        p -= decay * p
+        let mi = beta1 * load16(mp + i) + oneMinusBeta1 * g
+        let vi = beta2 * load16(vp + i) + oneMinusBeta2 * g * g
+        store16(mi, mp + i)
+        store16(vi, vp + i)
+        store16(p - stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps), params + i)
+        i += 16
+    }
+    while i < range.upperBound {
         let g = grads[i]
         var p = params[i]
         p -= decay * p
-        let mi = beta1 * mp[i] + (1 - beta1) * g
-        let vi = beta2 * vp[i] + (1 - beta2) * g * g
+        let mi = beta1 * mp[i] + oneMinusBeta1 * g
+        let vi = beta2 * vp[i] + oneMinusBeta2 * g * g
         mp[i] = mi
         vp[i] = vi
         params[i] = p - stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
+        i += 1
     }
 }

@@ -13,6 +13,10 @@ typealias F16x = SIMD16<Float>
     UnsafeRawPointer(p).loadUnaligned(as: F16x.self)
 }
 
+@inline(__always) func store16(_ v: F16x, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16x.self)
+}
+
 /// e^x: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r (Cephes expf coefficients) and
 /// 2^n placed in the exponent bits. Relative error ≤ 2e-7 over the range; x is clamped to
 /// [−87.3, 88.7], so e^(−∞) gives 1e-38 rather than 0 (callers only pass unmasked entries).
