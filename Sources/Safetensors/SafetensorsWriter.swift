@@ -42,19 +42,34 @@ public enum SafetensorsWriter {
         }
 
         let header = headerBytes(sorted, dtype: dtype, metadata: metadata)
-        let temporaryPath = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        func writeFile(_ fd: Int32, path: String) throws {
+            let length = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: length) { try OutputFile.writeAll(fd, $0, path: path) }
+            try header.withUnsafeBytes { try OutputFile.writeAll(fd, $0, path: path) }
+            for entry in sorted {
+                try writeData(fd, entry.data, dtype: dtype, path: path)
+            }
+        }
+        let target: String
+        switch try OutputFile.destination(path) {
+        case .direct(let device):
+            // A device, FIFO or socket is written as it is (never replaced by a file).
+            let fd = open(device, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw DPOError.file(path, "cannot open for writing (\(String(cString: strerror(errno))))") }
+            defer { close(fd) }
+            try writeFile(fd, path: path)
+            return
+        case .replace(let resolved):
+            target = resolved
+        }
+        let temporaryPath = "\(target).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw DPOError.file(temporaryPath, "cannot create (\(String(cString: strerror(errno))))")
         }
         do {
             defer { close(fd) }
-            let length = UInt64(header.count).littleEndian
-            try withUnsafeBytes(of: length) { try writeAll(fd, $0, path: temporaryPath) }
-            try header.withUnsafeBytes { try writeAll(fd, $0, path: temporaryPath) }
-            for entry in sorted {
-                try writeData(fd, entry.data, dtype: dtype, path: temporaryPath)
-            }
+            try writeFile(fd, path: temporaryPath)
             guard fsync(fd) == 0 else {
                 throw DPOError.file(temporaryPath, "fsync failed (\(String(cString: strerror(errno))))")
             }
@@ -62,13 +77,13 @@ public enum SafetensorsWriter {
             unlink(temporaryPath)
             throw error
         }
-        guard rename(temporaryPath, path) == 0 else {
+        guard rename(temporaryPath, target) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporaryPath)
             throw DPOError.file(path, "cannot rename \(temporaryPath) into place (\(reason))")
         }
         // Make the rename itself durable; a failure here leaves a complete file, so it is not an error.
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = (target as NSString).deletingLastPathComponent
         let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY)
         if directoryFD >= 0 {
             fsync(directoryFD)
@@ -104,34 +119,16 @@ public enum SafetensorsWriter {
             switch dtype {
             case .bf16:
                 let chunk = values[start..<end].map { bfloat16Bits($0).littleEndian }
-                try chunk.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+                try chunk.withUnsafeBytes { try OutputFile.writeAll(fd, $0, path: path) }
             default:
                 #if _endian(big)
                 let chunk = values[start..<end].map { $0.bitPattern.littleEndian }
-                try chunk.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+                try chunk.withUnsafeBytes { try OutputFile.writeAll(fd, $0, path: path) }
                 #else
-                try writeAll(fd, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(values)[(4 * start)..<(4 * end)]), path: path)
+                try OutputFile.writeAll(fd, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(values)[(4 * start)..<(4 * end)]), path: path)
                 #endif
             }
             start = end
         }
     }
-
-    /// write(2) may write less than asked or be interrupted; loop until every byte is out.
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        var written = 0
-        while written < bytes.count {
-            let result = posixWrite(fd, bytes.baseAddress! + written, bytes.count - written)
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw DPOError.file(path, "write failed (\(String(cString: strerror(errno))))")
-            }
-            written += result
-        }
-    }
-}
-
-/// The C library's write(2); inside `SafetensorsWriter` the name `write` means the method.
-func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, buffer, count)
 }

@@ -1,6 +1,10 @@
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
+import DPOTraining
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `dpo-dist` executable as a user meets it: bad input ends with one clear line naming the file,
 /// a non-zero exit, and no crash.
@@ -127,5 +131,62 @@ final class CLITests: XCTestCase {
         let data = Fixtures.temporaryDirectory() + "/bad.jsonl"
         try "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\"}\n".write(toFile: data, atomically: true, encoding: .utf8)
         assertCleanFailure(try score(Fixtures.model("llama-tied") + "/model", data: data), mentions: ["bad.jsonl:2", "chosen"])
+    }
+}
+
+/// Outputs that are not regular files: a device stays a device, a symlinked output directory is
+/// written through, a file given as the output directory is refused before any work.
+final class OutputPathTests: XCTestCase {
+    func run(_ arguments: [String]) throws -> ProcessResult { try ProcessRunner.dpoDist(arguments) }
+
+    private func isCharacterDevice(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR
+    }
+
+    func testScoreIntoADeviceLeavesItADevice() throws {
+        let dir = Fixtures.temporaryDirectory("device")
+        let device = dir + "/null"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mknod")
+        p.arguments = [device, "c", "1", "3"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, isCharacterDevice(device) else { throw XCTSkip("mknod is not permitted here (not root, or no CAP_MKNOD)") }
+        let r = try run(["score", "--model", Fixtures.model("llama-tied") + "/model", "--data", Fixtures.model("llama-tied") + "/pairs.jsonl",
+                         "--output", device])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(isCharacterDevice(device), "score replaced the device with a file")
+        // A directory as --output is refused before the model is even loaded.
+        let refused = try run(["score", "--model", dir + "/no-model", "--data", Fixtures.model("llama-tied") + "/pairs.jsonl", "--output", dir])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("is a directory"), refused.stderr)
+    }
+
+    func testTrainingThroughASymlinkedOutputDirectory() throws {
+        let dir = Fixtures.temporaryDirectory("linked-output")
+        try FileManager.default.createDirectory(atPath: dir + "/real", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/out", withDestinationPath: dir + "/real")
+        var a = TrainingRuns.arguments("linked", model: "llama-tied", steps: 1)
+        a.outputDir = dir + "/out"
+        let r = try run(["train", "--config", try TrainingRuns.configFile(a)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/out")
+        XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeSymbolicLink, "the output directory link was replaced")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/real/model.safetensors"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/real/metrics.jsonl"))
+    }
+
+    func testAFileAsTheOutputDirectoryIsRefusedFirst() throws {
+        let dir = Fixtures.temporaryDirectory("file-output")
+        try Data("keep\n".utf8).write(to: URL(fileURLWithPath: dir + "/notes.txt"))
+        var a = TrainingRuns.arguments("file-out", model: "llama-tied", steps: 1)
+        a.outputDir = dir + "/notes.txt"
+        let r = try run(["train", "--config", try TrainingRuns.configFile(a)])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.hasPrefix("error: ") && r.stderr.contains("notes.txt") && r.stderr.contains("is not a directory"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/notes.txt", encoding: .utf8), "keep\n")
     }
 }

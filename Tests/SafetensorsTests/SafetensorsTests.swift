@@ -1,6 +1,9 @@
 import DPOTestSupport
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import DPOSupport
 @testable import Safetensors
 
@@ -261,6 +264,44 @@ final class SafetensorsTests: XCTestCase {
         let readBack = try SafetensorsFile(path: temporary("nan.safetensors")).floats("nan")
         XCTAssertTrue(readBack.allSatisfy(\.isNaN))
         XCTAssertEqual(readBack.map(\.sign), [.plus, .minus, .plus])
+    }
+
+    /// A model written through a symlink lands in its target and leaves the link; written to a FIFO it
+    /// goes to the reader and leaves the FIFO (never a file renamed over either).
+    func testWriterFollowsSymlinksAndWritesFIFOsAsTheyAre() throws {
+        let values: [Float] = [1, 2, 3, 4, 5, 6]
+        let target = temporary("real.safetensors"), link = temporary("linked.safetensors")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        try values.withUnsafeBufferPointer { data in
+            try SafetensorsWriter.write(path: link, entries: [.init(name: "x", shape: [6], data: data)], dtype: .f32, metadata: [:])
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: link)[.type] as? FileAttributeType, .typeSymbolicLink)
+        XCTAssertEqual(try SafetensorsFile(path: target).floats("x"), values)
+
+        let fifo = temporary("model.fifo")
+        guard mkfifo(fifo, 0o600) == 0 else { throw XCTSkip("mkfifo is not permitted here") }
+        final class Received: @unchecked Sendable { var bytes = Data() }
+        let received = Received(), done = DispatchSemaphore(value: 0)
+        Thread {
+            // Foundation's file readers expect a size; a FIFO is read until its writer closes.
+            let fd = open(fifo, O_RDONLY)
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while fd >= 0 {
+                let n = read(fd, &chunk, chunk.count)
+                if n <= 0 { break }
+                received.bytes.append(contentsOf: chunk[0..<n])
+            }
+            if fd >= 0 { close(fd) }
+            done.signal()
+        }.start()
+        try values.withUnsafeBufferPointer { data in
+            try SafetensorsWriter.write(path: fifo, entries: [.init(name: "x", shape: [6], data: data)], dtype: .f32, metadata: [:])
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(received.bytes, try Data(contentsOf: URL(fileURLWithPath: target)))
+        var info = stat()
+        XCTAssertEqual(lstat(fifo, &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFIFO, "the FIFO was replaced by a file")
     }
 
     func testWriterReplacesAnExistingFileAndRefusesBadEntries() throws {

@@ -13,6 +13,8 @@ extension TrainingArguments {
             try check(!value.isEmpty, "\(key) is required (--\(Self.flagName(key)), or \"\(key):\" in the --config file)")
         }
 
+        try OutputFile.checkDirectory(outputDir)
+
         try check(learningRate >= 0 && learningRate.isFinite, "learning_rate must be at least 0, got \(learningRate)")
         try check(Self.lrSchedulerTypes.contains(lrSchedulerType),
                   "lr_scheduler_type must be one of \(Self.lrSchedulerTypes.joined(separator: ", ")), got \"\(lrSchedulerType)\"")

@@ -42,6 +42,7 @@ struct Score: ParsableCommand {
         let target = Trainer.resolved(output)
         if target == Trainer.resolved(data) { throw DPOError.file(output, "is the --data file; the scores would replace the pairs") }
         if target.hasPrefix(Trainer.resolved(model) + "/") { throw DPOError.file(output, "lies inside the --model directory") }
+        _ = try OutputFile.destination(output)  // a directory or block device is refused before any work
     }
 
     func run() throws {
