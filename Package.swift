@@ -61,7 +61,7 @@ let package = Package(
         // Tests: one target per library, a shared support target, and the executable end to end.
         .target(name: "DPOTestSupport", dependencies: ["DPOTraining", "DPOComm"],
                 path: "Tests/DPOTestSupport", resources: [.copy("Fixtures")]),
-        .testTarget(name: "DPOSupportTests", dependencies: ["DPOSupport"]),
+        .testTarget(name: "DPOSupportTests", dependencies: ["DPOSupport", "DPOTestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "DPOSupport", "DPOTestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "DPOSupport", "DPOTestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "DPOSupport", "DPOTestSupport"]),

@@ -1,4 +1,5 @@
 import DPOSupport
+import DPOTestSupport
 import Foundation
 import XCTest
 #if canImport(Glibc)
@@ -20,17 +21,8 @@ final class OutputFileTests: XCTestCase {
         return status == 0 ? info.st_mode & S_IFMT : 0
     }
 
-    /// A character device with /dev/null's numbers in a folder of ours, made by mknod(1); skipped where
-    /// this user may not make device nodes.
     private func nullDevice(in dir: String) throws -> String {
-        let path = dir + "/null"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/mknod")
-        p.arguments = [path, "c", "1", "3"]
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, type(path) == S_IFCHR else { throw XCTSkip("mknod is not permitted here (not root, or no CAP_MKNOD)") }
+        guard let path = try Fixtures.nullDevice(at: dir + "/null") else { throw XCTSkip("mknod is not permitted here (not root, or no CAP_MKNOD)") }
         return path
     }
 

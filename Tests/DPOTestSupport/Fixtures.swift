@@ -18,6 +18,20 @@ public enum Fixtures {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    /// A character device with /dev/null's numbers (1, 3) at `path`, made by mknod(1), for tests of
+    /// writing to a device without touching the system's; nil where this user may not make device
+    /// nodes (not root, or no CAP_MKNOD).
+    public static func nullDevice(at path: String) throws -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mknod")
+        p.arguments = [path, "c", "1", "3"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        return p.terminationStatus == 0 && attributes?[.type] as? FileAttributeType == .typeCharacterSpecial ? path : nil
+    }
 }
 
 /// max |a − b| over two equal-length sequences.

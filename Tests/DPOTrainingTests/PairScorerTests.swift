@@ -18,20 +18,29 @@ final class PairScorerTests: XCTestCase {
         return try text.split(separator: "\n").map { try JSONDecoder().decode(T.self, from: Data($0.utf8)) }
     }
 
+    /// A fixture model's pairs as TRL tokenized them, scored two per batch (so batches are packed and
+    /// the last one is ragged), beside transformers' float64 scores; and the worst relative difference.
+    func scoresAgainstTransformers(_ name: String, matmul: any MatmulBackend = OpenBLASFP32()) throws
+        -> (scores: [PairScore], expected: [Expected], worst: Double) {
+        let dir = Fixtures.model(name)
+        let model = try ModelDirectory.load(dir + "/model", matmul: matmul).model
+        let trl = try JSONDecoder().decode([TRLTokens].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pairs.tokens.json")))
+        let pairs = trl.map { TokenizedPair(chosen: $0.prompt_ids + $0.chosen_ids, rejected: $0.prompt_ids + $0.rejected_ids, promptLength: $0.prompt_ids.count) }
+        let expected = try lines(dir + "/scores.jsonl", as: Expected.self)
+        let scores = PairScorer.score(model: model, pairs: pairs, pairsPerBatch: 2)
+        var worst = 0.0
+        for (s, e) in zip(scores, expected) {
+            for (ours, ref) in [(s.chosenLogps, e.chosen_logps), (s.rejectedLogps, e.rejected_logps)] {
+                worst = max(worst, abs(ours - ref) / abs(ref))
+            }
+        }
+        return (scores, expected, worst)
+    }
+
     func testScoresEqualTransformers() throws {
         for name in Fixtures.modelNames {
-            let dir = Fixtures.model(name)
-            let model = try ModelDirectory.load(dir + "/model").model
-            let trl = try JSONDecoder().decode([TRLTokens].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pairs.tokens.json")))
-            let pairs = trl.map { TokenizedPair(chosen: $0.prompt_ids + $0.chosen_ids, rejected: $0.prompt_ids + $0.rejected_ids, promptLength: $0.prompt_ids.count) }
-            let expected = try lines(dir + "/scores.jsonl", as: Expected.self)
-            // Two pairs per batch, so batches are packed and the last one is ragged.
-            let scores = PairScorer.score(model: model, pairs: pairs, pairsPerBatch: 2)
-            var worst = 0.0
+            let (scores, expected, worst) = try scoresAgainstTransformers(name)
             for (s, e) in zip(scores, expected) {
-                for (ours, ref) in [(s.chosenLogps, e.chosen_logps), (s.rejectedLogps, e.rejected_logps)] {
-                    worst = max(worst, abs(ours - ref) / abs(ref))
-                }
                 XCTAssertEqual(s.chosenTokens, e.chosen_tokens, name)
                 XCTAssertEqual(s.rejectedTokens, e.rejected_tokens, name)
                 XCTAssertEqual(s.promptTokens, e.prompt_tokens, name)
@@ -47,18 +56,7 @@ final class PairScorerTests: XCTestCase {
     func testBF16ScoresStayNearTransformers() throws {
         if let reason = OneDNNBF16.unavailableReason() { throw XCTSkip(reason) }
         for name in Fixtures.modelNames {
-            let dir = Fixtures.model(name)
-            let model = try ModelDirectory.load(dir + "/model", matmul: try OneDNNBF16()).model
-            let trl = try JSONDecoder().decode([TRLTokens].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/pairs.tokens.json")))
-            let pairs = trl.map { TokenizedPair(chosen: $0.prompt_ids + $0.chosen_ids, rejected: $0.prompt_ids + $0.rejected_ids, promptLength: $0.prompt_ids.count) }
-            let expected = try lines(dir + "/scores.jsonl", as: Expected.self)
-            let scores = PairScorer.score(model: model, pairs: pairs, pairsPerBatch: 2)
-            var worst = 0.0
-            for (s, e) in zip(scores, expected) {
-                for (ours, ref) in [(s.chosenLogps, e.chosen_logps), (s.rejectedLogps, e.rejected_logps)] {
-                    worst = max(worst, abs(ours - ref) / abs(ref))
-                }
-            }
+            let worst = try scoresAgainstTransformers(name, matmul: try OneDNNBF16()).worst
             print("\(name) bf16: summed log-probs max relative diff \(worst)")
             XCTAssertLessThanOrEqual(worst, 1e-2, name)
         }

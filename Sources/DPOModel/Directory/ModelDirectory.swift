@@ -90,10 +90,11 @@ public enum ModelDirectory {
                 let from = (source as NSString).appendingPathComponent(name)
                 guard fm.fileExists(atPath: from) else { continue }
                 let to = (directory as NSString).appendingPathComponent(name)
-                try? fm.removeItem(atPath: to)
-                do { try fm.copyItem(atPath: from, toPath: to) } catch {
-                    throw DPOError.file(to, "cannot copy from \(from): \(error.localizedDescription)")
+                let bytes: Data
+                do { bytes = try Data(contentsOf: URL(fileURLWithPath: from)) } catch {
+                    throw DPOError.file(from, "cannot read to copy it beside the model: \(error.localizedDescription)")
                 }
+                try OutputFile.write(bytes, to: to)
             }
         }
     }
