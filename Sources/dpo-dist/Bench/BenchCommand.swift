@@ -36,6 +36,8 @@ struct Bench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Precompute the reference log-probs (and time it) instead of a reference forward each step.")
     var precomputeRefLogProbs = true
     @Flag(help: "bf16 matrix products through oneDNN, as train --bf16.") var bf16 = false
+    @Flag(inversion: .prefixedNo, help: "Compute each pair's prompt once (as train does by default); --no-share-prompt packs the two sequences apart.")
+    var sharePrompt = true
     @Option(help: "Where the synthetic model and the reference cache go (default: a folder under the temporary directory).")
     var workDir: String?
     @OptionGroup var runOptions: RunOptions
@@ -68,6 +70,7 @@ struct Bench: ParsableCommand {
             args.shuffle = false
             args.precomputeRefLogProbs = precomputeRefLogProbs
             args.bf16 = bf16
+            args.sharePrompt = sharePrompt
             args.outputDir = work + "/run"
             if bf16, let reason = OneDNNBF16.unavailableReason() { throw DPOError("--bf16: \(reason)") }
             var workload: TrainingBenchmark.Workload
