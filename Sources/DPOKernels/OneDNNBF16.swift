@@ -141,12 +141,8 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: a16))
         dnnl_memory_set_data_handle(p.weights, UnsafeMutableRawPointer(mutating: b16))
         dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(c))
-        var args = [dnnl_exec_arg_t(arg: dpo_dnnl_arg_src(), memory: p.src),
-                    dnnl_exec_arg_t(arg: dpo_dnnl_arg_weights(), memory: p.weights),
-                    dnnl_exec_arg_t(arg: dpo_dnnl_arg_dst(), memory: p.dst)]
-        let status = args.withUnsafeMutableBufferPointer { dnnl_primitive_execute(p.primitive, stream, 3, $0.baseAddress) }
-        precondition(status == dnnl_success, "oneDNN matmul failed (status \(status.rawValue)) for \(key)")
-        dnnl_stream_wait(stream)
+        execute(p.primitive, (dpo_dnnl_arg_src(), p.src), (dpo_dnnl_arg_weights(), p.weights), (dpo_dnnl_arg_dst(), p.dst),
+                for: key)
     }
 
     /// The `count` shapes that took longest, with their calls, seconds and GFLOP/s.
@@ -192,16 +188,38 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         }
         dnnl_memory_set_data_handle(r.from, UnsafeMutableRawPointer(mutating: x))
         dnnl_memory_set_data_handle(r.to, UnsafeMutableRawPointer(out))
-        var args = [dnnl_exec_arg_t(arg: dpo_dnnl_arg_from(), memory: r.from), dnnl_exec_arg_t(arg: dpo_dnnl_arg_to(), memory: r.to)]
-        let status = args.withUnsafeMutableBufferPointer { dnnl_primitive_execute(r.primitive, stream, 2, $0.baseAddress) }
-        precondition(status == dnnl_success, "oneDNN reorder to bf16 failed (status \(status.rawValue)) for \(shape)")
+        execute(r.primitive, (dpo_dnnl_arg_from(), r.from), (dpo_dnnl_arg_to(), r.to), for: shape)
+    }
+
+    /// A oneDNN call that cannot fail for shapes the model makes (a failure is a bug here, not bad input).
+    private func check(_ status: dnnl_status_t, _ what: String, for context: @autoclosure () -> Any) {
+        precondition(status == dnnl_success, "oneDNN: \(what) failed (status \(status.rawValue)) for \(context())")
+    }
+
+    /// A memory object of `desc` whose data handle each call sets.
+    private func memory(_ desc: inout dnnl_memory_desc_t, for context: @autoclosure () -> Any) -> dnnl_memory_t {
+        var m: dnnl_memory_t?
+        check(dnnl_memory_create(&m, &desc, engine, nil), "memory", for: context())
+        return m!
+    }
+
+    /// Runs a primitive on its two or three (argument id, memory) pairs and waits for it; the
+    /// arguments live on the stack, since this runs for every product.
+    private func execute(_ primitive: dnnl_primitive_t, _ first: (Int32, dnnl_memory_t), _ second: (Int32, dnnl_memory_t),
+                         _ third: (Int32, dnnl_memory_t)? = nil, for context: @autoclosure () -> Any) {
+        let count = third == nil ? 2 : 3
+        let status = withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 3) { buffer -> dnnl_status_t in
+            buffer[0] = dnnl_exec_arg_t(arg: first.0, memory: first.1)
+            buffer[1] = dnnl_exec_arg_t(arg: second.0, memory: second.1)
+            if let third { buffer[2] = dnnl_exec_arg_t(arg: third.0, memory: third.1) }
+            return dnnl_primitive_execute(primitive, stream, Int32(count), buffer.baseAddress)
+        }
+        check(status, "execution", for: context())
         dnnl_stream_wait(stream)
     }
 
     private func makeReorder(_ shape: OperandShape) -> Reorder {
-        func check(_ s: dnnl_status_t, _ what: String) {
-            precondition(s == dnnl_success, "oneDNN: \(what) failed (status \(s.rawValue)) for \(shape)")
-        }
+        func check(_ s: dnnl_status_t, _ what: String) { self.check(s, what, for: shape) }
         var fromDesc = dnnl_memory_desc_t(), toDesc = dnnl_memory_desc_t()
         var dims: [Int64] = [Int64(shape.rows), Int64(shape.cols)]
         var fromStrides: [Int64] = [Int64(shape.ld), 1], toStrides: [Int64] = [Int64(shape.cols), 1]
@@ -212,16 +230,11 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         defer { dnnl_primitive_desc_destroy(pd) }
         var primitive: dnnl_primitive_t?
         check(dnnl_primitive_create(&primitive, pd), "reorder primitive")
-        var from: dnnl_memory_t?, to: dnnl_memory_t?
-        check(dnnl_memory_create(&from, &fromDesc, engine, nil), "memory")
-        check(dnnl_memory_create(&to, &toDesc, engine, nil), "memory")
-        return Reorder(primitive: primitive!, from: from!, to: to!)
+        return Reorder(primitive: primitive!, from: memory(&fromDesc, for: shape), to: memory(&toDesc, for: shape))
     }
 
     private func makePrimitive(_ key: ShapeKey) -> Primitive {
-        func check(_ s: dnnl_status_t, _ what: String) {
-            precondition(s == dnnl_success, "oneDNN: \(what) failed (status \(s.rawValue)) for \(key)")
-        }
+        func check(_ s: dnnl_status_t, _ what: String) { self.check(s, what, for: key) }
         var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
         // Packed operands: a transposed one is described by its strides, which oneDNN's kernels take as they are.
         var aDims: [Int64] = [Int64(key.m), Int64(key.k)], aStrides: [Int64] = key.transA ? [1, Int64(key.m)] : [Int64(key.k), 1]
@@ -253,12 +266,8 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         check(dnnl_primitive_create(&primitive, pd), "matmul primitive")
         var info: UnsafePointer<CChar>?
         check(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info), "implementation name")
-        func memory(_ d: inout dnnl_memory_desc_t) -> dnnl_memory_t {
-            var m: dnnl_memory_t?
-            check(dnnl_memory_create(&m, &d, engine, nil), "memory")
-            return m!
-        }
-        return Primitive(primitive: primitive!, src: memory(&aDesc), weights: memory(&bDesc), dst: memory(&cDesc),
+        return Primitive(primitive: primitive!, src: memory(&aDesc, for: key), weights: memory(&bDesc, for: key),
+                         dst: memory(&cDesc, for: key),
                          implementation: info.map { String(cString: $0) } ?? "?")
     }
 

@@ -26,13 +26,23 @@ enum ReferenceCache {
         return String(h.value, radix: 16)
     }
 
-    /// The cached log-probs of `pairs` pairs at `path`, nil when there is no complete cache. Stored as
-    /// pairs of floats split into high and low parts, for exact doubles.
-    static func cachedLogps(path: String, pairs: Int) -> [(Double, Double)]? {
-        guard let file = try? SafetensorsFile(path: path), let high = try? file.floats("logps"), high.count == 2 * pairs,
-              let low = try? file.floats("logps_low"), low.count == 2 * pairs else { return nil }
-        func exact(_ j: Int) -> Double { Double(high[j]) + Double(low[j]) }
-        return (0..<pairs).map { i -> (Double, Double) in (exact(2 * i), exact(2 * i + 1)) }
+    /// The cached log-probs of `pairs` pairs at `path`, nil when there is no complete cache (a damaged
+    /// one is said so and then computed again, which replaces it). Stored as pairs of floats split into
+    /// high and low parts, for exact doubles.
+    static func cachedLogps(path: String, pairs: Int, warn: Bool) -> [(Double, Double)]? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            let file = try SafetensorsFile(path: path)
+            let high = try file.floats("logps"), low = try file.floats("logps_low")
+            guard high.count == 2 * pairs, low.count == 2 * pairs else {
+                throw DPOError.file(path, "holds \(high.count / 2) pairs' log-probs, the data \(pairs)")
+            }
+            func exact(_ j: Int) -> Double { Double(high[j]) + Double(low[j]) }
+            return (0..<pairs).map { i -> (Double, Double) in (exact(2 * i), exact(2 * i + 1)) }
+        } catch {
+            if warn { Console.note("warning: the reference log-prob cache cannot be used (\(error)); computing it again\n") }
+            return nil
+        }
     }
 
     /// The reference's log-probs of every train pair: read from the cache, or computed with the
@@ -43,7 +53,7 @@ enum ReferenceCache {
         let key = try key(referenceDirectory: t.args.refModel ?? t.args.model, data: t.train, sharePrompt: t.args.sharePrompt)
         let path = outputDir + "/ref_logps-\(key).safetensors"
         // Every rank reads the cache, and they agree: all use it, or all compute it together.
-        let cached = cachedLogps(path: path, pairs: t.train.count)
+        let cached = cachedLogps(path: path, pairs: t.train.count, warn: t.comm.isMain)
         var hits = [cached == nil ? 0.0 : 1.0]
         hits.withUnsafeMutableBufferPointer { t.comm.allReduceSum($0.baseAddress!, count: 1) }
         if let cached, hits[0] == Double(t.comm.worldSize) {

@@ -38,43 +38,53 @@ final class AllReduceBuckets: GradientSync {
                       train: ([Int]) throws -> Void) throws {
         lastWait = 0
         if try sumExactly(micros, comm: comm, into: parameters, train: train) { return }
-        if options.reduceDtype == .float32 {
-            try sumInFloat32(of: micros, into: parameters, source: source, train: train)
-            return
-        }
         let grads = parameters.gradients!, all = 0..<accumulator.count
-        let total = accumulator.zeroed()
         let bucketed = comm.worldSize > 1
+        // --reduce-dtype float32: a rank's micro-batches are still added in fp64 and rounded once, then
+        // each bucket is all-reduced in fp32, blocking; with one micro-batch its fp32 gradient is that sum.
+        let float32 = options.reduceDtype == .float32
+        let total: UnsafeMutablePointer<Double>? = float32 && micros.count <= 1 ? nil : accumulator.zeroed()
         var reduced = 0
+        /// The next bucket's sum over this rank's micro-batches is complete: reduce it over the ranks.
+        func reduceNext() {
+            let r = buckets[reduced]
+            if float32 {
+                if let total { roundToFloat(grads.pointer, total, range: r) }
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
+                blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            } else {
+                reduce(total!, r)
+            }
+            reduced += 1
+        }
+        if micros.isEmpty { grads.zero() }  // a rank whose share of a short last batch is empty adds zeros
         for (index, micro) in micros.enumerated() {
             grads.zero()
             let overlapped = bucketed && index == micros.count - 1
             if overlapped {
                 source.onGradientsFinal = { [unowned self] finalFrom in
                     while reduced < buckets.count, buckets[reduced].lowerBound >= finalFrom {
-                        accumulateWidened(total, grads.pointer, range: buckets[reduced])
-                        reduce(total, buckets[reduced])
-                        reduced += 1
+                        if let total { accumulateWidened(total, grads.pointer, range: buckets[reduced]) }
+                        reduceNext()
                     }
                     comm.progress()
                 }
             }
             defer { source.onGradientsFinal = nil }
             try train(micro)
-            if !overlapped { accumulateWidened(total, grads.pointer, range: all) }
+            if !overlapped { accumulateWidened(total!, grads.pointer, range: all) }
         }
         if bucketed {
             // Every rank reduces every bucket, the same way, also one whose share of a short last
             // batch was empty (it contributes zeros).
-            while reduced < buckets.count {
-                reduce(total, buckets[reduced])
-                reduced += 1
-            }
+            while reduced < buckets.count { reduceNext() }
             lastWait = comm.waitAll()
+            if float32 { return }  // the fp32 sums are in place
         } else {
-            comm.allReduceSum(total, count: accumulator.count)
+            comm.allReduceSum(total!, count: accumulator.count)
         }
-        roundToFloat(grads.pointer, total, range: all)
+        roundToFloat(grads.pointer, total!, range: all)
     }
 
     /// Reduces one bucket of the fp64 sum: blocking, or started and left to `waitAll`.
@@ -86,41 +96,6 @@ final class AllReduceBuckets: GradientSync {
         } else {
             comm.startAllReduceSum(total + r.lowerBound, count: r.count)
         }
-    }
-
-    /// --reduce-dtype float32: each bucket of the last micro-batch's gradient (with the earlier
-    /// micro-batches' added in fp64 and rounded once, when there are several) is all-reduced in fp32,
-    /// blocking, as soon as backward has made it final.
-    private func sumInFloat32(of micros: [[Int]], into parameters: ParameterSet, source: GradientSource,
-                              train: ([Int]) throws -> Void) throws {
-        let grads = parameters.gradients!, all = 0..<accumulator.count
-        let total: UnsafeMutablePointer<Double>? = micros.count > 1 ? accumulator.zeroed() : nil
-        var reduced = 0
-        func reduceNext() {
-            let r = buckets[reduced]
-            if let total {
-                accumulateWidened(total, grads.pointer, range: r)
-                roundToFloat(grads.pointer, total, range: r)
-            }
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
-            blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            reduced += 1
-        }
-        grads.zero()  // a rank whose share of a short last batch is empty contributes zeros
-        for (index, micro) in micros.enumerated() {
-            grads.zero()
-            let last = index == micros.count - 1
-            if last {
-                source.onGradientsFinal = { [unowned self] finalFrom in
-                    while reduced < buckets.count, buckets[reduced].lowerBound >= finalFrom { reduceNext() }
-                }
-            }
-            defer { source.onGradientsFinal = nil }
-            try train(micro)
-            if !last, let total { accumulateWidened(total, grads.pointer, range: all) }
-        }
-        while reduced < buckets.count { reduceNext() }
     }
 
     func sumOverShards(_ x: Double) -> Double { x }

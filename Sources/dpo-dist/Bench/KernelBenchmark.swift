@@ -43,15 +43,18 @@ public struct KernelBenchmark {
 
     /// Useful FLOPs of one forward pass over the batch with every next token scored.
     public func forwardFLOPs(lengths: [Int]) -> Double {
-        let c = config
-        let T = Double(lengths.reduce(0, +))
+        Self.forwardFLOPs(config: config, tokens: Double(lengths.reduce(0, +)),
+                          attentionPairs: lengths.reduce(0.0) { $0 + Double($1) * Double($1 + 1) / 2 },
+                          scored: Double(lengths.reduce(0) { $0 + max($1 - 1, 0) }))
+    }
+
+    /// Useful FLOPs of one forward pass: `tokens` rows through every layer's linear products,
+    /// `attentionPairs` (query, key) pairs a query attends to, `scored` rows through the LM head.
+    public static func forwardFLOPs(config c: ModelConfig, tokens: Double, attentionPairs: Double, scored: Double) -> Double {
         let C = Double(c.hiddenSize), Q = Double(c.qDim), KV = Double(c.kvDim), I = Double(c.intermediateSize)
-        let linear = 2 * T * (C * Q + 2 * C * KV + Q * C + 3 * C * I)
-        let causalPairs = lengths.reduce(0.0) { $0 + Double($1) * Double($1 + 1) / 2 }
-        let attention = 2 * 2 * causalPairs * Double(c.headDim) * Double(c.numHeads)
-        let scored = Double(lengths.reduce(0) { $0 + max($1 - 1, 0) })
-        let head = 2 * scored * C * Double(c.vocabSize)
-        return Double(c.numLayers) * (linear + attention) + head
+        let linear = 2 * tokens * (C * Q + 2 * C * KV + Q * C + 3 * C * I)
+        let attention = 2 * 2 * attentionPairs * Double(c.headDim) * Double(c.numHeads)
+        return Double(c.numLayers) * (linear + attention) + 2 * scored * C * Double(c.vocabSize)
     }
 
     /// cblas_sgemm on an (m × k)·(k × n) product: best of `repeats`.

@@ -74,16 +74,13 @@ struct TrainingBenchmark {
         var tokens = 0.0, attentionPairs = 0.0, scored = 0.0
         for p in pairs {
             let from = max(p.promptLength, 1)
-            let shared = sharePrompt ? min(p.promptLength, p.chosen.count, p.rejected.count) : 0
+            let shared = sharePrompt ? PairScorer.sharedLength(p) : 0
             let lc = Double(p.chosen.count), own = Double(p.rejected.count - shared)
             tokens += lc + own
             attentionPairs += lc * (lc + 1) / 2 + own * Double(shared) + own * (own + 1) / 2
             scored += Double(max(p.chosen.count - from, 0) + max(p.rejected.count - from, 0))
         }
-        let C = Double(c.hiddenSize), Q = Double(c.qDim), KV = Double(c.kvDim), I = Double(c.intermediateSize)
-        let linear = 2 * tokens * (C * Q + 2 * C * KV + Q * C + 3 * C * I)
-        let attention = 2 * 2 * attentionPairs * Double(c.headDim) * Double(c.numHeads)
-        return Double(c.numLayers) * (linear + attention) + 2 * scored * C * Double(c.vocabSize)
+        return KernelBenchmark.forwardFLOPs(config: c, tokens: tokens, attentionPairs: attentionPairs, scored: scored)
     }
 
     /// The rate of `matmul` over one decoder layer's seven linear products at `rows` token rows (as
@@ -176,7 +173,7 @@ struct TrainingBenchmark {
         }
         // The GEMM rate on every rank at once, as the ranks compute during a step.
         let microPairs = Array(objective.train.pairs.prefix(args.perDeviceTrainBatchSize))
-        let rows = microPairs.reduce(0) { $0 + $1.chosen.count + $1.rejected.count - (args.sharePrompt ? min($1.promptLength, $1.chosen.count, $1.rejected.count) : 0) }
+        let rows = microPairs.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: args.sharePrompt) }
         comm.barrier()
         let rate = gemmRate(config: policy.config, rows: max(rows, 1), matmul: try args.makeMatmul())
         var rates = [rate]
