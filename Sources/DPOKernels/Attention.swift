@@ -34,6 +34,9 @@ struct AttentionBlock {
     func valid(_ i: Int) -> Int { prefix + firstRow + i + 1 }
 }
 
+/// Rows of a score block one thread takes at least when the softmax rows are split over threads.
+private let softmaxRowsPerThread = 32
+
 /// Calls `body` for every block of every head of every sequence, with the block's scores
 /// S = scale · q kᵀ (rows × keys, causal mask not yet applied) computed into `scores`: one product
 /// against the prefix keys (when there is a prefix) and one against the sequence's own.
@@ -79,14 +82,16 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
                  sequences: sequences, shape: shape, scores: scratch, matmul: matmul) { b in
         let kvHead = (b.head / shape.group) * D
         let vh = v + b.start * kvs + kvHead, vp = v + b.prefixStart * kvs + kvHead
-        for i in 0..<b.rows {
-            let row = scratch + i * b.keys, valid = b.valid(i)
-            let m = maxOf(row, valid)
-            expInPlace(row, valid, shift: m)
-            let sum = sumOf(row, valid)
-            scaleInPlace(row, valid, 1 / sum)
-            (row + valid).update(repeating: 0, count: b.keys - valid)
-            lse[(b.start + b.firstRow + i) * shape.heads + b.head] = m + logf(sum)
+        forEachPiece(of: b.rows, minimum: softmaxRowsPerThread, alignment: 1) { piece in
+            for i in piece {
+                let row = scratch + i * b.keys, valid = b.valid(i)
+                let m = maxOf(row, valid)
+                expInPlace(row, valid, shift: m)
+                let sum = sumOf(row, valid)
+                scaleInPlace(row, valid, 1 / sum)
+                (row + valid).update(repeating: 0, count: b.keys - valid)
+                lse[(b.start + b.firstRow + i) * shape.heads + b.head] = m + logf(sum)
+            }
         }
         let o = out + (b.start + b.firstRow) * qs + b.head * D
         if b.prefix > 0 {
@@ -116,10 +121,12 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
         let kvHead = (b.head / shape.group) * D
         let kv = b.start * kvs + kvHead, kvp = b.prefixStart * kvs + kvHead, rows = (b.start + r0) * qs + b.head * D
         // P = exp(scale · q kᵀ − lse), zero above the diagonal.
-        for i in 0..<nb {
-            let row = P + i * nk, valid = b.valid(i)
-            expInPlace(row, valid, shift: lse[(b.start + r0 + i) * shape.heads + b.head])
-            (row + valid).update(repeating: 0, count: nk - valid)
+        forEachPiece(of: nb, minimum: softmaxRowsPerThread, alignment: 1) { piece in
+            for i in piece {
+                let row = P + i * nk, valid = b.valid(i)
+                expInPlace(row, valid, shift: lse[(b.start + r0 + i) * shape.heads + b.head])
+                (row + valid).update(repeating: 0, count: nk - valid)
+            }
         }
         // dv += Pᵀ dO (own keys, then prefix keys)
         matmul.gemm(transA: true, transB: false, m: own, n: D, k: nb, a: P + pre, lda: nk, b: dout + rows, ldb: qs,
@@ -135,13 +142,15 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
         }
         matmul.gemm(transA: false, transB: true, m: nb, n: own, k: D, a: dout + rows, lda: qs, b: v + kv, ldb: kvs,
                     beta: 0, c: dP + pre, ldc: nk)
-        for i in 0..<nb {
-            let dOi = dout + rows + i * qs, Oi = out + rows + i * qs
-            var delta: Float = 0
-            for d in 0..<D { delta += dOi[d] * Oi[d] }
-            let prow = P + i * nk, drow = dP + i * nk, valid = b.valid(i)
-            for j in 0..<valid { drow[j] = prow[j] * (drow[j] - delta) * shape.scale }
-            for j in valid..<nk { drow[j] = 0 }
+        forEachPiece(of: nb, minimum: softmaxRowsPerThread, alignment: 1) { piece in
+            for i in piece {
+                let dOi = dout + rows + i * qs, Oi = out + rows + i * qs
+                var delta: Float = 0
+                for d in 0..<D { delta += dOi[d] * Oi[d] }
+                let prow = P + i * nk, drow = dP + i * nk, valid = b.valid(i)
+                for j in 0..<valid { drow[j] = prow[j] * (drow[j] - delta) * shape.scale }
+                for j in valid..<nk { drow[j] = 0 }
+            }
         }
         // dq = dS k;  dk += dSᵀ q
         if pre > 0 {

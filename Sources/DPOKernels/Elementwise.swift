@@ -5,7 +5,9 @@ import Foundation
 
 /// y[i] += x[i]: a residual connection.
 public func addInPlace(_ y: FloatPtr, _ x: ConstFloatPtr, count: Int) {
-    for i in 0..<count { y[i] += x[i] }
+    forEachPiece(of: count) { piece in
+        for i in piece { y[i] += x[i] }
+    }
 }
 
 /// out row i = inp row rows[i], for `count` rows of `channels`.

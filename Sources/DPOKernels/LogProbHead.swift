@@ -32,15 +32,17 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hi
                            vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
     forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
                  logits: scratch, matmul: matmul) { r0, n in
-        for i in 0..<n {
-            let row = scratch + i * vocab
-            let m = maxOf(row, vocab)
-            logitSum[r0 + i] = sumOf(row, vocab)
-            let targetLogit = row[Int(targets[r0 + i])]
-            expInPlace(row, vocab, shift: m)  // the chunk's logits are not needed after this row
-            let l = m + logf(sumOf(row, vocab))
-            lse[r0 + i] = l
-            logp[r0 + i] = targetLogit - l
+        forEachPiece(of: n, minimum: 1, alignment: 1) { piece in
+            for i in piece {
+                let row = scratch + i * vocab
+                let m = maxOf(row, vocab)
+                logitSum[r0 + i] = sumOf(row, vocab)
+                let targetLogit = row[Int(targets[r0 + i])]
+                expInPlace(row, vocab, shift: m)  // the chunk's logits are not needed after this row
+                let l = m + logf(sumOf(row, vocab))
+                lse[r0 + i] = l
+                logp[r0 + i] = targetLogit - l
+            }
         }
     }
 }
@@ -53,10 +55,12 @@ public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstF
                             rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
     forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
                  logits: scratch, matmul: matmul) { r0, n in
-        for i in 0..<n {
-            let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
-            expInPlace(row, vocab, shift: l, scale: -g)
-            row[Int(targets[r0 + i])] += g
+        forEachPiece(of: n, minimum: 1, alignment: 1) { piece in
+            for i in piece {
+                let row = scratch + i * vocab, g = dlogp[r0 + i], l = lse[r0 + i]
+                expInPlace(row, vocab, shift: l, scale: -g)
+                row[Int(targets[r0 + i])] += g
+            }
         }
         matmul.gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: scratch, lda: vocab, b: weight,
                     ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)

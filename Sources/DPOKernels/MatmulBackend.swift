@@ -40,8 +40,10 @@ public struct OpenBLASFP32: MatmulBackend {
     }
 }
 
-/// Sets the threads of this process's matrix products: OpenBLAS's, and oneDNN's (OpenMP) for bf16.
+/// Sets the threads of this process's matrix products (OpenBLAS's, and oneDNN's OpenMP threads for
+/// bf16) and of its element-wise kernels (`KernelThreads`).
 public func setBLASThreads(_ n: Int) {
     openblas_set_num_threads(Int32(n))
+    KernelThreads.set(n)
     OneDNNBF16.setThreads(n)
 }

@@ -4,13 +4,15 @@ import Foundation
 
 public func rmsnormForward(out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, weight: ConstFloatPtr,
                            eps: Float, rows: Int, channels: Int) {
-    for t in 0..<rows {
-        let x = inp + t * channels, y = out + t * channels
-        var sumSquares: Float = 0
-        for c in 0..<channels { sumSquares += x[c] * x[c] }
-        let r = 1 / (sumSquares / Float(channels) + eps).squareRoot()
-        rstd[t] = r
-        for c in 0..<channels { y[c] = weight[c] * (x[c] * r) }
+    forEachPiece(of: rows, minimum: max(1, 32_768 / max(channels, 1)), alignment: 1) { piece in
+        for t in piece {
+            let x = inp + t * channels, y = out + t * channels
+            var sumSquares: Float = 0
+            for c in 0..<channels { sumSquares += x[c] * x[c] }
+            let r = 1 / (sumSquares / Float(channels) + eps).squareRoot()
+            rstd[t] = r
+            for c in 0..<channels { y[c] = weight[c] * (x[c] * r) }
+        }
     }
 }
 

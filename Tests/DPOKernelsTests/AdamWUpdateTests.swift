@@ -37,4 +37,28 @@ final class AdamWUpdateTests: XCTestCase {
         XCTAssertEqual(params[0..<range.lowerBound], original[0..<range.lowerBound])
         XCTAssertEqual(params[range.upperBound...], original[range.upperBound...])
     }
+    /// Clipping's factor applied inside the update gives the bits of scaling the gradients first, and
+    /// the update split over threads gives the bits of one thread.
+    func testTheFusedClipFactorAndThreadsGiveTheSameBits() {
+        let n = 200_003, range = 3..<n
+        var rng = SplitMix64(seed: 9)
+        let params = (0..<n).map { _ in rng.nextGaussian() }
+        let grads = (0..<n).map { _ in rng.nextGaussian() * 0.1 }
+        let m = (0..<n).map { _ in rng.nextGaussian() * 0.01 }
+        let v = (0..<n).map { _ in abs(rng.nextGaussian()) * 1e-4 }
+        let factor: Float = 0.37
+        func run(_ grads: [Float], scale: Float, threads: Int) -> [Float] {
+            KernelThreads.set(threads)
+            defer { KernelThreads.set(1) }
+            var (p, mm, vv) = (params, m, v)
+            adamwUpdate(params: &p, grads: grads, m: &mm, v: &vv, range: range, momentOffset: 0, lr: 1e-3, beta1: 0.9,
+                        beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 2, gradScale: scale)
+            return p + mm + vv
+        }
+        let prescaled = run(grads.map { $0 * factor }, scale: 1, threads: 1)
+        XCTAssertEqual(run(grads, scale: factor, threads: 1), prescaled)
+        XCTAssertEqual(run(grads, scale: factor, threads: 2), prescaled)
+        XCTAssertEqual(run(grads, scale: factor, threads: 3), prescaled)
+        XCTAssertNotEqual(run(grads, scale: 1, threads: 1), prescaled, "the factor changes the update")
+    }
 }

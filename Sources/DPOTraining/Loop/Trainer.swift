@@ -154,14 +154,12 @@ public final class Trainer {
         guard norm.isFinite else {
             throw DPOError("step \(globalStep + 1): the gradient norm is \(norm); training stopped (\(checkpointNote))")
         }
-        if args.maxGradNorm > 0 {
-            let factor = min(1, args.maxGradNorm / (norm + 1e-6))
-            if factor < 1 { scaleInPlace(grads.pointer + shard.lowerBound, shard.count, Float(factor)) }
-        }
+        // Clipping scales the gradient inside the update (the same bits as scaling it first).
+        let clip: Float = args.maxGradNorm > 0 ? Float(min(1, args.maxGradNorm / (norm + 1e-6))) : 1
         let lr = schedule.rate(atStep: globalStep)
         let optimizerStart = DispatchTime.now().uptimeNanoseconds
         optimizer.beginStep()
-        optimizer.update(trainable, lr: Float(lr))
+        optimizer.update(trainable, lr: Float(lr), gradScale: clip)
         optimizerSeconds += Double(DispatchTime.now().uptimeNanoseconds - optimizerStart) / 1e9
         sync.gatherShards(trainable.values)
         globalStep += 1

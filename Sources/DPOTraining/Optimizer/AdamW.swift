@@ -51,13 +51,13 @@ public final class AdamW {
         return true
     }
 
-    /// One step over the shard of `parameters` with its gradients at learning rate `lr` (call
-    /// `beginStep` first).
-    public func update(_ parameters: ParameterSet, lr: Float) {
+    /// One step over the shard of `parameters` with its gradients, each multiplied by `gradScale`
+    /// first (gradient clipping), at learning rate `lr` (call `beginStep` first).
+    public func update(_ parameters: ParameterSet, lr: Float, gradScale: Float = 1) {
         for run in decayRuns {
             adamwUpdate(params: parameters.values.pointer, grads: parameters.gradients!.pointer, m: m.pointer, v: v.pointer,
                         range: run.range, momentOffset: shard.lowerBound, lr: lr, beta1: beta1, beta2: beta2, eps: eps,
-                        weightDecay: run.decays ? weightDecay : 0, step: step)
+                        weightDecay: run.decays ? weightDecay : 0, step: step, gradScale: gradScale)
         }
     }
 

@@ -48,7 +48,11 @@ struct RunOptions: ParsableArguments {
 
     func applyThreads() {
         let env = ProcessInfo.processInfo.environment
-        if threads != nil || env["OPENBLAS_NUM_THREADS"] == nil { setBLASThreads(effectiveThreads) }
+        if threads != nil || env["OPENBLAS_NUM_THREADS"] == nil {
+            setBLASThreads(effectiveThreads)
+        } else {
+            KernelThreads.set(effectiveThreads)  // OpenBLAS read OPENBLAS_NUM_THREADS itself
+        }
     }
 
     /// The threads each rank's products run on: --threads, else OPENBLAS_NUM_THREADS, else the cores
