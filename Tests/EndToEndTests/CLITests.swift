@@ -1,3 +1,4 @@
+import DPOSupport
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
@@ -28,6 +29,17 @@ final class CLITests: XCTestCase {
 
     func score(_ model: String, data: String? = nil) throws -> ProcessResult {
         try run(["score", "--model", model, "--data", data ?? Fixtures.model("llama-tied") + "/pairs.jsonl", "--output", "-"])
+    }
+
+    /// `--version` prints the one version constant as "dpo-dist MAJOR.MINOR.PATCH" on stdout, nothing
+    /// else, and exits 0 (before any model, data or MPI is touched).
+    func testVersionPrintsTheVersionConstant() throws {
+        let r = try run(["--version"])
+        XCTAssertEqual(r.reason, .exit)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "dpo-dist \(dpoDistVersion)\n")
+        XCTAssertNotNil(r.stdout.range(of: #"^dpo-dist [0-9]+\.[0-9]+\.[0-9]+\n$"#, options: .regularExpression), r.stdout)
+        XCTAssertEqual(r.stderr, "")
     }
 
     func testScoreWritesOneLinePerPair() throws {
