@@ -76,7 +76,9 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Options are TRL's DPOConfig names in kebab case; --config reads them from YAML (snake_case) and a flag \
         overrides the file. Writes OUTPUT_DIR/metrics.jsonl, checkpoint-STEP/ directories, eval_report.md and the \
-        final model (a Hugging Face directory).
+        final model (a Hugging Face directory). Relative paths, on the command line and inside the --config file \
+        alike, resolve against the current directory, as TRL's do (not against the YAML file's folder); launch/mpi \
+        runs the ranks in the directory it was called from.
         """)
     @OptionGroup var options: TrainOptions
     @OptionGroup var runOptions: RunOptions
