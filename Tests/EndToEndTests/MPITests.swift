@@ -247,12 +247,15 @@ final class MPITests: XCTestCase {
         per_device_train_batch_size: 1
         logging_steps: 1
         max_new_tokens: 2
+        report_to: none
 
         """.write(toFile: work + "/course.yaml", atomically: true, encoding: .utf8)
         let r = try ProcessRunner.run(Fixtures.repositoryRoot + "/launch/mpi", ["2", "train", "--config", "course.yaml",
                                                                               "--eval-file", "held-out.jsonl"],
                                       in: work, extraEnvironment: ["DPO_DIST_BIN": ProcessRunner.dpoDist])
         XCTAssertEqual(r.status, 0, r.output)
+        // A TRL key that changes nothing is noted once, by rank 0, not by every rank.
+        XCTAssertEqual(r.stderr.components(separatedBy: "report_to: none changes nothing").count - 1, 1, r.stderr)
         let lines = try metrics(work + "/runs/course")
         XCTAssertEqual(lines.filter { $0["loss"] != nil }.map { $0["step"] }, [1, 2], r.output)
         XCTAssertTrue(lines.contains { $0["eval_loss"] != nil }, "the eval file was read: \(lines)")
