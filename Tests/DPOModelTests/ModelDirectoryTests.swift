@@ -106,6 +106,21 @@ final class ModelDirectoryTests: XCTestCase {
 
     func testMissingDirectoryAndMissingConfigAreRefused() throws {
         assertLoadFails("/nonexistent/model", contains: ["/nonexistent/model", "no such model directory"])
+        XCTAssertThrowsError(try ModelDirectory.load("/nonexistent/model")) { XCTAssertFalse("\($0)".contains("hf download"), "\($0)") }
+        assertLoadFails("Qwen/Qwen2.5-0.5B-Instruct", contains: ["no such model directory", "Hub id", "hf download Qwen/Qwen2.5-0.5B-Instruct --local-dir"])
+        for notAnID in ["a/b/c", "./x", "owner/", "/abs", "owner/na me"] {
+            XCTAssertNil(ModelDirectory.hubDownloadHint(notAnID), notAnID)
+        }
+        // Where a folder `owner` exists in the current directory, owner/name is a mistyped path, not an id.
+        let folders = try FileManager.default.contentsOfDirectory(atPath: ".").filter { name in
+            var isDir: ObjCBool = false
+            return !name.hasPrefix(".") && name.allSatisfy { $0.isLetter || $0.isNumber || "-_".contains($0) }
+                && FileManager.default.fileExists(atPath: name, isDirectory: &isDir) && isDir.boolValue
+        }
+        if let folder = folders.first {
+            XCTAssertNil(ModelDirectory.hubDownloadHint(folder + "/missing-\(UUID().uuidString)"), folder)
+        }
+        XCTAssertNotNil(ModelDirectory.hubDownloadHint("owner-\(UUID().uuidString)/name"))
         let dir = try copyFixture("llama-tied")
         try FileManager.default.removeItem(atPath: dir + "/config.json")
         assertLoadFails(dir, contains: ["config.json"])

@@ -47,11 +47,14 @@ public enum ProcessRunner {
 
     /// Runs a program to completion, both streams captured. A job still running after `timeout`
     /// seconds (a hung collective, say) is terminated, so the test fails instead of stalling the suite.
-    public static func run(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> ProcessResult {
+    /// `directory` is its working directory (default: the test's); `extraEnvironment` is added to `environment`.
+    public static func run(_ executable: String, _ arguments: [String], timeout: Double = 120, in directory: String? = nil,
+                           extraEnvironment: [String: String] = [:]) throws -> ProcessResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
-        p.environment = environment
+        p.environment = environment.merging(extraEnvironment) { $1 }
+        if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

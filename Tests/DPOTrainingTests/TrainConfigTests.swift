@@ -272,6 +272,125 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(message { _ = try Args.load(yamlFile: missing, overrides: []) }, "\(missing): no such file")
     }
 
+    // MARK: TRL files paste
+
+    /// A file's arguments and the notes its TRL-only keys gave.
+    func loadNoting(_ path: String) throws -> (args: Args, notes: [String]) {
+        var notes: [String] = []
+        let args = try Args.load(yamlFile: path, overrides: [], note: { notes.append($0) })
+        return (args, notes)
+    }
+
+    /// Keys of a TRL config that change nothing here: each gives one note naming the file, line and
+    /// key, and the arguments come out byte for byte as the same file without them, or as the flags.
+    func testHarmlessTRLKeysAreNotedAndChangeNothing() throws {
+        let real = "model: models/sft\ntrain_file: pairs.jsonl\noutput_dir: runs/dpo\nbeta: 0.2\nbf16: true\n"
+        let trl = [
+            "fp16: false", "report_to: none", "logging_first_step: true", "run_name: smol-dpo", "padding_free: true",
+            "dataloader_num_workers: 4", "push_to_hub: false", "remove_unused_columns: false",
+            "gradient_checkpointing: false", "optim: adamw_torch", "lr_scheduler_kwargs: {}", "eval_strategy: steps",
+            "truncation_mode: keep_start", "disable_dropout: true", "hub_model_id: me/smol-dpo", "tf32: null",
+        ]
+        let path = try writeYAML(real + trl.joined(separator: "\n") + "\n")
+        let (args, notes) = try loadNoting(path)
+        XCTAssertEqual(notes.count, trl.count, notes.joined(separator: "\n"))
+        for (i, (line, note)) in zip(trl, notes).enumerated() {
+            XCTAssertTrue(note.hasPrefix("\(path):\(6 + i): \(line) changes nothing in dpo-dist ("), note)
+            XCTAssertFalse(note.contains("\n"), note)
+        }
+        let without = try Args.load(yamlFile: writeYAML(real), overrides: [])
+        let flags = try Args.load(yamlFile: nil, overrides: [("model", "models/sft"), ("train_file", "pairs.jsonl"),
+                                                             ("output_dir", "runs/dpo"), ("beta", "0.2"), ("bf16", "true")])
+        XCTAssertEqual(args.yaml, without.yaml)
+        XCTAssertEqual(args.yaml, flags.yaml)
+        XCTAssertTrue(args.bf16, "bf16 is a real option, from the file as from --bf16")
+        // report_to as TRL also writes it: an empty list, or a list of "none".
+        for value in ["[]", "[none]", "null"] {
+            XCTAssertEqual(try loadNoting(writeYAML("report_to: \(value)\n")).notes.count, 1, value)
+        }
+    }
+
+    /// A TRL key accepted for one value is refused for another, naming the file, line and key and
+    /// saying what to use instead: (key, a value that changes nothing, one that would change the run,
+    /// what the refusal must mention).
+    static let trlValues: [(key: String, harmless: String, refused: String, instead: String)] = [
+        ("fp16", "false", "true", "use bf16: true"),
+        ("report_to", "none", "wandb", "output_dir/metrics.jsonl"),
+        ("report_to", "[]", "[tensorboard, none]", "set report_to: none"),
+        ("push_to_hub", "false", "true", "hf upload"),
+        ("gradient_checkpointing", "false", "true", "set it to false"),
+        ("tf32", "false", "true", "bf16: true"),
+        ("truncation_mode", "keep_start", "keep_end", "max_prompt_length"),
+        ("train_sampling_strategy", "random", "sequential", "shuffle: false"),
+        ("optim", "adamw_torch_fused", "sgd", "AdamW"),
+        ("lr_scheduler_kwargs", "null", "{min_lr: 1.0e-7}", "remove lr_scheduler_kwargs"),
+        ("disable_dropout", "true", "false", "no dropout"),
+        ("load_best_model_at_end", "false", "true", "checkpoint-STEP"),
+        ("label_smoothing_factor", "0.0", "0.1", "label_smoothing"),
+        ("eval_strategy", "steps", "epoch", "eval_steps"),
+        ("save_strategy", "no", "epoch", "save_steps"),
+        ("sync_ref_model", "false", "true", "not implemented"),
+        ("use_liger_kernel", "false", "true", "set it to false"),
+        ("dataloader_drop_last", "false", "true", "last short batch"),
+        ("average_tokens_across_devices", "true", "false", "whole global batch"),
+        ("packing", "false", "true", "not implemented"),
+        ("data_seed", "null", "3", "seed"),
+    ]
+
+    func testTRLKeysThatWouldChangeTheRunAreRefusedWithWhatToUse() throws {
+        for c in Self.trlValues {
+            let ok = try writeYAML("beta: 0.2\n\(c.key): \(c.harmless)\n")
+            let (args, notes) = try loadNoting(ok)
+            XCTAssertEqual(notes.count, 1, "\(c.key): \(c.harmless)")
+            XCTAssertEqual(args.yaml, try Args.load(yamlFile: writeYAML("beta: 0.2\n"), overrides: []).yaml, c.key)
+
+            let bad = try writeYAML("beta: 0.2\n\(c.key): \(c.refused)\n")
+            let text = message { _ = try loadNoting(bad) }
+            XCTAssertTrue(text.hasPrefix("\(bad):2: \(c.key): "), text)
+            XCTAssertTrue(text.contains("is not available in dpo-dist"), text)
+            XCTAssertTrue(text.contains(c.instead), "\"\(text)\" should say \"\(c.instead)\"")
+            XCTAssertFalse(text.contains("\n"), text)
+        }
+        let typo = try writeYAML("fp16: maybe\n")
+        XCTAssertEqual(message { _ = try loadNoting(typo) }, "\(typo):1: fp16 must be true or false, got \"maybe\"")
+    }
+
+    /// The DPOConfig fields TRL 1.16 ran the parity fixtures with (tools/make_trl_fixtures.py recorded
+    /// them in each case's config.json), pasted as YAML: every key is either one of dpo-dist's, set to
+    /// TRL's value, or a TRL key noted as changing nothing; the one that would change the run is TRL's
+    /// sequential order, refused with what to write instead (shuffle: false, what the parity tests use).
+    func testTheParityFixturesTRLConfigsPaste() throws {
+        let cases = try FileManager.default.contentsOfDirectory(atPath: Fixtures.root + "/trl").filter { $0.hasSuffix(".config.json") }
+        XCTAssertGreaterThan(cases.count, 0)
+        for name in cases.sorted() {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.root + "/trl/" + name))) as! [String: Any]
+            var config = json["trl_defaults_that_matter"] as? [String: Any] ?? [:]
+            config.merge(json["dpo_config_set"] as? [String: Any] ?? [:]) { $1 }
+            config["warmup_ratio"] = nil  // "absent": transformers 5.24 has no such field
+            func yaml(_ entries: [String: Any]) throws -> String {
+                try entries.sorted { $0.key < $1.key }.map { key, value in
+                    "\(key): " + String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]), as: UTF8.self)
+                }.joined(separator: "\n") + "\n"
+            }
+            let pasted = try writeYAML(try yaml(config))
+            XCTAssertTrue(message { _ = try loadNoting(pasted) }.contains("train_sampling_strategy: sequential is not available in dpo-dist: use shuffle: false"), name)
+
+            XCTAssertEqual(config.removeValue(forKey: "train_sampling_strategy") as? String, "sequential")
+            config["shuffle"] = false
+            let (args, notes) = try loadNoting(writeYAML(try yaml(config)))
+            let trlOnly = config.keys.filter { !Args.keys.contains($0) }
+            XCTAssertEqual(notes.count, trlOnly.count, "\(name): \(notes)")
+            XCTAssertGreaterThan(trlOnly.count, 10, name)
+            for key in ["learning_rate", "beta", "label_smoothing", "weight_decay", "max_grad_norm", "adam_epsilon",
+                        "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_length", "warmup_steps"] {
+                XCTAssertEqual(args.yamlValue(of: key).flatMap(Double.init), (config[key] as? NSNumber)?.doubleValue, "\(name): \(key)")
+            }
+            XCTAssertEqual(args.lossType, config["loss_type"] as? [String], name)
+            XCTAssertEqual(args.bf16, config["bf16"] as? Bool, name)
+            XCTAssertFalse(args.shuffle)
+        }
+    }
+
     // MARK: Validation
 
     /// The arguments from `required` plus `overrides`, as flags would give them.

@@ -1,3 +1,4 @@
+import DPOSupport
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
@@ -28,6 +29,46 @@ final class CLITests: XCTestCase {
 
     func score(_ model: String, data: String? = nil) throws -> ProcessResult {
         try run(["score", "--model", model, "--data", data ?? Fixtures.model("llama-tied") + "/pairs.jsonl", "--output", "-"])
+    }
+
+    /// `--version` prints the one version constant as "dpo-dist MAJOR.MINOR.PATCH" on stdout, nothing
+    /// else, and exits 0 (before any model, data or MPI is touched).
+    func testVersionPrintsTheVersionConstant() throws {
+        let r = try run(["--version"])
+        XCTAssertEqual(r.reason, .exit)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "dpo-dist \(dpoDistVersion)\n")
+        XCTAssertNotNil(r.stdout.range(of: #"^dpo-dist [0-9]+\.[0-9]+\.[0-9]+\n$"#, options: .regularExpression), r.stdout)
+        XCTAssertEqual(r.stderr, "")
+    }
+
+    /// A TRL config pasted with its harmless keys trains, each such key said once on stderr as a
+    /// note (also with two simulated ranks); one that would change the run ends with one line.
+    func testATRLConfigPastesWithNotesAndRefusals() throws {
+        var a = TrainingRuns.arguments("trl-paste", model: "llama-tied", steps: 1)
+        a.loggingSteps = 1
+        let trl = "fp16: false\nreport_to: none\npadding_free: true\n"
+        let path = try TrainingRuns.configFile(a)
+        try (try String(contentsOfFile: path, encoding: .utf8) + trl).write(toFile: path, atomically: true, encoding: .utf8)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let fp16Line = lines.firstIndex(of: "fp16: false")! + 1
+        for extra in [[], ["--simulate-ranks", "2", "--overwrite-output-dir"]] {
+            let r = try run(["train", "--config", path] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let notes = r.stderr.split(separator: "\n").filter { $0.hasPrefix("note: ") }
+            XCTAssertEqual(notes.count, 3, r.stderr)
+            XCTAssertEqual(notes.first.map(String.init)?.hasPrefix("note: \(path):\(fp16Line): fp16: false changes nothing in dpo-dist"), true, r.stderr)
+        }
+        try (try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "fp16: false", with: "fp16: true"))
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        assertCleanFailure(try run(["train", "--config", path]), mentions: ["\(path):\(fp16Line): fp16: true", "use bf16: true"])
+    }
+
+    /// A Hub id as --model, where no such folder exists: the error names the commands that download it.
+    func testAHubIDAsTheModelNamesTheDownloadCommand() throws {
+        let id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assertCleanFailure(try score(id), mentions: ["\(id): no such model directory", "hf download \(id) --local-dir models/SmolLM2-135M-Instruct",
+                                                      "huggingface-cli download \(id) --local-dir"])
     }
 
     func testScoreWritesOneLinePerPair() throws {

@@ -229,4 +229,37 @@ final class MPITests: XCTestCase {
         XCTAssertTrue(r.output.contains("rank 0: /nonexistent.jsonl: no such file") || r.output.contains("rank 1: /nonexistent.jsonl: no such file"), r.output)
         XCTAssertLessThan(r.seconds, 60)
     }
+
+    /// `launch/mpi 2 train` from the user's own directory, every path relative: `--config` and
+    /// `--eval-file` on the command line, `model`, `train_file` and `output_dir` inside the YAML.
+    /// Both resolve against the caller's directory (as TRL's do), not the repository's.
+    func testLaunchMPIKeepsTheCallersDirectory() throws {
+        guard ProcessRunner.mpirun != nil else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
+        let work = Fixtures.temporaryDirectory("mpi-cwd")
+        try FileManager.default.copyItem(atPath: Fixtures.model("qwen2-untied") + "/model", toPath: work + "/base")
+        try FileManager.default.copyItem(atPath: Fixtures.root + "/trl/train.jsonl", toPath: work + "/pairs.jsonl")
+        try FileManager.default.copyItem(atPath: Fixtures.model("qwen2-untied") + "/pairs.jsonl", toPath: work + "/held-out.jsonl")
+        try """
+        model: base
+        train_file: pairs.jsonl
+        output_dir: runs/course
+        max_steps: 2
+        per_device_train_batch_size: 1
+        logging_steps: 1
+        max_new_tokens: 2
+        report_to: none
+
+        """.write(toFile: work + "/course.yaml", atomically: true, encoding: .utf8)
+        let r = try ProcessRunner.run(Fixtures.repositoryRoot + "/launch/mpi", ["2", "train", "--config", "course.yaml",
+                                                                              "--eval-file", "held-out.jsonl"],
+                                      in: work, extraEnvironment: ["DPO_DIST_BIN": ProcessRunner.dpoDist])
+        XCTAssertEqual(r.status, 0, r.output)
+        // A TRL key that changes nothing is noted once, by rank 0, not by every rank.
+        XCTAssertEqual(r.stderr.components(separatedBy: "report_to: none changes nothing").count - 1, 1, r.stderr)
+        let lines = try metrics(work + "/runs/course")
+        XCTAssertEqual(lines.filter { $0["loss"] != nil }.map { $0["step"] }, [1, 2], r.output)
+        XCTAssertTrue(lines.contains { $0["eval_loss"] != nil }, "the eval file was read: \(lines)")
+        XCTAssertNoThrow(try ModelDirectory.load(work + "/runs/course"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Fixtures.repositoryRoot + "/runs/course"))
+    }
 }

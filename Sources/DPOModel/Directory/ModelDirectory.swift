@@ -23,7 +23,7 @@ public enum ModelDirectory {
     public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws -> Loaded {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw DPOError.file(directory, "no such model directory")
+            throw DPOError.file(directory, "no such model directory" + (hubDownloadHint(directory) ?? ""))
         }
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         let (config, json) = try ModelConfig.load(path: configPath)
@@ -62,6 +62,20 @@ public enum ModelDirectory {
     /// Writes `model` as a directory transformers loads: model.safetensors with Hugging Face names,
     /// config.json (the original keys, dtype updated), and the tokenizer/generation files copied from
     /// `companionsFrom`. Files are written beside their final names and renamed into place.
+    /// For a path that is nothing here but reads as a Hugging Face Hub id (`owner/name`, and no
+    /// folder `owner` here): the commands that download it. dpo-dist itself never uses the network.
+    public static func hubDownloadHint(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_."))
+        guard parts.count == 2, parts.allSatisfy({ part in
+            !part.isEmpty && !part.hasPrefix(".") && part.unicodeScalars.allSatisfy { $0.isASCII && allowed.contains($0) }
+        }), !FileManager.default.fileExists(atPath: parts[0]) else { return nil }
+        let local = "models/" + parts[1]
+        return "; it looks like a Hugging Face Hub id, and dpo-dist reads local directories only: download it with " +
+            "`hf download \(path) --local-dir \(local)` (older huggingface_hub: `huggingface-cli download \(path) --local-dir \(local)`) " +
+            "and pass \(local)"
+    }
+
     public static func save(_ model: Transformer, to directory: String, configJSON: [String: Any]?,
                             companionsFrom source: String?, dtype: SafetensorsDType = .f32) throws {
         guard dtype == .f32 || dtype == .bf16 else {

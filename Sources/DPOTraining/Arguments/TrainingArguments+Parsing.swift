@@ -72,11 +72,15 @@ extension TrainingArguments {
     /// Sets one field from a YAML value (`String`, `Int`, `Double`, `Bool`, `NSNull` or `[Any]`) or from
     /// the text of a flag. Text is read as the YAML would be: "0.1", "true", "null", "sigmoid,hinge".
     /// `source` names where the value came from ("dpo.yaml:3" or `commandLine`) for the error.
-    public mutating func set(_ key: String, _ value: Any, source: String) throws {
+    /// A TRL key dpo-dist has no field for (`trlOnlyKeys`) sets nothing: a value that changes nothing
+    /// here returns the one-line note to show, any other is refused.
+    @discardableResult
+    public mutating func set(_ key: String, _ value: Any, source: String) throws -> String? {
+        let value = ArgumentValue(value, name: source == Self.commandLine ? "--" + Self.flagName(key) : key, source: source)
         guard let field = Self.fields.first(where: { $0.key == key })?.field else {
+            if let note = try Self.trlOnly(key, value) { return note }
             throw Self.unknownKey(key, source: source)
         }
-        let value = ArgumentValue(value, name: source == Self.commandLine ? "--" + Self.flagName(key) : key, source: source)
         switch field {
         case .string(let path): self[keyPath: path] = try value.string()
         case .optionalString(let path): self[keyPath: path] = value.isNull ? nil : try value.string()
@@ -90,6 +94,7 @@ extension TrainingArguments {
         }
         // One spelling in the saved YAML and for every later check, whichever alias was typed.
         if key == "save_dtype" { saveDtype = SaveDType(name: saveDtype)?.rawValue ?? saveDtype }
+        return nil
     }
 
     /// `learning_rate` → `learning-rate`.
@@ -98,18 +103,20 @@ extension TrainingArguments {
     // MARK: - Loading
 
     /// TRL's defaults for `command`, then the YAML file's keys, then the flags in the order given.
-    /// Nothing is validated here: call `validate(for:)` on the result.
+    /// Nothing is validated here: call `validate(for:)` on the result. `note` gets one line for each
+    /// TRL key that was accepted but changes nothing (`fp16: false`, `report_to: none`).
     public static func load(yamlFile: String?, overrides: [(key: String, value: String)],
-                            command: Command = .dpo) throws -> TrainingArguments {
+                            command: Command = .dpo, note: (String) -> Void = { _ in }) throws -> TrainingArguments {
         var arguments = defaults(for: command)
-        if let yamlFile { try arguments.apply(yamlFile: yamlFile) }
-        for (key, value) in overrides { try arguments.set(key, value, source: commandLine) }
+        if let yamlFile { try arguments.apply(yamlFile: yamlFile).forEach(note) }
+        for (key, value) in overrides { try arguments.set(key, value, source: commandLine).map(note) }
         return arguments
     }
 
-    /// Sets every key of a YAML mapping. A file with only comments sets nothing (a template with
-    /// everything commented out is a valid config); anything else that is not a mapping is refused.
-    mutating func apply(yamlFile path: String) throws {
+    /// Sets every key of a YAML mapping; the notes of the TRL keys that changed nothing. A file with
+    /// only comments sets nothing (a template with everything commented out is a valid config);
+    /// anything else that is not a mapping is refused.
+    mutating func apply(yamlFile path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DPOError.file(path, FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
         }
@@ -120,11 +127,12 @@ extension TrainingArguments {
         } catch let error as YamlError {
             throw Self.parseError(error, path: path)
         }
-        guard let root else { return }
+        guard let root else { return [] }
         guard let mapping = root.mapping else {
             throw DPOError.file(path, "expected \"key: value\" lines (a YAML mapping), got \(root.sequence != nil ? "a list" : "a single value")")
         }
         var lineOfKey: [String: Int] = [:]
+        var notes: [String] = []
         for (keyNode, valueNode) in mapping {
             let line = keyNode.mark?.line ?? 0
             guard let key = keyNode.scalar?.string else {
@@ -135,8 +143,9 @@ extension TrainingArguments {
                 throw DPOError("\(path):\(line): duplicate key \"\(key)\" (first set on line \(first))")
             }
             lineOfKey[key] = line
-            try set(key, Self.plainValue(valueNode), source: "\(path):\(line)")
+            if let note = try set(key, Self.plainValue(valueNode), source: "\(path):\(line)") { notes.append(note) }
         }
+        return notes
     }
 
     /// A YAML node as the plain values `set` takes. A quoted scalar stays a string, so `model: "2024"`
@@ -152,7 +161,11 @@ extension TrainingArguments {
             }
         }
         if let sequence = node.sequence { return sequence.map(plainValue) }
-        return [String: Any]()  // a mapping (or an alias): no key takes one, and `Value` says so
+        // A mapping (or an alias): no field takes one (`ArgumentValue` says so), and a TRL key such as
+        // lr_scheduler_kwargs only when it is empty, so its keys are kept and its values are not read.
+        var mapping: [String: Any] = [:]
+        for (key, _) in node.mapping ?? Node.Mapping([]) { mapping[key.scalar?.string ?? "?"] = NSNull() }
+        return mapping
     }
 
     static func parseError(_ error: YamlError, path: String) -> DPOError {
@@ -178,17 +191,9 @@ extension TrainingArguments {
         "lr": "did you mean \"learning_rate\"?",
         "dataset_name": "dpo-dist reads local files: use \"train_file\" (and \"eval_file\")",
         "dataset_path": "use \"train_file\" (and \"eval_file\")",
-        "bf16": "dpo-dist computes in float32; \"save_dtype: bfloat16\" saves bf16 weights",
-        "fp16": "dpo-dist computes in float32; \"save_dtype: bfloat16\" saves bf16 weights",
-        "tf32": "dpo-dist computes in float32 with OpenBLAS",
-        "optim": "dpo-dist always uses AdamW (adam_beta1, adam_beta2, adam_epsilon, weight_decay)",
-        "gradient_checkpointing": "not supported yet",
         "rpo_alpha": "TRL 1.x writes RPO as loss_type: [sigmoid, sft] with loss_weights: [1.0, alpha]",
-        "reference_free": "use a reference-free loss_type (simpo or orpo)",
-        "eval_strategy": "set eval_steps to evaluate every N steps; without it the eval runs at the end",
-        "evaluation_strategy": "set eval_steps to evaluate every N steps; without it the eval runs at the end",
-        "save_strategy": "set save_steps to save every N steps; without it only the final model is saved",
         "max_completion_length": "max_length limits prompt + completion, max_prompt_length the prompt",
+        "max_seq_length": "TRL 1.x calls it max_length",
     ]
 
     static func unknownKey(_ key: String, source: String) -> DPOError {

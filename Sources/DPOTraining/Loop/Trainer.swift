@@ -183,7 +183,7 @@ public final class Trainer {
         if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
         try objective.prepare(outputDir: out)
         let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
-        let progress = ProgressLine(total: totalSteps, enabled: comm.isMain && printProgress)
+        let progress = ProgressLine(total: totalSteps, startStep: globalStep, enabled: comm.isMain && printProgress)
         while globalStep < totalSteps {
             let report = try step()
             window.add(report, metrics: objective.metrics(report.sums, prefix: ""))

@@ -17,7 +17,7 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
         // Threads share the cores: one BLAS thread each unless told otherwise.
         setBLASThreads(run.threads ?? 1)
         try runReportingErrors {
-            let args = try options.resolve(command: command)
+            let args = try options.resolve(command: command, notes: true)
             let threads = run.threads ?? 1
             try InProcessWorld(size: n).run { comm in
                 try train(args: args, comm: comm, command: command, parallel: parallel, threads: threads, make: make)
@@ -29,7 +29,7 @@ func runTraining(_ options: TrainOptions, _ run: RunOptions, command: TrainingAr
     run.applyThreads()
     try runReportingErrors {
         do {
-            let args = try options.resolve(command: command)
+            let args = try options.resolve(command: command, notes: comm.isMain)
             try train(args: args, comm: comm, command: command, parallel: parallel, threads: run.effectiveThreads, make: make)
         } catch let error as DPOError where comm.worldSize > 1 {
             comm.abort(error.message, code: 1)
@@ -75,8 +75,11 @@ struct TrainCommand: ParsableCommand {
         abstract: "DPO training (TRL DPOTrainer semantics): one process, or every rank of mpirun.",
         discussion: """
         Options are TRL's DPOConfig names in kebab case; --config reads them from YAML (snake_case) and a flag \
-        overrides the file. Writes OUTPUT_DIR/metrics.jsonl, checkpoint-STEP/ directories, eval_report.md and the \
-        final model (a Hugging Face directory).
+        overrides the file. TRL keys that change nothing here (fp16: false, report_to: none, ...) are noted on \
+        stderr and ignored; values dpo-dist cannot follow are refused with what to use instead. Writes OUTPUT_DIR/metrics.jsonl, checkpoint-STEP/ directories, eval_report.md and the \
+        final model (a Hugging Face directory). Relative paths, on the command line and inside the --config file \
+        alike, resolve against the current directory, as TRL's do (not against the YAML file's folder); launch/mpi \
+        runs the ranks in the directory it was called from.
         """)
     @OptionGroup var options: TrainOptions
     @OptionGroup var runOptions: RunOptions

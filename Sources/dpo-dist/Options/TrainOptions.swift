@@ -151,8 +151,10 @@ struct TrainOptions: ParsableArguments {
 
     /// TRL's defaults for the command, then `--config`, then the flags given; refused before any work
     /// if a value cannot work. Errors are `DPOError`s of one line naming the file or flag and the key.
-    func resolve(command: TrainingArguments.Command) throws -> TrainingArguments {
-        let arguments = try TrainingArguments.load(yamlFile: config, overrides: overrides, command: command)
+    /// With `notes`, a TRL key that changes nothing here is said in one line on stderr.
+    func resolve(command: TrainingArguments.Command, notes: Bool) throws -> TrainingArguments {
+        let arguments = try TrainingArguments.load(yamlFile: config, overrides: overrides, command: command,
+                                                   note: { if notes { note("note: " + $0) } })
         try arguments.validate(for: command)
         return arguments
     }
