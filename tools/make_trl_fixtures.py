@@ -233,17 +233,23 @@ class LogRecorder(TrainerCallback):
             self.other.append({"step": state.global_step, **logs})
 
 
-class RecordingCollator:
-    """Wraps TRL's collator and records which dataset rows each micro-batch holds, in the order they are drawn."""
+def preference_key(e):
+    return tuple(e["prompt_ids"]), tuple(e["chosen_ids"]), tuple(e["rejected_ids"])
 
-    def __init__(self, collator, row_of):
+
+class RecordingCollator:
+    """Wraps TRL's collator and records which dataset rows each micro-batch holds, in the order they are drawn
+    (`row_of` maps `key(example)` to the row)."""
+
+    def __init__(self, collator, row_of, key=preference_key):
         self.collator = collator
         self.row_of = row_of
+        self.key = key
         self.batches = []
 
     def __call__(self, examples):
         self.batches.append(
-            [self.row_of[(tuple(e["prompt_ids"]), tuple(e["chosen_ids"]), tuple(e["rejected_ids"]))] for e in examples]
+            [self.row_of[self.key(e)] for e in examples]
         )
         return self.collator(examples)
 
@@ -273,7 +279,7 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
         sys.exit(f"{name}: TRL kept {len(prepared)} of {len(ROWS)} rows; raise MAX_LENGTH")
     row_of = {}
     for i, ex in enumerate(prepared):
-        key = (tuple(ex["prompt_ids"]), tuple(ex["chosen_ids"]), tuple(ex["rejected_ids"]))
+        key = preference_key(ex)
         if key in row_of:
             sys.exit(f"rows {row_of[key]} and {i} tokenize identically; make them differ")
         row_of[key] = i
@@ -505,19 +511,6 @@ def plain_dpo(case: dict, tokens: list) -> tuple[list, dict]:
 SFT_ROWS = [{"prompt": p, "completion": c} for p, c, _ in ROWS]
 
 
-class SFTRecordingCollator:
-    """Wraps SFTTrainer's collator and records which rows each batch holds (training batches only)."""
-
-    def __init__(self, collator, row_of):
-        self.collator = collator
-        self.row_of = row_of
-        self.batches = []
-
-    def __call__(self, examples):
-        self.batches.append([self.row_of[tuple(e["input_ids"])] for e in examples])
-        return self.collator(examples)
-
-
 def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
     from trl import SFTConfig, SFTTrainer
 
@@ -533,7 +526,7 @@ def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
     if len(prepared) != len(SFT_ROWS) or len({tuple(e["input_ids"]) for e in prepared}) != len(SFT_ROWS):
         sys.exit(f"{name}: TRL kept {len(prepared)} of {len(SFT_ROWS)} rows, or two tokenize identically")
     row_of = {tuple(e["input_ids"]): i for i, e in enumerate(prepared)}
-    collator = SFTRecordingCollator(trainer.data_collator, row_of)
+    collator = RecordingCollator(trainer.data_collator, row_of, key=lambda e: tuple(e["input_ids"]))
     trainer.data_collator = collator
     trainer.train()
     micro = [b for b in collator.batches if len(b) == args.per_device_train_batch_size][:MAX_STEPS]
