@@ -5,7 +5,9 @@ Runs TRL's own `DPOTrainer` (CPU, fp32, one process) on a tiny fixture model for
 and records every metric TRL logs at every step, so the Swift trainer can be checked against TRL itself.
 Cases (see CASES): sigmoid, ipo, hinge, robust (label_smoothing 0.1), sigmoid_accum (2 x 2 micro-batches, compared
 with sigmoid), sigmoid_wd (weight decay 0.1), sigmoid_linear_warmup (linear, 3 warmup steps) on llama-tied, and
-qwen2_sigmoid_wd on qwen2-untied (biases, untied head: which parameters get weight decay).
+qwen2_sigmoid_wd on qwen2-untied (biases, untied head: which parameters get weight decay), sigmoid_eval (sigmoid
+with an eval of all rows in one batch after steps 5 and 10), and sft: TRL's SFTTrainer on the rows' prompt and
+chosen, with the same eval, for SFT's loss, entropy and mean_token_accuracy.
 Each case is also re-run in plain PyTorch from SEMANTICS.md (no TRL) and the differences are recorded.
 
 Writes:
@@ -13,6 +15,9 @@ Writes:
   train.tokens.jsonl          per row: TRL's prompt_ids / chosen_ids / rejected_ids (llama-tied tokenizer) and the
                               reference model's summed completion log-probs (TRL's `compute_ref_log_probs`, batch 1)
   <case>.metrics.jsonl        one JSON object per optimizer step: "step" plus everything TRL passed to `on_log`
+                              (not for sigmoid_eval, whose training logs are sigmoid's, checked equal)
+  <case>.eval.jsonl           sigmoid_eval and sft: the eval logs (eval_loss, eval_entropy, ...) after steps 5, 10
+  sft.train.jsonl             the SFT rows {"prompt", "completion"} (each train.jsonl row's prompt and chosen)
   <case>.config.json          the DPOConfig fields set here, the TRL/transformers defaults that matter, the
                               optimizer and its parameter groups, the rows of every step's batch (checked to be in
                               file order), and the library versions
@@ -157,7 +162,18 @@ CASES = {
     # TRL's default precision: bf16 autocast (matrix products in bf16, fp32 master weights). Its
     # independent check is the fp32 plain-PyTorch run, so it reports what bf16 changes.
     "sigmoid_bf16": dict(model="llama-tied", config=dict(bf16=True)),
+    # `sigmoid` with an eval of all 24 rows in one batch after steps 5 and 10 (TRL averages eval metrics over eval
+    # batches; one batch makes its eval_entropy and eval_mean_token_accuracy token-weighted over the eval set).
+    "sigmoid_eval": dict(model="llama-tied", eval=True,
+                         config=dict(eval_strategy="steps", eval_steps=5, per_device_eval_batch_size=len(ROWS))),
 }
+# SFTTrainer on {"prompt": p, "completion": chosen} of the same rows (completion_only_loss: TRL's default for
+# prompt-completion data), for SFT's `entropy` and `mean_token_accuracy`, with the same one-batch eval.
+SFT_CASES = {
+    "sft": dict(model="llama-tied", eval=True,
+                config=dict(eval_strategy="steps", eval_steps=5, per_device_eval_batch_size=len(ROWS))),
+}
+DPO_ONLY_FIELDS = {"beta", "loss_type", "label_smoothing", "precompute_ref_log_probs"}
 SAVE_FINAL = {"sigmoid"}
 
 # DPOConfig / TrainingArguments fields recorded in <case>.config.json under "trl_defaults_that_matter".
@@ -203,27 +219,37 @@ class LogRecorder(TrainerCallback):
 
     def __init__(self):
         self.steps = []
+        self.evals = []
         self.other = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
         if "loss" in logs:
             self.steps.append({"step": state.global_step, **logs})
+        elif "eval_loss" in logs:
+            self.evals.append({"step": state.global_step, **{k: v for k, v in logs.items()
+                                                             if "runtime" not in k and "per_second" not in k}})
         else:
             self.other.append({"step": state.global_step, **logs})
 
 
-class RecordingCollator:
-    """Wraps TRL's collator and records which dataset rows each micro-batch holds, in the order they are drawn."""
+def preference_key(e):
+    return tuple(e["prompt_ids"]), tuple(e["chosen_ids"]), tuple(e["rejected_ids"])
 
-    def __init__(self, collator, row_of):
+
+class RecordingCollator:
+    """Wraps TRL's collator and records which dataset rows each micro-batch holds, in the order they are drawn
+    (`row_of` maps `key(example)` to the row)."""
+
+    def __init__(self, collator, row_of, key=preference_key):
         self.collator = collator
         self.row_of = row_of
+        self.key = key
         self.batches = []
 
     def __call__(self, examples):
         self.batches.append(
-            [self.row_of[(tuple(e["prompt_ids"]), tuple(e["chosen_ids"]), tuple(e["rejected_ids"]))] for e in examples]
+            [self.row_of[self.key(e)] for e in examples]
         )
         return self.collator(examples)
 
@@ -243,7 +269,7 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
     recorder = LogRecorder()
     trainer = DPOTrainer(
         model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
-        callbacks=[recorder],
+        eval_dataset=dataset if case.get("eval") else None, callbacks=[recorder],
     )
     trainer.remove_callback(PrinterCallback)  # the recorder keeps the logs; no console dump
 
@@ -253,7 +279,7 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
         sys.exit(f"{name}: TRL kept {len(prepared)} of {len(ROWS)} rows; raise MAX_LENGTH")
     row_of = {}
     for i, ex in enumerate(prepared):
-        key = (tuple(ex["prompt_ids"]), tuple(ex["chosen_ids"]), tuple(ex["rejected_ids"]))
+        key = preference_key(ex)
         if key in row_of:
             sys.exit(f"rows {row_of[key]} and {i} tokenize identically; make them differ")
         row_of[key] = i
@@ -282,7 +308,8 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
     seconds = time.time() - start
 
     ga = args.gradient_accumulation_steps
-    micro = collator.batches[: MAX_STEPS * ga]
+    # The eval's batches (all rows at once) go through the same collator; only the training batches count here.
+    micro = [b for b in collator.batches if not case.get("eval") or len(b) != len(ROWS)][: MAX_STEPS * ga]
     step_rows = [sum(micro[s * ga:(s + 1) * ga], []) for s in range(MAX_STEPS)]
     per_epoch = [list(range(i, i + args.per_device_train_batch_size * ga))
                  for i in range(0, len(ROWS), args.per_device_train_batch_size * ga)]
@@ -338,7 +365,7 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
                        for o in recorder.other],
         "versions": versions(),
     }
-    return trainer, recorder.steps, config, final, seconds
+    return trainer, recorder, config, final, seconds
 
 
 def versions():
@@ -477,6 +504,108 @@ def plain_dpo(case: dict, tokens: list) -> tuple[list, dict]:
     return steps, {n: p.detach() for n, p in policy.named_parameters()}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# SFT: TRL's SFTTrainer, and the same steps in plain PyTorch (loss = mean NLL over the global batch's completion
+# tokens; entropy and top-1 accuracy token-weighted over them).
+
+SFT_ROWS = [{"prompt": p, "completion": c} for p, c, _ in ROWS]
+
+
+def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
+    from trl import SFTConfig, SFTTrainer
+
+    model_dir, model, tokenizer = load_policy(case["model"])
+    set_fields = {**{k: v for k, v in BASE_CONFIG.items() if k not in DPO_ONLY_FIELDS}, **case["config"]}
+    args = SFTConfig(output_dir=str(workdir / name), **set_fields)
+    recorder = LogRecorder()
+    dataset = Dataset.from_list(SFT_ROWS)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         eval_dataset=dataset if case.get("eval") else None, callbacks=[recorder])
+    trainer.remove_callback(PrinterCallback)
+    prepared = trainer.train_dataset
+    if len(prepared) != len(SFT_ROWS) or len({tuple(e["input_ids"]) for e in prepared}) != len(SFT_ROWS):
+        sys.exit(f"{name}: TRL kept {len(prepared)} of {len(SFT_ROWS)} rows, or two tokenize identically")
+    row_of = {tuple(e["input_ids"]): i for i, e in enumerate(prepared)}
+    collator = RecordingCollator(trainer.data_collator, row_of, key=lambda e: tuple(e["input_ids"]))
+    trainer.data_collator = collator
+    trainer.train()
+    micro = [b for b in collator.batches if len(b) == args.per_device_train_batch_size][:MAX_STEPS]
+    expected = [[(k * args.per_device_train_batch_size + i) % len(SFT_ROWS)
+                 for i in range(args.per_device_train_batch_size)] for k in range(MAX_STEPS)]
+    if micro != expected:
+        sys.exit(f"{name}: batches are not in file order: {micro}")
+    if [m["step"] for m in recorder.steps] != list(range(1, MAX_STEPS + 1)):
+        sys.exit(f"{name}: expected one log per step, got steps {[m['step'] for m in recorder.steps]}")
+    # The prepared rows carry `labels` (−100 outside the completion) rather than a completion mask.
+    tokens = [{"input_ids": e["input_ids"], "completion_mask": [int(x != -100) for x in e["labels"]]} for e in prepared]
+    plain_steps, plain_evals = plain_sft(case, tokens)
+    config = {
+        "case": name,
+        "model": str(model_dir.relative_to(REPO)),
+        "dataset": "train.jsonl's prompt and chosen as {prompt, completion} (sft.train.jsonl), file order; "
+                   "the eval set is the same rows in one batch",
+        "sft_config_set": jsonable(set_fields),
+        "trl_defaults_that_matter": {f: jsonable(getattr(args, f, "absent")) for f in [
+            "completion_only_loss", "assistant_only_loss", "loss_type", "packing", "padding_free", "max_length",
+            "truncation_mode", "eos_token", "average_tokens_across_devices", "per_device_eval_batch_size",
+            "eval_strategy", "eval_steps"]},
+        "step_rows": micro,
+        "independent_check": {
+            "what": "the same 10 steps and evals in plain PyTorch (model forward + log_softmax over the completion "
+                    "tokens, torch.optim.AdamW single-tensor); differences from TRL",
+            **diff_report(recorder.steps, plain_steps, None, None),
+            "eval": diff_report(recorder.evals, plain_evals, None, None),
+        },
+        "versions": versions(),
+    }
+    write_jsonl(out / f"{name}.train.jsonl", SFT_ROWS)
+    write_jsonl(out / f"{name}.metrics.jsonl", recorder.steps)
+    write_jsonl(out / f"{name}.eval.jsonl", recorder.evals)
+    write_json(out / f"{name}.config.json", config)
+    check = config["independent_check"]
+    print(f"{name:22s} loss step1 {recorder.steps[0]['loss']:.6f} step10 {recorder.steps[-1]['loss']:.6f}  | plain "
+          f"PyTorch vs TRL: entropy {check['entropy']['max_rel']:.1e} rel, mean_token_accuracy "
+          f"{check['mean_token_accuracy']['max_abs']:.1e}, eval_entropy {check['eval']['eval_entropy']['max_rel']:.1e}")
+
+
+def plain_sft(case: dict, tokens: list) -> tuple[list, list]:
+    cfg = {**BASE_CONFIG, **case["config"]}
+    model_dir = MODELS / case["model"] / "model"
+    policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=0.0, foreach=False, fused=False)
+    batch = cfg["per_device_train_batch_size"]
+
+    def forward(rows):
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.tensor([r["input_ids"] + [0] * (width - len(r["input_ids"])) for r in rows])
+        attn = torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows])
+        cmask = torch.tensor([r["completion_mask"] + [0] * (width - len(r["input_ids"])) for r in rows])
+        logits = policy(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        target, mask = ids[:, 1:], cmask[:, 1:].float()
+        logp = torch.log_softmax(logits, -1)
+        nll = -(logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask).sum() / mask.sum()
+        with torch.no_grad():
+            entropy = (-(logp.exp() * logp).sum(-1) * mask).sum() / mask.sum()
+            accuracy = ((logits.argmax(-1) == target).float() * mask).sum() / mask.sum()
+        return nll, {"entropy": entropy.item(), "mean_token_accuracy": accuracy.item()}
+
+    steps, evals = [], []
+    for k in range(MAX_STEPS):
+        opt.zero_grad()
+        nll, metrics = forward([tokens[(k * batch + i) % len(tokens)] for i in range(batch)])
+        nll.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg["max_grad_norm"]).item()
+        opt.step()
+        steps.append({"step": k + 1, "loss": nll.item(), "grad_norm": grad_norm, **metrics})
+        if (k + 1) % cfg["eval_steps"] == 0:
+            with torch.no_grad():
+                eval_nll, eval_metrics = forward(tokens)
+            evals.append({"step": k + 1, "eval_loss": eval_nll.item(),
+                          **{f"eval_{key}": v for key, v in eval_metrics.items()}})
+    return steps, evals
+
+
 def diff_report(trl_steps, plain_steps, trl_final, plain_final) -> dict:
     report = {}
     for key in plain_steps[0]:
@@ -486,14 +615,16 @@ def diff_report(trl_steps, plain_steps, trl_final, plain_final) -> dict:
         b = [s[key] for s in plain_steps]
         report[key] = {"max_abs": max(abs(x - y) for x, y in zip(a, b)),
                        "max_rel": max(abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b))}
-    report["final_params"] = {"max_abs": max((trl_final[n] - plain_final[n]).abs().max().item() for n in trl_final)}
+    if trl_final is not None:
+        report["final_params"] = {"max_abs": max((trl_final[n] - plain_final[n]).abs().max().item()
+                                                 for n in trl_final)}
     return report
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
+    parser.add_argument("--only", nargs="*", choices=sorted([*CASES, *SFT_CASES]), help="run only these cases")
     opts = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -508,14 +639,18 @@ def main():
     write_jsonl(out / "train.jsonl", [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
     dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
 
-    names = opts.only or list(CASES)
-    if "sigmoid_accum" in names and "sigmoid" not in names:
-        names = ["sigmoid", *names]  # sigmoid_accum is compared with sigmoid
+    names = opts.only or [*CASES, *SFT_CASES]
+    if {"sigmoid_accum", "sigmoid_eval"} & set(names) and "sigmoid" not in names:
+        names = ["sigmoid", *names]  # sigmoid_accum and sigmoid_eval are compared with sigmoid
+    sft_names = [n for n in SFT_CASES if n in names]
     names = [n for n in CASES if n in names]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        for name in sft_names:
+            run_sft_case(name, SFT_CASES[name], Path(tmp), out)
         for name in names:
-            trainer, steps, config, final, seconds = run_case(name, CASES[name], dataset, Path(tmp))
+            trainer, recorder, config, final, seconds = run_case(name, CASES[name], dataset, Path(tmp))
+            steps = recorder.steps
             results[name] = (steps, final)
             tokens = [{k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} for ex in trainer.train_dataset]
             plain_steps, plain_final = plain_dpo(CASES[name], tokens)
@@ -526,7 +661,13 @@ def main():
             }
             if name == "sigmoid_accum":
                 config["compare_to_sigmoid"] = compare(steps, results["sigmoid"][0], final, results["sigmoid"][1])
-            write_jsonl(out / f"{name}.metrics.jsonl", steps)
+            if CASES[name].get("eval"):
+                # Its training logs are sigmoid's (the eval changes nothing there): only the evals are written.
+                if "sigmoid" in results and steps != results["sigmoid"][0]:
+                    sys.exit(f"{name}: the eval changed the training logs")
+                write_jsonl(out / f"{name}.eval.jsonl", recorder.evals)
+            else:
+                write_jsonl(out / f"{name}.metrics.jsonl", steps)
             write_json(out / f"{name}.config.json", config)
             if name in SAVE_FINAL:
                 save_file(final, str(out / f"{name}.final.safetensors"), metadata={"format": "pt"})

@@ -25,23 +25,49 @@ private func forEachChunk(hidden: ConstFloatPtr, weight: ConstFloatPtr, rows: In
 }
 
 /// For each of `rows` hidden states (rows, C): logp[i] = log softmax(h_i · Wᵀ)[target_i], plus the
-/// row's log-sum-exp (kept for backward) and the sum of its logits (for the `logits/*` metrics).
-/// Only `chunk` × V logits exist at any time; a full rows × V matrix is never held.
-public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, hidden: ConstFloatPtr,
-                           weight: ConstFloatPtr, targets: UnsafePointer<Int32>, rows: Int, channels: Int,
-                           vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
+/// row's log-sum-exp (kept for backward), the sum of its logits (for the `logits/*` metrics), the
+/// softmax entropy and whether the target is the argmax (1 or 0, for `entropy` and
+/// `mean_token_accuracy`), all from the one head product. Only `chunk` × V logits exist at any time;
+/// a full rows × V matrix is never held.
+///
+/// As TRL 1.16's fused head (`trl/kernels/chunked_logprob.py`): entropy = log Σe^z − Σ p·z at
+/// temperature 1, here log s − Σ e·(z − m) / s with e = e^(z − m), s = Σ e, which cancels less;
+/// the target counts as the argmax only when it is the first maximum, as `torch.argmax` (a tie with
+/// an earlier token is not a top-1 prediction). Cost beside the head product (2·C·V flops a row): one
+/// more vectorised pass over the row (the weighted sum), a copy of it through a 1 KB stack block, and
+/// a max over the entries before the target when the target holds the maximum.
+public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, entropy: FloatPtr, top1: FloatPtr,
+                           hidden: ConstFloatPtr, weight: ConstFloatPtr, targets: UnsafePointer<Int32>, rows: Int,
+                           channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr, matmul: any MatmulBackend) {
+    let blockSize = 256
     forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
                  logits: scratch, matmul: matmul) { r0, n in
+        // Rows split over the kernel threads, each with its own stack block.
         forEachPiece(of: n, minimum: 1, alignment: 1) { piece in
-            for i in piece {
-                let row = scratch + i * vocab
-                let m = maxOf(row, vocab)
-                logitSum[r0 + i] = sumOf(row, vocab)
-                let targetLogit = row[Int(targets[r0 + i])]
-                expInPlace(row, vocab, shift: m)  // the chunk's logits are not needed after this row
-                let l = m + logf(sumOf(row, vocab))
-                lse[r0 + i] = l
-                logp[r0 + i] = targetLogit - l
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: blockSize) { block in
+                let e = block.baseAddress!
+                for i in piece {
+                    let row = scratch + i * vocab, t = Int(targets[r0 + i])
+                    let m = maxOf(row, vocab)
+                    logitSum[r0 + i] = sumOf(row, vocab)
+                    let targetLogit = row[t]
+                    top1[r0 + i] = targetLogit == m && maxOf(row, t) < m ? 1 : 0
+                    // e^(z − m) a block at a time, its weight against z − m summed before the block
+                    // replaces the logits (they are not needed after this row).
+                    var weighted: Float = 0
+                    var b = 0
+                    while b < vocab {
+                        let k = min(blockSize, vocab - b)
+                        expInto(e, row + b, k, shift: m)
+                        weighted += shiftedDot(e, row + b, k, shift: m)
+                        (row + b).update(from: e, count: k)
+                        b += k
+                    }
+                    let s = sumOf(row, vocab), logS = logf(s)
+                    lse[r0 + i] = m + logS
+                    logp[r0 + i] = targetLogit - (m + logS)
+                    entropy[r0 + i] = logS - weighted / s
+                }
             }
         }
     }

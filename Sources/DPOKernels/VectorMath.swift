@@ -65,6 +65,22 @@ func expInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float, scale:
     for i in 0..<n { p[i] = scale * fastExp(p[i] - shift) }
 }
 
+/// out[i] = e^(p[i] − shift).
+func expInto(_ out: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ n: Int, shift: Float) {
+    for i in 0..<n { out[i] = fastExp(p[i] - shift) }
+}
+
+/// Σ a[i] · (b[i] − shift).
+func shiftedDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, shift: Float) -> Float {
+    var s = F16x.zero
+    let c = F16x(repeating: shift)
+    var i = 0
+    while i + 16 <= n { s += load16(a + i) * (load16(b + i) - c); i += 16 }
+    var result = s.sum()
+    while i < n { result += a[i] * (b[i] - shift); i += 1 }
+    return result
+}
+
 /// p[i] *= scale.
 package func scaleInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) {
     for i in 0..<n { p[i] *= scale }

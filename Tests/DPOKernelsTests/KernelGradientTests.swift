@@ -273,9 +273,9 @@ final class KernelGradientTests: XCTestCase {
         let rows = 7, C = 5, V = 11
         let h = randoms(rows * C, scale: 2), w = randoms(V * C), dl = randoms(rows)
         let targets: [Int32] = (0..<rows).map { Int32(($0 * 5 + 3) % V) }
-        var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp
+        var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp, entropy = logp, top1 = logp
         var scratch = [Float](repeating: 0, count: 3 * V)
-        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
+        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
         logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         func logps(_ h: [Double], _ w: [Double]) -> [Double] {
@@ -290,8 +290,49 @@ final class KernelGradientTests: XCTestCase {
         assertClose(logp, logps(hd, wd), tol: 1e-6, "log-prob forward")
         let logits = Self.linear(hd, wd, nil, rows: rows, inF: C, outF: V)
         assertClose(sums, (0..<rows).map { r in logits[(r * V)..<((r + 1) * V)].reduce(0, +) }, tol: 1e-6, "logit sums")
+        let entropies = (0..<rows).map { r -> Double in
+            let row = Array(logits[(r * V)..<((r + 1) * V)]), m = row.max()!
+            let z = row.map { exp($0 - m) }.reduce(0, +)
+            return -row.map { let lp = $0 - m - log(z); return exp(lp) * lp }.reduce(0, +)
+        }
+        assertClose(entropy, entropies, tol: 1e-6, "entropy")
+        XCTAssertEqual(top1, (0..<rows).map { r -> Float in
+            let row = Array(logits[(r * V)..<((r + 1) * V)])
+            return row.firstIndex(of: row.max()!) == Int(targets[r]) ? 1 : 0
+        }, "argmax == target")
         assertClose(dh, numericGradient(hd) { zip(logps($0, wd), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d hidden")
         assertClose(dw, numericGradient(wd) { zip(logps(hd, $0), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d weight")
+    }
+
+    /// Entropy and argmax == target over a vocabulary wider than the kernel's 256-entry block, on
+    /// integer logits (exact in fp32 whatever the product's order) so that a tie is a real tie: the
+    /// target counts as the argmax only as the first maximum, as torch.argmax.
+    func testLogProbHeadEntropyAndFirstMaximum() {
+        let C = 4, V = 300
+        var w = (0..<(V * C)).map { _ in Float(Int.random(in: -2...2, using: &rng)) }
+        for v in [40, 290] { for c in 0..<C { w[v * C + c] = 3 } }  // the same, largest logit for a positive row
+        let h: [Float] = [1, 1, 1, 1, 1, 1, 1, 1] + (0..<(4 * C)).map { _ in Float(Int.random(in: -2...2, using: &rng)) }
+        let rows = h.count / C
+        let logits = Self.linear(h.map(Double.init), w.map(Double.init), nil, rows: rows, inF: C, outF: V)
+        func row(_ r: Int) -> [Double] { Array(logits[(r * V)..<((r + 1) * V)]) }
+        func argmax(_ r: Int) -> Int { row(r).firstIndex(of: row(r).max()!)! }
+        let targets: [Int32] = [40, 290, Int32(argmax(2)), Int32(argmax(3)), Int32((argmax(4) + 1) % V), 0]
+        var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp, entropy = logp, top1 = logp
+        var scratch = [Float](repeating: 0, count: 4 * V)
+        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w,
+                       targets: targets, rows: rows, channels: C, vocab: V, chunk: 4, scratch: &scratch, matmul: blas)
+        let expectedTop1: [Float] = (0..<rows).map { argmax($0) == Int(targets[$0]) ? 1 : 0 }
+        XCTAssertEqual(Array(expectedTop1[0..<5]), [1, 0, 1, 1, 0], "the test's own rows")
+        XCTAssertEqual(top1, expectedTop1)
+        let entropies = (0..<rows).map { r -> Double in
+            let z = row(r), m = z.max()!, l = m + log(z.map { exp($0 - m) }.reduce(0, +))
+            return -z.map { exp($0 - l) * ($0 - l) }.reduce(0, +)
+        }
+        assertClose(entropy, entropies, tol: 1e-5, "entropy")
+        assertClose(logp, (0..<rows).map { r in
+            let z = row(r), m = z.max()!
+            return z[Int(targets[r])] - m - log(z.map { exp($0 - m) }.reduce(0, +))
+        }, tol: 1e-5, "log-probs")
     }
 
     func testEmbeddingBackwardAccumulatesRepeatedTokens() {

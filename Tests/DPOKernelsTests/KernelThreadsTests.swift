@@ -90,14 +90,14 @@ final class KernelThreadsTests: XCTestCase {
         let h = randoms(rows * C), w = randoms(V * C, scale: 0.5), dl = randoms(rows)
         let targets: [Int32] = (0..<rows).map { Int32(($0 * 977 + 5) % V) }
         assertSameBitsOnThreads("log-prob head forward and backward") { () -> [Float] in
-            var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp
+            var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp, entropy = logp, top1 = logp
             var scratch = [Float](repeating: 0, count: chunk * V)
-            logProbForward(logp: &logp, lse: &lse, logitSum: &sums, hidden: h, weight: w, targets: targets, rows: rows,
-                           channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
+            logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w,
+                           targets: targets, rows: rows, channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
             var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
             logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows,
                             channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
-            return logp + lse + sums + dh + dw
+            return logp + lse + sums + entropy + top1 + dh + dw
         }
     }
 

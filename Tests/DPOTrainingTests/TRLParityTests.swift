@@ -1,12 +1,13 @@
+import DPOComm
 import DPOTestSupport
 import XCTest
 @testable import DPOKernels
 @testable import DPOTraining
 @testable import Safetensors
 
-/// 10 AdamW steps of our trainer against TRL 1.16's DPOTrainer on the same tiny model and data
-/// (tools/make_trl_fixtures.py): per-step loss, rewards/margins, rewards/accuracies, logps/chosen
-/// within 1e-4 at step 1 and 2e-3 relative after.
+/// 10 AdamW steps of our trainer against TRL 1.16's DPOTrainer (and SFTTrainer) on the same tiny
+/// model and data (tools/make_trl_fixtures.py): per-step loss, rewards/*, logps/*, grad_norm and
+/// entropy within 1e-4 at step 1 and 2e-3 relative after; mean_token_accuracy's token counts equal.
 final class TRLParityTests: XCTestCase {
     static let trl = Fixtures.root + "/trl"
 
@@ -36,35 +37,49 @@ final class TRLParityTests: XCTestCase {
         return a
     }
 
-    func expectedMetrics(_ name: String) throws -> [[String: Any]] {
-        try String(contentsOfFile: "\(Self.trl)/\(name).metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+    func expectedMetrics(_ name: String, _ kind: String = "metrics") throws -> [[String: Any]] {
+        try String(contentsOfFile: "\(Self.trl)/\(name).\(kind).jsonl", encoding: .utf8).split(separator: "\n").map {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
         }
     }
 
-    @discardableResult
-    func runCase(_ name: String, checkFinalWeights: Bool = false) throws -> [MetricsLine] {
-        let args = try arguments(case: name)
-        let (lines, trainer) = try TrainingRuns.dpo(args)
-        let expected = try expectedMetrics(name)
+    static let dpoKeys = ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "rewards/chosen", "rewards/rejected",
+                          "logps/rejected", "grad_norm", "learning_rate", "num_tokens", "entropy", "mean_token_accuracy"]
+
+    /// Ours against TRL's logs, line by line (the same steps), for each of `keys`: within 1e-4 at
+    /// step 1 and 2e-3 relative after. mean_token_accuracy is a ratio of token counts that TRL logs in
+    /// fp32 (rounding below 1e-7), and one token more or less moves it by 1/(chosen tokens) > 3e-3:
+    /// the counts must be equal. Every other metric drifts with the fp32 trajectory.
+    func assertMatches(_ lines: [MetricsLine], _ expected: [[String: Any]], keys: [String], _ name: String) {
         XCTAssertEqual(lines.count, expected.count, name)
         var worst: [String: Double] = [:]
         for (ours, ref) in zip(lines, expected) {
             let values = Dictionary(ours.fields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
             let step = ref["step"] as! Int
             XCTAssertEqual(values["step"] as? Int, step)
-            for key in ["loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "rewards/chosen", "rewards/rejected",
-                        "logps/rejected", "grad_norm", "learning_rate", "num_tokens"] {
+            for key in keys {
                 guard let r = ref[key] as? Double, let o = values[key] as? Double else {
                     XCTFail("\(name) step \(step): \(key) missing"); continue
                 }
                 let diff = abs(o - r)
-                let tolerance = step == 1 ? 1e-4 : 2e-3 * max(abs(r), 1e-2)
+                let tolerance = key.hasSuffix("mean_token_accuracy") ? 1e-6 : step == 1 ? 1e-4 : 2e-3 * max(abs(r), 1e-2)
                 worst[key] = max(worst[key] ?? 0, diff / max(abs(r), 1e-2))
                 XCTAssertLessThanOrEqual(diff, tolerance, "\(name) step \(step) \(key): ours \(o), TRL \(r)")
             }
         }
         print("\(name): worst relative diff per metric:", worst.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1e", $0.value))" }.joined(separator: ", "))
+    }
+
+    /// `tokenMetricsFrom`: the TRL case whose `entropy` and `mean_token_accuracy` ours must match.
+    /// TRL averages those per micro-batch, ours are over the global batch (TokenStatistics), so a
+    /// case with gradient accumulation is held to TRL's run of the same steps in one batch.
+    @discardableResult
+    func runCase(_ name: String, checkFinalWeights: Bool = false, tokenMetricsFrom: String? = nil) throws -> [MetricsLine] {
+        let args = try arguments(case: name)
+        let (lines, trainer) = try TrainingRuns.dpo(args)
+        let tokenKeys = ["entropy", "mean_token_accuracy"]
+        assertMatches(lines, try expectedMetrics(name), keys: Self.dpoKeys.filter { !tokenKeys.contains($0) }, name)
+        assertMatches(lines, try expectedMetrics(tokenMetricsFrom ?? name), keys: tokenKeys, name)
         if checkFinalWeights {
             let final = try SafetensorsFile(path: "\(Self.trl)/\(name).final.safetensors")
             var worstParam: Float = 0
@@ -83,7 +98,45 @@ final class TRLParityTests: XCTestCase {
     func testIPO() throws { try runCase("ipo") }
     func testHinge() throws { try runCase("hinge") }
     func testRobust() throws { try runCase("robust") }
-    func testGradientAccumulationEqualsLargerBatch() throws { try runCase("sigmoid_accum") }
+    func testGradientAccumulationEqualsLargerBatch() throws { try runCase("sigmoid_accum", tokenMetricsFrom: "sigmoid") }
+
+    /// The eval after steps 5 and 10 (all 24 pairs; TRL's in one batch, so its per-batch means are
+    /// over the whole eval set as ours are).
+    func testEvalMetrics() throws {
+        var args = try arguments(case: "sigmoid_eval")
+        args.evalFile = args.trainFile
+        args.evalSteps = 5
+        let lines = try TrainingRuns.dpo(args).lines.filter { $0.fields.contains { $0.0 == "eval_loss" } }
+        assertMatches(lines, try expectedMetrics("sigmoid_eval", "eval"),
+                      keys: ["eval_loss"] + Self.dpoKeys.filter { !["loss", "grad_norm", "learning_rate", "num_tokens"].contains($0) }
+                          .map { "eval_" + $0 }, "sigmoid_eval")
+    }
+
+    /// SFT (completion-only loss on the rows' prompt and chosen) against TRL's SFTTrainer: loss,
+    /// grad_norm, entropy, mean_token_accuracy per step, and the eval after steps 5 and 10.
+    func testSFT() throws {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.trl)/sft.config.json"))) as! [String: Any]
+        let set = config["sft_config_set"] as! [String: Any]
+        var a = TrainingRuns.arguments("trl-sft", model: "llama-tied", steps: set["max_steps"] as! Int,
+                                       perDevice: set["per_device_train_batch_size"] as! Int,
+                                       learningRate: set["learning_rate"] as! Double)
+        a.trainFile = Self.trl + "/sft.train.jsonl"
+        a.evalFile = a.trainFile
+        a.evalSteps = set["eval_steps"] as? Int
+        a.maxGradNorm = set["max_grad_norm"] as! Double
+        a.lrSchedulerType = set["lr_scheduler_type"] as! String
+        a.warmupSteps = set["warmup_steps"] as! Int
+        a.weightDecay = set["weight_decay"] as! Double
+        a.maxLength = set["max_length"] as? Int
+        a.shuffle = false
+        let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
+        let lines = try TrainingRuns.run(t)
+        let isEval = { (line: MetricsLine) in line.fields.contains { $0.0 == "eval_loss" } }
+        assertMatches(lines.filter { !isEval($0) }, try expectedMetrics("sft"),
+                      keys: ["loss", "grad_norm", "learning_rate", "num_tokens", "entropy", "mean_token_accuracy"], "sft")
+        assertMatches(lines.filter(isEval), try expectedMetrics("sft", "eval"),
+                      keys: ["eval_loss", "eval_entropy", "eval_mean_token_accuracy"], "sft eval")
+    }
     func testWeightDecay() throws { try runCase("sigmoid_wd") }
     func testLinearWarmup() throws { try runCase("sigmoid_linear_warmup") }
     func testQwen2WeightDecayOnBiasesAndUntiedHead() throws { try runCase("qwen2_sigmoid_wd") }

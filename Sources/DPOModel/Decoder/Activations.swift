@@ -17,6 +17,7 @@ struct OutputActivations {
     let finalNormOut: FloatPtr, finalRstd: FloatPtr  // (T, C), (T)
     let headIn: FloatPtr                             // (S, C): the final norm's output at the scored rows
     let headLSE: FloatPtr, logp: FloatPtr, logitSum: FloatPtr  // (S) each
+    let entropy: FloatPtr, top1: FloatPtr            // (S) each: softmax entropy, argmax == target (1 or 0)
 }
 
 /// Gradient scratch shared by all layers (only in a model that runs backward).
@@ -87,7 +88,7 @@ final class Activations {
         }
         let residuals = (0..<(everyLayer ? c.numLayers + 1 : 2)).map { _ in take(T * C) }
         let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
-                                       logp: take(S), logitSum: take(S))
+                                       logp: take(S), logitSum: take(S), entropy: take(S), top1: take(S))
         let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
         let gradients = withGradients
             ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),

@@ -105,6 +105,14 @@ public final class Transformer {
     public var scoredLogitSums: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: acts!.output.logitSum, count: lastScored)
     }
+    /// Softmax entropy of each scored row's logits (TRL's `entropy` metric).
+    public var scoredEntropy: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.output.entropy, count: lastScored)
+    }
+    /// 1 where a scored row's target is its logits' (first) argmax, else 0 (`mean_token_accuracy`).
+    public var scoredTop1: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts!.output.top1, count: lastScored)
+    }
     /// Log-sum-exp of each scored row's logits after `forward`.
     public var scoredLogSumExp: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: acts!.output.headLSE, count: lastScored)
@@ -121,9 +129,10 @@ public final class Transformer {
         let out = acts!.output, S = batch.scoredCount, C = config.hiddenSize
         batch.withPointers { b in
             gatherRows(out: out.headIn, inp: out.finalNormOut, rows: b.scoredRows, count: S, channels: C)
-            logProbForward(logp: out.logp, lse: out.headLSE, logitSum: out.logitSum, hidden: out.headIn,
-                           weight: parameters.values.pointer + layout.head, targets: b.scoredTargets, rows: S,
-                           channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: acts!.headScratch, matmul: matmul)
+            logProbForward(logp: out.logp, lse: out.headLSE, logitSum: out.logitSum, entropy: out.entropy, top1: out.top1,
+                           hidden: out.headIn, weight: parameters.values.pointer + layout.head, targets: b.scoredTargets,
+                           rows: S, channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: acts!.headScratch,
+                           matmul: matmul)
         }
         lastScored = S
     }

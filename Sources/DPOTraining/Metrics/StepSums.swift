@@ -8,6 +8,7 @@ public struct StepSums: Sendable {
     public enum Slot: Int, CaseIterable {
         case loss, pairs, rewardsChosen, rewardsRejected, accurate, margins, logpsChosen, logpsRejected
         case logitsChosen, chosenTokens, logitsRejected, rejectedTokens, tokens, kl, klTokens
+        case entropy, entropyTokens, topOne, accuracyTokens
     }
     public var values = [Double](repeating: 0, count: Slot.allCases.count)
     public init() {}
@@ -43,8 +44,24 @@ public struct StepSums: Sendable {
         self[.tokens] += Double(sequenceTokens)
     }
 
+    /// Adds the policy's per-token `entropy` and `mean_token_accuracy` sums: the entropy over
+    /// `entropyTokens` scored rows, the argmax == target count over `accuracyTokens` rows.
+    public mutating func addTokenStatistics(_ t: TokenStatistics) {
+        self[.entropy] += t.entropy
+        self[.entropyTokens] += Double(t.entropyTokens)
+        self[.topOne] += Double(t.topOne)
+        self[.accuracyTokens] += Double(t.accuracyTokens)
+    }
+
+    /// `entropy` and `mean_token_accuracy` as TRL 1.16 logs them (see `TokenStatistics`): token-
+    /// weighted means over the step's (or eval's) tokens of all ranks.
+    public func tokenMeans(prefix: String = "") -> [(String, Double)] {
+        [(prefix + "entropy", self[.entropy] / max(self[.entropyTokens], 1)),
+         (prefix + "mean_token_accuracy", self[.topOne] / max(self[.accuracyTokens], 1))]
+    }
+
     /// TRL's metric names and meanings (means over pairs; logits/* token-weighted means of the
-    /// per-position mean logit).
+    /// per-position mean logit; entropy and mean_token_accuracy token-weighted, see `TokenStatistics`).
     public func means(prefix: String = "") -> [(String, Double)] {
         let n = max(self[.pairs], 1)
         var out: [(String, Double)] = [
@@ -57,6 +74,7 @@ public struct StepSums: Sendable {
             ("logits/chosen", self[.logitsChosen] / max(self[.chosenTokens], 1)),
             ("logits/rejected", self[.logitsRejected] / max(self[.rejectedTokens], 1)),
         ]
+        out += tokenMeans()
         if self[.klTokens] > 0 { out.append(("kl", self[.kl] / self[.klTokens])) }
         return out.map { (prefix + $0.0, $0.1) }
     }

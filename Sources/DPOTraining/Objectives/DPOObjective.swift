@@ -106,9 +106,11 @@ public final class DPOObjective: TrainingObjective {
         var pairs: [PairLogps]
         var logitSums: [(chosen: Double, rejected: Double)]
         var tokens: Int
+        var tokenStatistics: TokenStatistics
     }
 
-    /// Policy (and reference) forward over a set of pairs; per-pair summed log-probs and logit sums.
+    /// Policy (and reference) forward over a set of pairs; per-pair summed log-probs and logit sums,
+    /// the policy's entropy over both completions and its top-1 accuracy over the chosen ones.
     func forwardPairs(_ indices: [Int], data: PreferenceDataset, cache: [(Double, Double)]?) -> MicroResult {
         batch.removeAll()
         for i in indices { PairScorer.append(data.pairs[i], to: &batch, sharePrompt: args.sharePrompt) }
@@ -117,6 +119,7 @@ public final class DPOObjective: TrainingObjective {
         var logitSums = [Double](repeating: 0, count: batch.sequenceCount)
         let z = policy.scoredLogitSums, V = Double(policy.config.vocabSize)
         for (i, s) in batch.scoredSequence.enumerated() { logitSums[Int(s)] += Double(z[i]) / V }
+        let tokenStatistics = TokenStatistics(model: policy, batch: batch, countsForAccuracy: { $0 % 2 == 0 })
         var refSums = [Double](repeating: 0, count: batch.sequenceCount)
         if let cache {
             for (k, i) in indices.enumerated() { (refSums[2 * k], refSums[2 * k + 1]) = cache[i] }
@@ -135,7 +138,7 @@ public final class DPOObjective: TrainingObjective {
             logits.append((logitSums[2 * k], logitSums[2 * k + 1]))
             tokens += p.chosen.count + p.rejected.count
         }
-        return MicroResult(pairs: pairs, logitSums: logits, tokens: tokens)
+        return MicroResult(pairs: pairs, logitSums: logits, tokens: tokens, tokenStatistics: tokenStatistics)
     }
 
     public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {
@@ -151,6 +154,7 @@ public final class DPOObjective: TrainingObjective {
         dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
         sums.add(pairs: micro.pairs, microLoss: microLoss, weight: weight, beta: args.beta,
                  logitSums: micro.logitSums, sequenceTokens: micro.tokens)
+        sums.addTokenStatistics(micro.tokenStatistics)
     }
 
     public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { sums.means(prefix: prefix) }
@@ -182,6 +186,7 @@ public final class DPOObjective: TrainingObjective {
             let (microLoss, _, _) = loss.evaluate(micro.pairs)
             sums.add(pairs: micro.pairs, microLoss: microLoss, weight: Double(indices.count) / Double(eval.count), beta: args.beta,
                      logitSums: micro.logitSums, sequenceTokens: micro.tokens)
+            sums.addTokenStatistics(micro.tokenStatistics)
             if let reference {
                 let (kl, tokens) = KLDivergence.sum(policy: policy, reference: reference, rows: batch.scoredCount)
                 sums[.kl] += kl

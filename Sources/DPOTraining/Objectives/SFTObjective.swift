@@ -48,25 +48,28 @@ public final class SFTObjective: TrainingObjective {
     public func prepare(outputDir: String) throws {}
     public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
 
-    /// Negative log-likelihood summed over the scored tokens of these examples.
-    private func forward(_ examples: [SFTExample]) -> Double {
+    /// Negative log-likelihood summed over the scored tokens of these examples, and the entropy and
+    /// top-1 accuracy over the same tokens.
+    private func forward(_ examples: [SFTExample]) -> (nll: Double, tokenStatistics: TokenStatistics) {
         batch.removeAll()
         for e in examples { batch.append(e.ids, scoreFrom: max(e.scoreFrom, 1)) }
         policy.forward(batch)
-        return -policy.scoredLogProbs.reduce(0.0) { $0 + Double($1) }
+        return (-policy.scoredLogProbs.reduce(0.0) { $0 + Double($1) },
+                TokenStatistics(model: policy, batch: batch, countsForAccuracy: { _ in true }))
     }
 
     public func trainMicroBatch(_ indices: [Int], normalizer: Double, sums: inout StepSums) throws {
-        let nll = forward(indices.map { train[$0] })
+        let (nll, tokenStatistics) = forward(indices.map { train[$0] })
         let dlogp = [Float](repeating: Float(-1 / normalizer), count: batch.scoredCount)
         dlogp.withUnsafeBufferPointer { policy.backward(batch, dlogp: $0.baseAddress!) }
         sums[.loss] += nll / normalizer
         sums[.pairs] += Double(indices.count)
         sums[.chosenTokens] += Double(batch.scoredCount)
         sums[.tokens] += Double(batch.tokenCount)
+        sums.addTokenStatistics(tokenStatistics)
     }
 
-    public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { [] }
+    public func metrics(_ sums: StepSums, prefix: String) -> [(String, Double)] { sums.tokenMeans(prefix: prefix) }
 
     public func evaluate() throws -> StepSums? {
         guard let eval else { return nil }
@@ -75,7 +78,9 @@ public final class SFTObjective: TrainingObjective {
         let b = args.perDeviceEvalBatchSize
         var start = comm.rank * b
         while start < eval.count {
-            sums[.loss] += forward(Array(eval[start..<min(start + b, eval.count)])) / total
+            let (nll, tokenStatistics) = forward(Array(eval[start..<min(start + b, eval.count)]))
+            sums[.loss] += nll / total
+            sums.addTokenStatistics(tokenStatistics)
             start += b * comm.worldSize
         }
         sums.reduce(over: comm)
