@@ -2,6 +2,7 @@
 # A headless Chromium screenshot of a report.html, to check the page in a real browser:
 #   tools/screenshot_report.sh [REPORT_HTML] [PNG]
 # Defaults: runs/demo/dpo/report.html (launch/demo's), and the PNG beside it (report.png).
+# SHOT_HEIGHT (default 2400) sets the window height in pixels; the page below it is cut off.
 # Installs Debian's chromium through apt when it is missing (as root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ if [ -z "$browser" ]; then
 fi
 abs=$(cd "$(dirname "$report")" && pwd)/$(basename "$report")
 out=$(cd "$(dirname "$png")" && pwd)/$(basename "$png")
-"$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,2400 \
+"$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,"${SHOT_HEIGHT:-2400}" \
     --screenshot="$out" "file://$abs" 2>/dev/null
 [ -s "$out" ] || { echo "screenshot_report: chromium wrote no $out" >&2; exit 1; }
 echo "$out"

@@ -111,8 +111,8 @@ final class HTMLReportTests: XCTestCase {
     }
 
     /// The polylines' points are the metrics' values through the axes: x from the first to the last
-    /// step across the plot's width, y from the smallest to the largest value of the chart's series
-    /// up its height (SVG's y grows downwards).
+    /// step across the plot's width, y from 5% of the values' span below the smallest value of the
+    /// chart's series to 5% above the largest, up its height (SVG's y grows downwards).
     func testPolylinePointsAreTheMetricsThroughTheAxisMapping() throws {
         let page = try MarkupElements(try report(try runDirectory()))
         let cases: [(metric: String, train: [(Double, Double)], eval: [(Double, Double)])] = [
@@ -125,7 +125,8 @@ final class HTMLReportTests: XCTestCase {
             let (px, py, pw, ph) = (Double(plot.attributes["x"]!)!, Double(plot.attributes["y"]!)!,
                                     Double(plot.attributes["width"]!)!, Double(plot.attributes["height"]!)!)
             let all = c.train + c.eval
-            let (x0, x1) = (all.map(\.0).min()!, all.map(\.0).max()!), (y0, y1) = (all.map(\.1).min()!, all.map(\.1).max()!)
+            let (x0, x1) = (all.map(\.0).min()!, all.map(\.0).max()!), (lo, hi) = (all.map(\.1).min()!, all.map(\.1).max()!)
+            let (y0, y1) = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
             for (name, values) in [("train", c.train), ("eval", c.eval)] {
                 let line = page.all("polyline", metric: c.metric).first { $0.attributes["data-series"] == name }
                 guard !values.isEmpty else { XCTAssertNil(line, "\(c.metric): no \(name) series"); continue }

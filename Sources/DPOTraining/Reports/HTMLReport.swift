@@ -53,12 +53,14 @@ public enum HTMLReport {
             throw DPOError.file(dir, "not a run directory: it holds none of \(runFiles.joined(separator: ", "))")
         }
         var inputs = Inputs()
-        if present("metrics.jsonl") { inputs.metrics = try readMetrics(dir + "/metrics.jsonl") }
-        if present("eval_metrics.json") {
-            inputs.evalMetrics = try numericFields(dir + "/eval_metrics.json").first ?? []
-        } else if let lines = inputs.metrics, let last = lines.last(where: { $0["eval_loss"] != nil }) {
-            inputs.evalMetrics = last.filter { $0.key.hasPrefix("eval_") }.sorted { $0.key < $1.key }
+        var lastEval: [(String, Double)] = []
+        if present("metrics.jsonl") {
+            let lines = try numericFields(dir + "/metrics.jsonl")
+            inputs.metrics = lines.map { Dictionary($0, uniquingKeysWith: { a, _ in a }) }
+            lastEval = lines.last { $0.contains { $0.0 == "eval_loss" } } ?? []
         }
+        if present("eval_metrics.json") { lastEval = try numericFields(dir + "/eval_metrics.json").first ?? [] }
+        inputs.evalMetrics = lastEval.filter { $0.0.hasPrefix("eval_") }
         if present(EvalRecords.fileName) { inputs.records = try EvalRecords.read(dir + "/" + EvalRecords.fileName) }
         for name in ["training_args.yaml", "eval_args.yaml"] where inputs.arguments == nil && present(name) {
             do { inputs.arguments = (name, try String(contentsOfFile: dir + "/" + name, encoding: .utf8)) } catch {
@@ -67,11 +69,6 @@ public enum HTMLReport {
         }
         if present(RunMachine.fileName) { inputs.machine = try RunMachine.read(dir + "/" + RunMachine.fileName) }
         return inputs
-    }
-
-    /// The numeric fields of each JSON line of a file, by name.
-    static func readMetrics(_ path: String) throws -> [[String: Double]] {
-        try numericFields(path).map { Dictionary($0, uniquingKeysWith: { a, _ in a }) }
     }
 
     /// The numeric fields of each JSON line of a file, in the order written.

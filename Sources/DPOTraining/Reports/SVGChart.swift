@@ -73,14 +73,15 @@ public func compactNumber(_ v: Double) -> String {
 /// Where a chart's plot area lies in its SVG (the axes are its left and bottom edges).
 public struct ChartFrame: Sendable {
     public static let width = 540.0, height = 300.0
-    public static let left = 70.0, top = 38.0, right = 16.0, bottom = 48.0
+    public static let left = 70.0, top = 44.0, right = 16.0, bottom = 48.0
     public static var plotWidth: Double { width - left - right }
     public static var plotHeight: Double { height - top - bottom }
 }
 
-/// A line chart as an inline SVG: one polyline per series, x and y axes spanning the data exactly
-/// (`LinearAxis.extent`), round ticks with labels, a legend. Each series' polyline carries
-/// `data-series="NAME"`; the plot area is the `<rect class="plot">`.
+/// A line chart as an inline SVG: one polyline per series, the x axis spanning the data exactly
+/// (`LinearAxis.extent`), the y axis the data with 5% of its span added above and below (so no
+/// point sits on an edge), round ticks with labels, a legend under the title. Each series'
+/// polyline carries `data-series="NAME"`; the plot area is the `<rect class="plot">`.
 public struct LineChart {
     public struct Series {
         public var name: String
@@ -105,8 +106,10 @@ public struct LineChart {
                    from: ChartFrame.left, to: ChartFrame.left + ChartFrame.plotWidth)
     }
     public var yAxis: LinearAxis {
-        LinearAxis(domain: LinearAxis.extent(series.flatMap { $0.points.map(\.y) }),
-                   from: ChartFrame.top + ChartFrame.plotHeight, to: ChartFrame.top)
+        let data = LinearAxis.extent(series.flatMap { $0.points.map(\.y) })
+        let room = (data.upperBound - data.lowerBound) * 0.05
+        return LinearAxis(domain: (data.lowerBound - room)...(data.upperBound + room),
+                          from: ChartFrame.top + ChartFrame.plotHeight, to: ChartFrame.top)
     }
 
     public var svg: String {
@@ -121,9 +124,9 @@ public struct LineChart {
                     s += "<circle cx=\"\(coordinate(x.map(p.x)))\" cy=\"\(coordinate(y.map(p.y)))\" r=\"2.5\" fill=\"\(line.color)\"/>\n"
                 }
             }
-            // The legend, top right, one entry per series.
-            let ly = 14.0 + Double(n) * 14
-            let lx = ChartFrame.width - ChartFrame.right - 110
+            // The legend, under the title, the series side by side.
+            let ly = 32.0
+            let lx = ChartFrame.left + Double(n) * 90
             s += "<line x1=\"\(coordinate(lx))\" y1=\"\(coordinate(ly))\" x2=\"\(coordinate(lx + 18))\" y2=\"\(coordinate(ly))\" stroke=\"\(line.color)\" stroke-width=\"2.5\"/>"
             s += "<text x=\"\(coordinate(lx + 24))\" y=\"\(coordinate(ly + 4))\" class=\"legend\">\(escapeHTML(line.name))</text>\n"
         }
