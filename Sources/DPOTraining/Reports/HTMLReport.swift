@@ -214,7 +214,7 @@ public enum HTMLReport {
         let margins = records.map(\.rewardMargin)
         let positive = margins.filter { $0 > 0 }.count
         let meanMargin = margins.reduce(0, +) / Double(n)
-        s += "<p>Reward margin r_chosen − r_rejected above 0 for <span data-cell=\"margin-positive\">\(positive)</span> of \(n) pairs (\(share(positive))); mean margin \(compactNumber(meanMargin)).</p>\n"
+        s += "<p>Reward margin r_chosen − r_rejected above 0 for <span data-cell=\"margin-positive\">\(positive)</span> of \(n) pairs (\(share(positive))); mean margin \(compactNumber(meanMargin)). In the histogram, blue bins lie above 0 (the policy prefers the chosen completion more than the reference does), red ones below, a grey one across 0.</p>\n"
         s += "<figure>\n" + Histogram(title: "Reward margins of the eval pairs", xLabel: "r_chosen − r_rejected (beta × log-ratio difference)", values: margins).svg + "</figure>\n"
         return s
     }
@@ -230,7 +230,7 @@ public enum HTMLReport {
             }
             s += "<tr><td class=\"num\">\(r.index + 1)</td><td class=\"text\">\(escapeHTML(r.prompt))</td><td class=\"text\">\(escapeHTML(r.chosen))</td><td class=\"text\">\(escapeHTML(r.rejected))</td>"
             if hasReference, let ref = r.refGreedy { s += completion(ref) }
-            s += completion(r.policyGreedy) + "<td class=\"num\">\(compactNumber(r.rewardMargin))</td></tr>\n"
+            s += completion(r.policyGreedy) + "<td class=\"num\">\(String(format: "%+.3f", r.rewardMargin))</td></tr>\n"
         }
         return s + "</table>\n"
     }

@@ -41,12 +41,12 @@ public struct LinearAxis: Sendable {
         return (lo - pad)...(hi + pad)
     }
 
-    /// Round values inside the domain (steps of 1, 2 or 5 × 10^k), about `count` of them.
+    /// Round values inside the domain: the smallest step of 1, 2 or 5 × 10^k that gives at most
+    /// `count` + 1 of them.
     public func ticks(count: Int = 5) -> [Double] {
         let span = domain.upperBound - domain.lowerBound
-        let raw = span / Double(max(count, 1))
-        let magnitude = pow(10, (log10(raw)).rounded(.down))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+        let magnitude = pow(10, (log10(span / Double(max(count, 1)))).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { span / $0 <= Double(count + 1) } ?? 10 * magnitude
         var ticks: [Double] = []
         var v = (domain.lowerBound / step).rounded(.up) * step
         while v <= domain.upperBound + step * 1e-9 {
