@@ -141,8 +141,8 @@ public struct RunMachine: Codable, Equatable, Sendable {
     public var memoryBytes: Int
     public var operatingSystem: String
     public var ranks: Int
-    /// OPENBLAS_NUM_THREADS as the process saw it (nil: unset, all cores) and OpenBLAS's kernels.
-    public var blasThreads: String?
+    /// OpenBLAS's threads per rank (rank 0's, at the end of the run) and its kernels.
+    public var blasThreads: Int
     public var blasKernels: String
     public var matmul: String
     /// When the run's report was written, ISO 8601.
@@ -165,7 +165,7 @@ public struct RunMachine: Codable, Equatable, Sendable {
         }
         return RunMachine(host: info.hostName, cpu: cpu, cores: info.activeProcessorCount,
                           memoryBytes: Int(clamping: info.physicalMemory), operatingSystem: info.operatingSystemVersionString,
-                          ranks: ranks, blasThreads: info.environment["OPENBLAS_NUM_THREADS"], blasKernels: BLASCore.name,
+                          ranks: ranks, blasThreads: BLASCore.threads, blasKernels: BLASCore.name,
                           matmul: bf16 ? "bf16 (oneDNN)" : "fp32 (OpenBLAS)",
                           date: ISO8601DateFormatter().string(from: Date()))
     }

@@ -245,7 +245,7 @@ public enum HTMLReport {
         let rows: [(String, String)] = [
             ("host", m.host), ("CPU", m.cpu), ("cores", "\(m.cores)"),
             ("memory", String(format: "%.1f GB", Double(m.memoryBytes) / 1e9)), ("operating system", m.operatingSystem),
-            ("ranks", "\(m.ranks)"), ("OpenBLAS threads per rank", m.blasThreads ?? "unset (all cores)"),
+            ("ranks", "\(m.ranks)"), ("OpenBLAS threads per rank", "\(m.blasThreads)"),
             ("OpenBLAS kernels", m.blasKernels), ("matrix products", m.matmul), ("written", m.date),
         ]
         return "<table class=\"machine\">\n" + rows.map { "<tr><th>\(escapeHTML($0))</th><td>\(escapeHTML($1))</td></tr>\n" }.joined() + "</table>\n"
