@@ -11,6 +11,8 @@ import Foundation
 public enum BLASCore {
     public static var name: String { String(cString: openblas_get_corename()) }
     public static var configuration: String { String(cString: openblas_get_config()) }
+    /// Threads OpenBLAS uses for one product in this process now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
 
     /// Kernel names OpenBLAS falls back to when it does not know the CPU.
     static let genericFallbacks: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "penryn", "dunnington", "atom"]

@@ -25,7 +25,7 @@ public protocol TrainingObjective: AnyObject {
     func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String)
     /// Work before the first step (precomputing reference log-probs).
     func prepare(outputDir: String) throws
-    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md.
+    /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md (DPO: and report.html).
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws
 }
 

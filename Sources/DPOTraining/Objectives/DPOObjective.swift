@@ -163,11 +163,19 @@ public final class DPOObjective: TrainingObjective {
         try writeReport(outputDir: outputDir, metrics: metrics, prompts: 4, title: "Policy against reference: \(args.outputDir)")
     }
 
+    /// eval_report.md and eval_records.jsonl (with an eval set), run_machine.json, then report.html
+    /// from all the run directory holds.
     public func writeReport(outputDir: String, metrics: [(String, Double)], prompts: Int, title: String) throws {
-        guard let eval else { return }
-        try EvalReport.write(path: outputDir + "/eval_report.md", policy: policy, reference: reference, tokenizer: tokenizer,
-                             pairs: eval.rows, metrics: metrics, prompts: prompts, maxNewTokens: args.maxNewTokens,
-                             seed: args.seed, title: title)
+        if let eval {
+            try EvalReport.write(path: outputDir + "/eval_report.md", policy: policy, reference: reference, tokenizer: tokenizer,
+                                 pairs: eval.rows, metrics: metrics, prompts: prompts, maxNewTokens: args.maxNewTokens,
+                                 seed: args.seed, title: title)
+            try EvalRecords.write(try evalRecords(), to: outputDir + "/" + EvalRecords.fileName)
+        } else {
+            try EvalRecords.remove(from: outputDir)  // an earlier run's, which this report must not show
+        }
+        try RunMachine.current(ranks: comm.worldSize, bf16: args.bf16).write(to: outputDir + "/" + RunMachine.fileName)
+        try HTMLReport.write(runDirectory: outputDir)
     }
 
     /// Eval metrics (loss a mean over pairs), pairs dealt round-robin to ranks and sums reduced, with

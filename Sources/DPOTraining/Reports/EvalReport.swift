@@ -21,13 +21,7 @@ public enum EvalReport {
         let greedy = GenerationSettings(maxNewTokens: maxNewTokens, temperature: 0, seed: seed)
         let sampled = GenerationSettings(maxNewTokens: maxNewTokens, temperature: 0.7, topP: 0.9, seed: seed)
         for (n, pair) in pairs.prefix(prompts).enumerated() {
-            let promptIDs: [Int]
-            if let c = pair.conversation {
-                promptIDs = tokenizer.encode(try ChatRendering.render(c.prompt, tokenizer: tokenizer, addGenerationPrompt: true),
-                                             addSpecialTokens: false)
-            } else {
-                promptIDs = tokenizer.encode(pair.prompt)
-            }
+            let promptIDs = try promptIDs(pair, tokenizer: tokenizer)
             guard !promptIDs.isEmpty else { continue }
             func text(_ model: Transformer, _ s: GenerationSettings) -> String {
                 let ids = Generator.generate(model: model, prompt: promptIDs, stopTokens: stops, settings: s)
@@ -42,6 +36,15 @@ public enum EvalReport {
             md += "| policy | `\(inline(text(policy, greedy)))` | `\(inline(text(policy, sampled)))` |\n\n"
         }
         try OutputFile.write(md, to: path)
+    }
+
+    /// The prompt a model continues: a conversation rendered with the generation prompt, or the text.
+    static func promptIDs(_ pair: PreferencePair, tokenizer: Tokenizer) throws -> [Int] {
+        if let c = pair.conversation {
+            return tokenizer.encode(try ChatRendering.render(c.prompt, tokenizer: tokenizer, addGenerationPrompt: true),
+                                    addSpecialTokens: false)
+        }
+        return tokenizer.encode(pair.prompt)
     }
 
     /// One line of Markdown table cell text.

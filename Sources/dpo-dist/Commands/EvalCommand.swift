@@ -11,13 +11,15 @@ struct EvalCommand: ParsableCommand {
         discussion: """
         Prints the eval metrics (TRL names with the eval_ prefix, and eval_kl: the KL divergence of the policy \
         from the reference per completion token) as JSON, and writes OUTPUT_DIR/eval_metrics.json and \
-        OUTPUT_DIR/eval_report.md (greedy and sampled completions of both models for a few prompts).
+        OUTPUT_DIR/eval_report.md (greedy and sampled completions of both models for a few prompts), \
+        OUTPUT_DIR/eval_records.jsonl (each pair's log-probs, reward margin and both models' greedy completions), \
+        OUTPUT_DIR/eval_args.yaml, OUTPUT_DIR/run_machine.json and OUTPUT_DIR/report.html (see `dpo-dist report`).
         """)
 
     @Option(help: "The policy model directory.") var model: String
     @Option(help: "The reference model directory.") var refModel: String
     @Option(help: "Preference pairs (JSONL or JSON array).") var data: String
-    @Option(help: "Where eval_metrics.json and eval_report.md go.") var outputDir: String
+    @Option(help: "Where eval_metrics.json, eval_report.md and report.html go.") var outputDir: String
     @Option(help: "DPO beta for the rewards.") var beta = 0.1
     @Option(help: "Loss type(s), comma-separated, for eval_loss.") var lossType = "sigmoid"
     @Option(help: "Pairs per forward pass.") var batchSize = 8
@@ -48,9 +50,10 @@ struct EvalCommand: ParsableCommand {
             for (k, v) in metrics { line.add(k, v) }
             print(line.json)
             try OutputFile.write(line.json + "\n", to: outputDir + "/eval_metrics.json")
+            try OutputFile.write(args.yaml, to: outputDir + "/eval_args.yaml")
             try objective.writeReport(outputDir: outputDir, metrics: metrics, prompts: reportPrompts,
                                       title: "\(model) against \(refModel)")
-            note("wrote \(outputDir)/eval_metrics.json and \(outputDir)/eval_report.md")
+            note("wrote \(outputDir)/eval_metrics.json, \(outputDir)/eval_report.md and \(outputDir)/\(HTMLReport.fileName)")
         }
     }
 }
