@@ -231,7 +231,11 @@ def check(directory, fresh):
         if abs(out.loss.item() - math.log(config.vocab_size)) > 0.1:
             failures.append(f"a fresh model's loss should be near ln(vocab_size), got {out.loss.item():.4f}")
         print("fresh init: norms 1, other tensors N(0, %g) within 15%%" % std)
+    report(failures)
 
+
+def report(failures):
+    """Prints the failures and exits 1, or prints OK."""
     if failures:
         print("FAILED:")
         for f in failures:
@@ -328,13 +332,7 @@ def main():
         write_fixture(args.directory)
         return
     if args.real_tokenizer:
-        failures = check_real_tokenizer(args.directory)
-        if failures:
-            print("FAILED:")
-            for f in failures:
-                print("  " + f)
-            sys.exit(1)
-        print("OK")
+        report(check_real_tokenizer(args.directory))
     else:
         check(args.directory, args.fresh)
     if args.chat_fixture:
