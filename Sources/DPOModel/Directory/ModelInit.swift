@@ -73,8 +73,9 @@ public enum ModelInit {
     }
 
     /// Writes config.json, generation_config.json, model.safetensors (fp32), tokenizer.json and
-    /// tokenizer_config.json (or the files of `tokenizerDirectory`) into `directory`. A directory that already holds a model is refused
-    /// unless `overwrite`: replacing someone's trained weights by noise should never be silent.
+    /// tokenizer_config.json (or the files of `tokenizerDirectory`) into `directory`. A directory
+    /// that already holds a model is refused unless `overwrite`: replacing someone's trained weights
+    /// by noise should never be silent.
     @discardableResult
     public static func createModelDirectory(_ directory: String, options o: Options = Options(),
                                             overwrite: Bool = false) throws -> Summary {
