@@ -25,6 +25,32 @@ committed beside them:
 The Swift test rebuilds that tokenizer.json from corpus.txt (so the committed file is the Swift
 trainer's output) and compares its ids with ids.json (so the Swift tokenizer agrees with transformers).
 
+A model made over a real tokenizer (`dpo-dist init --output DIR --tokenizer TOKDIR`):
+
+    python tools/check_init_model.py DIR --real-tokenizer
+
+checks that transformers loads it (no missing or unexpected tensors, finite logits), that vocab_size
+covers the tokenizer, that config.json's and generation_config.json's EOS is the tokenizer's, and
+that the chat template's assistant turn ends with EOS.
+
+    python tools/check_init_model.py DIR [--real-tokenizer] --chat-fixture \
+        Tests/DPOTestSupport/Fixtures/init/chat_ids.json --name NAME [--source TOKDIR_NAME]
+
+also renders a few conversations with AutoTokenizer's apply_chat_template and stores the text and
+AutoTokenizer's ids (add_special_tokens=False, as TRL tokenizes chat text) under NAME in that file
+(other names in it are kept). The committed file was made with:
+
+    B=.build/debug/dpo-dist F=Tests/DPOTestSupport/Fixtures/init/chat_ids.json
+    $B init --output /tmp/chat/own
+    python tools/check_init_model.py /tmp/chat/own --chat-fixture $F --name own
+    for t in smollm2-135m qwen3; do
+        $B init --output /tmp/chat/$t --tokenizer ../shared/tokenizers/$t
+        python tools/check_init_model.py /tmp/chat/$t --real-tokenizer --chat-fixture $F --name $t --source $t
+    done
+
+InitModelTests makes the same directories and checks that dpo-dist renders and tokenizes each
+conversation to the same text and ids (the real tokenizers are skipped where ../shared is absent).
+
 Needs: torch, transformers, tokenizers (see tools/README.md). Sets HF_HUB_OFFLINE=1.
 """
 
@@ -45,6 +71,20 @@ import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# BOS and pad are <|endoftext|>; EOS is the end of a ChatML turn (as SmolLM2-Instruct, Qwen2.5-Instruct).
+BOS, EOS, PAD = SPECIALS[0], SPECIALS[2], SPECIALS[0]
+
+# Conversations rendered for the chat fixture: a prompt with the generation prompt (what DPO's
+# prompt is), prompt + answer without it (prompt + chosen), a system turn, several turns with
+# accents, Korean and emoji.
+CONVERSATIONS = [
+    ([{"role": "user", "content": "What is 3+4?"}], True),
+    ([{"role": "user", "content": "What is 3+4?"}, {"role": "assistant", "content": "7"}], False),
+    ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."},
+      {"role": "assistant", "content": "Blue."}], False),
+    ([{"role": "user", "content": "Bonjour, ça va ?"}, {"role": "assistant", "content": "Très bien ✨ merci."},
+      {"role": "user", "content": "모델은 선호하는 답을 배웁니다?"}], True),
+]
 
 # Strings that exercise the byte-level pipeline: merges learned from the corpus and unseen words,
 # digits and signs, runs of spaces, tabs and new lines, contractions, accents (precomposed and
@@ -148,14 +188,15 @@ def check(directory, fresh):
           f"{tok.pad_token!r}, specials {tok.all_special_tokens}")
     if len(tok) > config.vocab_size:
         failures.append(f"tokenizer has {len(tok)} tokens but the model's vocab_size is {config.vocab_size}")
-    for token in ("bos_token", "eos_token", "pad_token"):
-        if getattr(tok, token) != SPECIALS[0]:
-            failures.append(f"{token} is {getattr(tok, token)!r}, expected {SPECIALS[0]!r}")
+    for token, expected in (("bos_token", BOS), ("eos_token", EOS), ("pad_token", PAD)):
+        if getattr(tok, token) != expected:
+            failures.append(f"{token} is {getattr(tok, token)!r}, expected {expected!r}")
     for i, special in enumerate(SPECIALS):
         if tok.convert_tokens_to_ids(special) != i:
             failures.append(f"{special} has id {tok.convert_tokens_to_ids(special)}, expected {i}")
-    if config.eos_token_id != 0 or config.bos_token_id != 0:
-        failures.append(f"config bos/eos ids {config.bos_token_id}/{config.eos_token_id}, expected 0/0")
+    if config.eos_token_id != 2 or config.bos_token_id != 0:
+        failures.append(f"config bos/eos ids {config.bos_token_id}/{config.eos_token_id}, expected 0/2")
+    failures += eos_consistency(directory, tok, model)
 
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "3+4="}]
     rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -190,7 +231,11 @@ def check(directory, fresh):
         if abs(out.loss.item() - math.log(config.vocab_size)) > 0.1:
             failures.append(f"a fresh model's loss should be near ln(vocab_size), got {out.loss.item():.4f}")
         print("fresh init: norms 1, other tensors N(0, %g) within 15%%" % std)
+    report(failures)
 
+
+def report(failures):
+    """Prints the failures and exits 1, or prints OK."""
     if failures:
         print("FAILED:")
         for f in failures:
@@ -199,18 +244,101 @@ def check(directory, fresh):
     print("OK")
 
 
+def eos_consistency(directory, tok, model):
+    """EOS agrees across tokenizer, config.json and generation_config.json, and ends the assistant's turn."""
+    failures = []
+    eos_id = tok.eos_token_id
+    if model.config.eos_token_id != eos_id:
+        failures.append(f"config.json eos_token_id {model.config.eos_token_id}, the tokenizer's EOS {tok.eos_token!r} is {eos_id}")
+    stops = model.generation_config.eos_token_id
+    stops = stops if isinstance(stops, list) else [stops]
+    if not stops or stops[0] != eos_id:
+        failures.append(f"generation_config.json eos_token_id {stops} does not start with the tokenizer's EOS {eos_id}")
+    if tok.chat_template:
+        messages = CONVERSATIONS[1][0]
+        ids = tok(tok.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+        answer = tok(messages[-1]["content"], add_special_tokens=False)["input_ids"]
+        # The answer's tokens, then EOS (possibly after other tokens of the template, such as a newline).
+        at = max(i for i in range(len(ids) - len(answer) + 1) if ids[i:i + len(answer)] == answer)
+        after = ids[at + len(answer):]
+        if eos_id not in after[:2]:
+            failures.append(f"the chat template ends the assistant's turn with {tok.convert_ids_to_tokens(after[:2])}, "
+                            f"not with EOS {tok.eos_token!r}: generation would run past the turn")
+        else:
+            print(f"chat template: the assistant's turn ends with EOS {tok.eos_token!r}")
+    if not failures:
+        print(f"EOS {tok.eos_token!r} (id {eos_id}): config.json and generation_config.json ({stops}) agree")
+    return failures
+
+
+def check_real_tokenizer(directory):
+    """A model `dpo-dist init --tokenizer` made: loads, vocabulary covers the tokenizer, EOS consistent."""
+    failures = []
+    tok = AutoTokenizer.from_pretrained(directory)
+    model, info = AutoModelForCausalLM.from_pretrained(directory, output_loading_info=True)
+    print(f"transformers {transformers.__version__}: {type(tok).__name__}, {len(tok)} tokens; {type(model).__name__}, "
+          f"vocab_size {model.config.vocab_size}; loading info {info}")
+    for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
+        if info.get(key):
+            failures.append(f"{key}: {info[key]}")
+    if len(tok) > model.config.vocab_size:
+        failures.append(f"tokenizer has {len(tok)} tokens but the model's vocab_size is {model.config.vocab_size}")
+    failures += eos_consistency(directory, tok, model)
+    with torch.no_grad():
+        logits = model(**tok("Hello world", return_tensors="pt")).logits
+    if not torch.isfinite(logits).all():
+        failures.append("logits are not all finite")
+    return failures
+
+
+def write_chat_fixture(directory, path, name, source):
+    """Adds NAME to the chat fixture: AutoTokenizer's rendering and ids of CONVERSATIONS."""
+    tok = AutoTokenizer.from_pretrained(directory)
+    if not tok.chat_template:
+        sys.exit(f"{directory}: no chat template; nothing to render")
+    cases = []
+    for messages, generation in CONVERSATIONS:
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+        cases.append({"messages": messages, "add_generation_prompt": generation, "text": text,
+                      "ids": tok(text, add_special_tokens=False)["input_ids"]})
+    fixture = {"made_by": "tools/check_init_model.py --chat-fixture", "models": {}}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            fixture = json.load(f)
+    fixture["transformers_version"] = transformers.__version__
+    fixture["tokenizers_version"] = tokenizers.__version__
+    fixture["models"][name] = {"source": source, "tokens": len(tok), "eos_token": tok.eos_token,
+                               "eos_token_id": tok.eos_token_id, "cases": cases}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(fixture, f, ensure_ascii=False, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {path}: {name}, {len(cases)} conversations")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory")
     parser.add_argument("--write-fixture", action="store_true",
                         help="write DIRECTORY/ids.json from DIRECTORY/tokenizer.json instead of checking a model")
     parser.add_argument("--fresh", action="store_true", help="also check the weights look freshly initialised")
+    parser.add_argument("--real-tokenizer", action="store_true",
+                        help="DIRECTORY was made with `dpo-dist init --tokenizer`: check loading and EOS, not init's own tokenizer")
+    parser.add_argument("--chat-fixture", help="also add chat renderings and AutoTokenizer ids under --name to this JSON file")
+    parser.add_argument("--name", help="the entry's name in --chat-fixture")
+    parser.add_argument("--source", help="the folder name in ../shared/tokenizers the tokenizer came from (none: init's own)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.write_fixture:
         write_fixture(args.directory)
+        return
+    if args.real_tokenizer:
+        report(check_real_tokenizer(args.directory))
     else:
         check(args.directory, args.fresh)
+    if args.chat_fixture:
+        if not args.name:
+            sys.exit("--chat-fixture needs --name")
+        write_chat_fixture(args.directory, args.chat_fixture, args.name, args.source)
 
 
 if __name__ == "__main__":

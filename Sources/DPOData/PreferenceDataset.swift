@@ -15,6 +15,10 @@ public struct PreferenceDataset: Sendable {
     public var droppedLongPrompts = 0
     public var identicalCompletions = 0
     public var skippedInvalid = 0
+    /// Kept pairs whose prompt was cut to `max_prompt_length`, and whose chosen or rejected sequence
+    /// was cut to `max_length`.
+    public var truncatedPrompts = 0
+    public var truncatedSequences = 0
 
     public init(pairs: [TokenizedPair], lines: [Int]) {
         self.pairs = pairs
@@ -33,7 +37,9 @@ public struct PreferenceDataset: Sendable {
             if row.chosen == row.rejected { data.identicalCompletions += 1 }
             var pair = try TokenizedPair(row, tokenizer: tokenizer)
             try vocabulary.check(pair.chosen + pair.rejected, at: "\(path):\(row.line)")
+            var promptCut = false
             if let maxPrompt = maxPromptLength, pair.promptLength > maxPrompt {
+                promptCut = true
                 let cut = pair.promptLength - maxPrompt
                 pair = TokenizedPair(chosen: Array(pair.chosen.dropFirst(cut)), rejected: Array(pair.rejected.dropFirst(cut)),
                                      promptLength: maxPrompt)
@@ -43,9 +49,11 @@ public struct PreferenceDataset: Sendable {
                     data.droppedLongPrompts += 1
                     continue
                 }
+                if max(pair.chosen.count, pair.rejected.count) > maxLength { data.truncatedSequences += 1 }
                 pair.chosen = Array(pair.chosen.prefix(maxLength))
                 pair.rejected = Array(pair.rejected.prefix(maxLength))
             }
+            if promptCut { data.truncatedPrompts += 1 }
             data.pairs.append(pair)
             data.lines.append(row.line)
             data.rows.append(row)

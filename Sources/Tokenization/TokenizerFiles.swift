@@ -4,10 +4,14 @@ import Foundation
 /// `tokenizer_config.json`, as the `tokenizers` library and transformers read them. `dpo-dist init`
 /// writes them beside a fresh model.
 public enum TokenizerFiles {
-    /// `<|endoftext|>` is BOS, EOS and pad at once (as in SmolLM2 and GPT-2); the other two frame
-    /// ChatML turns. They take ids 0, 1, 2, before the byte tokens, as SmolLM2's do.
+    /// `<|endoftext|>` (BOS and pad), and `<|im_start|>` and `<|im_end|>`, which frame ChatML turns.
+    /// They take ids 0, 1, 2, before the byte tokens, as SmolLM2's do.
     public static let specialTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     public static let endOfText = specialTokens[0]
+    /// EOS is the turn end of the chat template, as in SmolLM2-Instruct's and Qwen2.5-Instruct's
+    /// configs: generation stops where the assistant's turn ends, and DPO and SFT append it to
+    /// plain-text completions, so a model trained on them learns to end its turn.
+    public static let endOfTurn = specialTokens[2]
 
     /// ChatML, the same template as SmolLM2-Instruct's and TRL's `clone_chat_template` default.
     public static let chatTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
@@ -41,7 +45,7 @@ public enum TokenizerFiles {
     /// both resolve (5 maps it to its `TokenizersBackend`).
     public static func makeTokenizerConfig(maxLength: Int) -> [String: Any] {
         ["tokenizer_class": "PreTrainedTokenizerFast",
-         "bos_token": endOfText, "eos_token": endOfText, "pad_token": endOfText,
+         "bos_token": endOfText, "eos_token": endOfTurn, "pad_token": endOfText,
          "additional_special_tokens": Array(specialTokens.dropFirst()),
          "model_max_length": maxLength,
          "clean_up_tokenization_spaces": false,

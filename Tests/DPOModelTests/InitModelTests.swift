@@ -1,3 +1,4 @@
+import ChatTemplates
 import DPOTestSupport
 import XCTest
 @testable import DPOModel
@@ -25,7 +26,10 @@ final class InitModelTests: XCTestCase {
                         c.maxPositionEmbeddings], [64, 192, 2, 4, 2, 16, 512])
         XCTAssertTrue(c.tieWordEmbeddings)
         XCTAssertNil(c.padTokenID, "pad_token_id would zero and freeze EOS's embedding row (pad = EOS)")
-        XCTAssertEqual(loaded.configJSON["eos_token_id"] as? Int, 0)
+        XCTAssertEqual(loaded.configJSON["bos_token_id"] as? Int, 0)
+        XCTAssertEqual(loaded.configJSON["eos_token_id"] as? Int, 2, "EOS is <|im_end|>, the end of a ChatML turn")
+        let generation = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/generation_config.json"))) as! [String: Any]
+        XCTAssertEqual(generation["eos_token_id"] as? [Int], [2, 0], "generation stops at the turn end, and at <|endoftext|>")
         XCTAssertEqual(loaded.configJSON["rms_norm_eps"] as? Double, 1e-5)
 
         let tokenizer = try Tokenizer(directory: dir)
@@ -33,9 +37,13 @@ final class InitModelTests: XCTestCase {
         XCTAssertEqual(tokenizer.vocabSize, summary.tokenizerVocabSize)
         XCTAssertEqual(c.vocabSize % 8, 0)
         XCTAssertTrue(c.vocabSize >= tokenizer.vocabSize && c.vocabSize < tokenizer.vocabSize + 8)
-        XCTAssertEqual(tokenizer.eosToken, "<|endoftext|>")
+        XCTAssertEqual(tokenizer.eosToken, "<|im_end|>")
         XCTAssertEqual(tokenizer.bosToken, "<|endoftext|>")
         XCTAssertEqual(tokenizer.padToken, "<|endoftext|>")
+        // The assistant's turn ends with EOS, so chat generation stops there.
+        let turn = try ChatRendering.render([ChatMessage(role: "user", content: "3+4="), ChatMessage(role: "assistant", content: "7")],
+                                            tokenizer: tokenizer, addGenerationPrompt: false)
+        XCTAssertEqual(tokenizer.encode(turn).suffix(2), [tokenizer.eosTokenID!, tokenizer.encode("\n")[0]])
         XCTAssertEqual(TokenizerFiles.specialTokens.map(tokenizer.tokenID), [0, 1, 2])
         XCTAssertEqual(tokenizer.chatTemplate, TokenizerFiles.chatTemplate)
         XCTAssertEqual(tokenizer.encode("<|im_start|>user\nhi<|im_end|>").first, 1)
@@ -126,6 +134,83 @@ final class InitModelTests: XCTestCase {
             XCTAssertEqual(got, expected)
             XCTAssertFalse(got?.contains("\n") ?? true)
         }
+    }
+
+    /// Chat renderings and token ids that transformers' AutoTokenizer gives for directories init
+    /// writes (tools/check_init_model.py --chat-fixture): init's own tokenizer and real ones copied
+    /// with `tokenizerDirectory` (skipped where ../shared/tokenizers is absent).
+    func testChatTextAndIdsEqualTransformersForOwnAndRealTokenizers() throws {
+        let url = URL(fileURLWithPath: Fixtures.root + "/init/chat_ids.json")
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let models = fixture["models"] as! [String: [String: Any]]
+        XCTAssertEqual(Set(models.keys), ["own", "smollm2-135m", "qwen3"])
+        var checked = 0
+        for (name, entry) in models.sorted(by: { $0.key < $1.key }) {
+            var options = ModelInit.Options()
+            if let source = entry["source"] as? String {
+                let dir = Fixtures.sharedTokenizers + "/" + source
+                guard FileManager.default.fileExists(atPath: dir + "/tokenizer.json") else { continue }
+                options.tokenizerDirectory = dir
+            }
+            let dir = Fixtures.temporaryDirectory("dpo-dist-init-\(name)") + "/model"
+            let summary = try ModelInit.createModelDirectory(dir, options: options)
+            let tokenizer = try Tokenizer(directory: dir)
+            XCTAssertEqual(tokenizer.vocabSize, entry["tokens"] as? Int, name)
+            XCTAssertEqual(summary.tokenizerVocabSize, entry["tokens"] as? Int, name)
+            XCTAssertEqual(tokenizer.eosToken, entry["eos_token"] as? String, name)
+            XCTAssertEqual(tokenizer.eosTokenID, entry["eos_token_id"] as? Int, name)
+            let loaded = try ModelDirectory.load(dir)
+            XCTAssertEqual(loaded.configJSON["eos_token_id"] as? Int, entry["eos_token_id"] as? Int, name)
+            XCTAssertGreaterThanOrEqual(loaded.model.config.vocabSize, tokenizer.vocabSize, name)
+            XCTAssertLessThan(loaded.model.config.vocabSize, tokenizer.vocabSize + 8, name)
+            for case let c as [String: Any] in entry["cases"] as! [Any] {
+                let messages = (c["messages"] as! [[String: String]]).map { ChatMessage(role: $0["role"]!, content: $0["content"]!) }
+                let text = try ChatRendering.render(messages, tokenizer: tokenizer, addGenerationPrompt: c["add_generation_prompt"] as! Bool)
+                XCTAssertEqual(text, c["text"] as? String, name)
+                XCTAssertEqual(tokenizer.encode(text, addSpecialTokens: false), c["ids"] as? [Int], "\(name): \(text)")
+            }
+            checked += 1
+        }
+        print("init over tokenizers: \(checked) of \(models.count) checked against AutoTokenizer")
+        XCTAssertGreaterThanOrEqual(checked, 1)
+    }
+
+    /// A real tokenizer's files are copied as they are; one dpo-dist cannot use, or without an EOS,
+    /// is refused before anything is written; an overwritten model keeps no file of the earlier one.
+    func testRealTokenizerIsCopiedOrRefused() throws {
+        let shared = Fixtures.sharedTokenizers
+        guard FileManager.default.fileExists(atPath: shared + "/smollm3/tokenizer.json") else {
+            throw XCTSkip("\(shared) is absent")
+        }
+        func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+        var options = ModelInit.Options()
+        options.tokenizerDirectory = shared + "/smollm3"
+        let dir = Fixtures.temporaryDirectory("dpo-dist-init-real") + "/model"
+        try ModelInit.createModelDirectory(dir, options: options)
+        for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+            XCTAssertEqual(try bytes(dir + "/" + name), try bytes(shared + "/smollm3/" + name), name)
+        }
+        // init's own tokenizer over it: SmolLM3's chat_template.jinja would override the new ChatML template.
+        try ModelInit.createModelDirectory(dir, options: ModelInit.Options(), overwrite: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/chat_template.jinja"))
+        XCTAssertEqual(try Tokenizer(directory: dir).chatTemplate, TokenizerFiles.chatTemplate)
+
+        func refusal(_ source: String, output: String? = nil) -> String? {
+            var o = ModelInit.Options()
+            o.tokenizerDirectory = source
+            let out = output ?? Fixtures.temporaryDirectory("dpo-dist-init-refused") + "/model"
+            do { try ModelInit.createModelDirectory(out, options: o) } catch let error as DPOError {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"), "nothing is written for \(source)")
+                return error.message
+            } catch { return "not a DPOError: \(error)" }
+            return nil
+        }
+        XCTAssertEqual(refusal(shared + "/gpt2"), "\(shared)/gpt2: the tokenizer names no eos_token that it knows (tokenizer_config.json); "
+                       + "DPO and SFT append it to completions and generation stops at it")
+        let phi3 = refusal(shared + "/phi-3-mini") ?? ""
+        XCTAssertTrue(phi3.hasPrefix("\(shared)/phi-3-mini/tokenizer.json: ") && phi3.contains("byte_fallback"), phi3)
+        let here = Fixtures.temporaryDirectory("dpo-dist-init-same")
+        XCTAssertEqual(refusal(here, output: here), "\(here): is the --output directory; give the tokenizer's own directory")
     }
 
     func testRefusesToOverwriteAModelUnlessAsked() throws {

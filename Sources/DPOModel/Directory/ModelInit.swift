@@ -25,6 +25,10 @@ public enum ModelInit {
         public var merges = 200
         /// The text the tokenizer is trained on; nil uses `defaultCorpus`.
         public var corpus: String?
+        /// A directory holding a real tokenizer (tokenizer.json, tokenizer_config.json, ...) to use
+        /// instead of training one: its files are copied, vocab_size and the special token ids
+        /// follow it.
+        public var tokenizerDirectory: String?
 
         public init() {}
     }
@@ -33,10 +37,12 @@ public enum ModelInit {
     public struct Summary: Sendable {
         public let config: ModelConfig
         public let parameterCount: Int
-        /// Tokens the tokenizer knows (specials + bytes + merged tokens); the model's vocab_size
-        /// is this rounded up to a multiple of 8.
+        /// Tokens the tokenizer knows (specials + bytes + merged tokens, or the copied tokenizer's
+        /// vocabulary and added tokens); the model's vocab_size is this rounded up to a multiple of 8.
         public let tokenizerVocabSize: Int
+        /// 0 for a copied tokenizer.
         public let mergesLearned: Int
+        public let eosToken: String
     }
 
     // MARK: - Directory
@@ -67,8 +73,9 @@ public enum ModelInit {
     }
 
     /// Writes config.json, generation_config.json, model.safetensors (fp32), tokenizer.json and
-    /// tokenizer_config.json into `directory`. A directory that already holds a model is refused
-    /// unless `overwrite`: replacing someone's trained weights by noise should never be silent.
+    /// tokenizer_config.json (or the files of `tokenizerDirectory`) into `directory`. A directory
+    /// that already holds a model is refused unless `overwrite`: replacing someone's trained weights
+    /// by noise should never be silent.
     @discardableResult
     public static func createModelDirectory(_ directory: String, options o: Options = Options(),
                                             overwrite: Bool = false) throws -> Summary {
@@ -81,43 +88,97 @@ public enum ModelInit {
             }
         }
 
-        let tokenizerJSON = TokenizerFiles.makeTokenizerJSON(corpus: o.corpus ?? TokenizerFiles.defaultCorpus, merges: o.merges)
-        let vocab = (tokenizerJSON["model"] as! [String: Any])["vocab"] as! [String: Int]
-        let learned = ((tokenizerJSON["model"] as! [String: Any])["merges"] as! [[String]]).count
+        // The tokenizer first: a real one is read (and refused) before any weights are made.
+        let tokenizer: MadeTokenizer = try o.tokenizerDirectory.map { try copiedTokenizer($0, output: directory) }
+            ?? trainedTokenizer(o)
         // Rows past the tokenizer's vocabulary are never used as inputs; transformers allows the
         // model's vocab_size to be larger, and a multiple of 8 keeps matrix rows aligned.
-        let modelVocab = (vocab.count + 7) / 8 * 8
+        let modelVocab = (tokenizer.vocabSize + 7) / 8 * 8
 
         var config = ModelConfig.llama(vocabSize: modelVocab, hiddenSize: o.hiddenSize,
                                        intermediateSize: o.intermediateSize, numLayers: o.numLayers,
                                        numHeads: o.numHeads, numKVHeads: o.numKVHeads,
                                        tied: o.tieWordEmbeddings, maxPositions: o.maxPositionEmbeddings)
         // No pad_token_id in config.json: transformers would then zero that embedding row and
-        // freeze it on the input side, and with pad = EOS that would be EOS's row. TRL pads with
-        // the tokenizer's pad token whatever the config says.
+        // freeze it on the input side, and pad may be EOS. TRL pads with the tokenizer's pad token
+        // whatever the config says.
         config.padTokenID = nil
         let model = Transformer(config: config)
         model.initializeRandom(seed: o.seed, std: 0.02)
 
-        let eos = vocab[TokenizerFiles.endOfText]!
         var configJSON = config.json()
-        configJSON["bos_token_id"] = eos
-        configJSON["eos_token_id"] = eos
+        configJSON["bos_token_id"] = tokenizer.bosID ?? NSNull()
+        configJSON["eos_token_id"] = tokenizer.eosID
         // The Float eps widened to Double would print as 9.999999747378752e-06.
         configJSON["rms_norm_eps"] = 1e-5
-        try ModelDirectory.save(model, to: directory, configJSON: configJSON, companionsFrom: nil, dtype: .f32)
 
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-        try ModelDirectory.writeJSON(["bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
-                                      "_from_model_config": true], to: path("generation_config.json"))
-        try ModelDirectory.writeJSON(tokenizerJSON, to: path("tokenizer.json"))
-        try ModelDirectory.writeJSON(TokenizerFiles.makeTokenizerConfig(maxLength: o.maxPositionEmbeddings),
-                                     to: path("tokenizer_config.json"))
-        // A chat_template.jinja left by an earlier model would override the config's template.
-        if overwrite { try? fm.removeItem(atPath: path("chat_template.jinja")) }
+        // A companion file left by an earlier model (a chat_template.jinja overrides the config's
+        // template) must not survive beside files that do not expect it.
+        if overwrite {
+            for name in ModelDirectory.companionFiles where fm.fileExists(atPath: path(name)) {
+                do { try fm.removeItem(atPath: path(name)) } catch {
+                    throw DPOError.file(path(name), "cannot remove the earlier model's file: \(error.localizedDescription)")
+                }
+            }
+        }
+        try ModelDirectory.save(model, to: directory, configJSON: configJSON, companionsFrom: o.tokenizerDirectory, dtype: .f32)
+        if let json = tokenizer.tokenizerJSON, let tokenizerConfig = tokenizer.tokenizerConfig {
+            try ModelDirectory.writeJSON(json, to: path("tokenizer.json"))
+            try ModelDirectory.writeJSON(tokenizerConfig, to: path("tokenizer_config.json"))
+        }
+        if !fm.fileExists(atPath: path("generation_config.json")) {
+            let stops = tokenizer.generationStops
+            var generation: [String: Any] = ["eos_token_id": stops.count == 1 ? stops[0] as Any : stops, "_from_model_config": true]
+            if let bos = tokenizer.bosID { generation["bos_token_id"] = bos }
+            if let pad = tokenizer.padID { generation["pad_token_id"] = pad }
+            try ModelDirectory.writeJSON(generation, to: path("generation_config.json"))
+        }
 
         return Summary(config: config, parameterCount: model.parameterCount,
-                       tokenizerVocabSize: vocab.count, mergesLearned: learned)
+                       tokenizerVocabSize: tokenizer.vocabSize, mergesLearned: tokenizer.mergesLearned, eosToken: tokenizer.eos)
+    }
+
+    /// The tokenizer of a new model: learned here (its two files still to write) or copied.
+    private struct MadeTokenizer {
+        var vocabSize: Int
+        var mergesLearned: Int
+        var eos: String
+        var eosID: Int
+        var bosID: Int?
+        var padID: Int?
+        /// generation_config.json's eos_token_id: EOS first.
+        var generationStops: [Int]
+        var tokenizerJSON: [String: Any]?
+        var tokenizerConfig: [String: Any]?
+    }
+
+    private static func trainedTokenizer(_ o: Options) -> MadeTokenizer {
+        let json = TokenizerFiles.makeTokenizerJSON(corpus: o.corpus ?? TokenizerFiles.defaultCorpus, merges: o.merges)
+        let vocab = (json["model"] as! [String: Any])["vocab"] as! [String: Int]
+        let learned = ((json["model"] as! [String: Any])["merges"] as! [[String]]).count
+        return MadeTokenizer(vocabSize: vocab.count, mergesLearned: learned, eos: TokenizerFiles.endOfTurn,
+                             eosID: vocab[TokenizerFiles.endOfTurn]!, bosID: vocab[TokenizerFiles.endOfText]!,
+                             padID: vocab[TokenizerFiles.endOfText]!,
+                             // As Qwen2.5-Instruct's: generation stops at the turn end (EOS) and at <|endoftext|>.
+                             generationStops: [vocab[TokenizerFiles.endOfTurn]!, vocab[TokenizerFiles.endOfText]!], tokenizerJSON: json,
+                             tokenizerConfig: TokenizerFiles.makeTokenizerConfig(maxLength: o.maxPositionEmbeddings))
+    }
+
+    /// A real tokenizer's directory, read as training will read it (unsupported ones are refused
+    /// here, by name); its files are copied as they are by `ModelDirectory.save`.
+    private static func copiedTokenizer(_ source: String, output: String) throws -> MadeTokenizer {
+        if (source as NSString).standardizingPath == (output as NSString).standardizingPath {
+            throw DPOError.file(source, "is the --output directory; give the tokenizer's own directory")
+        }
+        let tokenizer = try Tokenizer(directory: source)
+        guard let eos = tokenizer.eosToken, let eosID = tokenizer.eosTokenID else {
+            throw DPOError.file(source, "the tokenizer names no eos_token that it knows (tokenizer_config.json); "
+                                + "DPO and SFT append it to completions and generation stops at it")
+        }
+        return MadeTokenizer(vocabSize: tokenizer.vocabSize, mergesLearned: 0, eos: eos, eosID: eosID, bosID: tokenizer.bosTokenID,
+                             padID: tokenizer.padToken.flatMap(tokenizer.tokenID), generationStops: [eosID],
+                             tokenizerJSON: nil, tokenizerConfig: nil)
     }
 
 }

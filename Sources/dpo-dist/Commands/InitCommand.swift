@@ -9,12 +9,15 @@ import Foundation
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Write a new random Llama with a freshly trained byte-level BPE tokenizer (a Hugging Face model directory).",
+        abstract: "Write a new random Llama with a freshly trained byte-level BPE tokenizer, or over a real tokenizer (a Hugging Face model directory).",
         discussion: """
         Weights are initialised as transformers does: normal(0, 0.02) for matrices and embeddings, \
-        1 for RMSNorm weights. The tokenizer has <|endoftext|> (BOS, EOS and pad), <|im_start|> and \
-        <|im_end|> at ids 0-2, the 256 bytes, and --merges BPE merges learned from --tokenizer-from \
-        (default: a short built-in English text); it comes with a ChatML chat template. \
+        1 for RMSNorm weights. The tokenizer has <|endoftext|> (BOS and pad), <|im_start|> and \
+        <|im_end|> (EOS, the end of a ChatML turn) at ids 0-2, the 256 bytes, and --merges BPE merges \
+        learned from --tokenizer-from (default: a short built-in English text); it comes with a ChatML \
+        chat template. With --tokenizer DIR the tokenizer files of DIR (tokenizer.json, \
+        tokenizer_config.json, special_tokens_map.json, chat_template.jinja, generation_config.json) \
+        are copied instead, and vocab_size and the BOS/EOS ids follow that tokenizer. \
         transformers' AutoModelForCausalLM and AutoTokenizer load the directory as it is.
         """)
 
@@ -38,6 +41,8 @@ struct InitCommand: ParsableCommand {
     var seed: UInt64 = 0
     @Option(help: "A UTF-8 text file to train the tokenizer's merges on (default: a short built-in English text).")
     var tokenizerFrom: String?
+    @Option(help: ArgumentHelp("A directory with a real tokenizer (tokenizer.json and tokenizer_config.json, e.g. a model's) to copy instead of training one.", valueName: "dir"))
+    var tokenizer: String?
     @Option(help: "BPE merges to learn (fewer if the text has no more pairs that occur twice).")
     var merges = 200
     @Flag(help: "Replace a model already in --output.")
@@ -57,6 +62,10 @@ struct InitCommand: ParsableCommand {
             options.merges = merges
             // Sizes are checked before the corpus is read, so a typo fails at once.
             try ModelInit.validate(options)
+            if tokenizer != nil && tokenizerFrom != nil {
+                throw DPOError("--tokenizer copies a tokenizer and --tokenizer-from trains one: give one of them")
+            }
+            options.tokenizerDirectory = tokenizer
             if let tokenizerFrom {
                 guard let data = FileManager.default.contents(atPath: tokenizerFrom) else {
                     throw DPOError.file(tokenizerFrom, "cannot read the tokenizer corpus")
@@ -73,8 +82,9 @@ struct InitCommand: ParsableCommand {
             note("wrote \(output): LlamaForCausalLM, \(s.parameterCount) parameters "
                  + "(hidden \(c.hiddenSize), intermediate \(c.intermediateSize), \(c.numLayers) layers, "
                  + "\(c.numHeads) heads / \(c.numKVHeads) kv heads, \(c.tieWordEmbeddings ? "tied" : "untied"), seed \(seed))")
-            note("tokenizer: \(s.tokenizerVocabSize) tokens (3 special + 256 bytes + \(s.tokenizerVocabSize - 259) merged; "
-                 + "\(s.mergesLearned) merges learned from \(tokenizerFrom ?? "the built-in English text")), "
+            let source = tokenizer.map { "copied from \($0)" }
+                ?? "3 special + 256 bytes + \(s.tokenizerVocabSize - 259) merged; \(s.mergesLearned) merges learned from \(tokenizerFrom ?? "the built-in English text")"
+            note("tokenizer: \(s.tokenizerVocabSize) tokens (\(source)), EOS \(s.eosToken), "
                  + "model vocab_size \(c.vocabSize); " + String(format: "%.2f s", Date().timeIntervalSince(started)))
         }
     }
