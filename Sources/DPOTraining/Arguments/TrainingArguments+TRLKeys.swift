@@ -48,8 +48,8 @@ extension TrainingArguments {
     static let neverPads = "dpo-dist never pads: a batch's sequences are packed end to end"
     static let metricsFile = "metrics go to output_dir/metrics.jsonl, one JSON object per log"
     static let noHub = "dpo-dist does not upload"
-    static let noCheckpointing = only(false, "every activation is kept; checkpointing is not implemented yet",
-                                      else: "not implemented yet: every activation is kept (the memory check before step 1 says whether the run fits); set it to false")
+    /// Checkpointing changes memory, not results (TRL's DPOConfig turns it on by default).
+    static let noCheckpointing = ignored("not implemented yet: every activation is kept, and the memory check before step 1 says whether the run fits")
     static let evalStrategy = only(["steps"], "dpo-dist evaluates every eval_steps (when set) and at the end",
                                    else: "set eval_steps to evaluate every N steps; without it the eval runs at the end")
 
