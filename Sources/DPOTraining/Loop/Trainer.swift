@@ -115,13 +115,13 @@ public final class Trainer {
         return Array(order[start..<min(start + globalBatchSize, order.count)])
     }
 
-    /// This rank's micro-batches of a global batch: per-device batches dealt round-robin to the ranks.
+    /// This rank's micro-batches of a global batch: the per-device batches of `balancedMicroBatches`
+    /// (the same on any number of ranks) dealt round-robin to the ranks.
     func microBatches(of batch: [Int]) -> [[Int]] {
-        let b = args.perDeviceTrainBatchSize
+        let all = balancedMicroBatches(batch, size: args.perDeviceTrainBatchSize, tokens: objective.tokens(of:))
         return (0..<args.gradientAccumulationSteps).map { j in
             let index = j * comm.worldSize + comm.rank
-            let lo = min(index * b, batch.count), hi = min(lo + b, batch.count)
-            return Array(batch[lo..<hi])
+            return index < all.count ? all[index] : []
         }
     }
 

@@ -12,6 +12,8 @@ public protocol TrainingObjective: AnyObject {
     /// The share of the global batch's normaliser that each example carries (1 per pair for DPO,
     /// its scored tokens for SFT), known to every rank without communication.
     func normalizerWeight(of example: Int) -> Double
+    /// Tokens the forward pass over this example runs (as packed), for balancing micro-batches.
+    func tokens(of example: Int) -> Int
     /// Forward and backward over one micro-batch of this rank, each example's loss scaled by
     /// 1/`normalizer` (the global batch's total weight), accumulating into the policy's gradients
     /// and the step's sums.
@@ -38,4 +40,30 @@ func largestMicroBatch(of size: Int, count: Int, tokens: (Int) -> Int, longest: 
     guard let first = chosen.first else { return (0, 0, "") }
     let longestIndex = chosen.max { longest($0) < longest($1) } ?? first
     return (chosen.reduce(0) { $0 + tokens($1) }, longest(longestIndex), source(longestIndex))
+}
+
+/// A global batch split into per-device batches of `size` examples (the last one smaller when the
+/// batch is short), with about the same tokens in each: examples taken longest first (ties in batch
+/// order), each into the batch with the fewest tokens so far that still has room (ties: the first),
+/// each batch's examples then in the global batch's order. It depends on the global batch alone, never
+/// on the number of ranks, so the same examples are packed together and a step gives the same bits
+/// however the batches are dealt; the ranks of one micro-step carry about the same work and wait less
+/// for each other at the gradient reduction.
+func balancedMicroBatches(_ batch: [Int], size: Int, tokens: (Int) -> Int) -> [[Int]] {
+    let size = max(size, 1)
+    let count = (batch.count + size - 1) / size
+    guard count > 1 else { return batch.isEmpty ? [] : [batch] }
+    var room = [Int](repeating: size, count: count)
+    if batch.count % size != 0 { room[count - 1] = batch.count % size }
+    var load = [Int](repeating: 0, count: count)
+    var members = [[Int]](repeating: [], count: count)  // positions in `batch`
+    let cost = batch.map(tokens)
+    for position in batch.indices.sorted(by: { cost[$0] != cost[$1] ? cost[$0] > cost[$1] : $0 < $1 }) {
+        var best = -1
+        for j in 0..<count where room[j] > 0 && (best < 0 || load[j] < load[best]) { best = j }
+        room[best] -= 1
+        load[best] += cost[position]
+        members[best].append(position)
+    }
+    return members.map { $0.sorted().map { batch[$0] } }
 }

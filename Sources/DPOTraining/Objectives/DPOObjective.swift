@@ -95,6 +95,7 @@ public final class DPOObjective: TrainingObjective {
         return evaluation.tokens > training.tokens ? evaluation : training
     }
     public func normalizerWeight(of example: Int) -> Double { 1 }
+    public func tokens(of example: Int) -> Int { PairScorer.packedTokens(train.pairs[example], sharePrompt: args.sharePrompt) }
 
     public func prepare(outputDir: String) throws {
         if args.precomputeRefLogProbs, loss.needsReference, referenceCache == nil {

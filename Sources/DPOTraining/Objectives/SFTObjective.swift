@@ -45,6 +45,7 @@ public final class SFTObjective: TrainingObjective {
         return evaluation.tokens > training.tokens ? evaluation : training
     }
     public func normalizerWeight(of example: Int) -> Double { Double(train[example].scoredTokens) }
+    public func tokens(of example: Int) -> Int { train[example].ids.count }
     public func prepare(outputDir: String) throws {}
     public func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
 

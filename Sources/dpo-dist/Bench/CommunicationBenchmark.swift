@@ -24,6 +24,7 @@ final class SyntheticObjective: TrainingObjective {
         return (longest, longest, "a random sequence")
     }
     func normalizerWeight(of example: Int) -> Double { Double(sequences[example].count - 1) }
+    func tokens(of example: Int) -> Int { sequences[example].count }
     func prepare(outputDir: String) throws {}
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws {}
     func evaluate() throws -> StepSums? { nil }
