@@ -31,6 +31,9 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// Calls and seconds (rounding included) per product shape, when `keepsShapeTimes`.
     public var keepsShapeTimes = false
     private var shapeTimes: [ShapeKey: (calls: Int, seconds: Double)] = [:]
+    /// Whether operands are rounded by `dpo_round_to_bf16` (the CPU has avx512_bf16) or by a oneDNN
+    /// reorder; tests compare the two.
+    var roundsNatively = BLASCore.cpuFlags().contains("avx512_bf16")
     /// Primitives kept at most; past that the cache starts again (a few hundred shapes is typical).
     private let capacity = 4096
 
@@ -171,9 +174,14 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         return UnsafePointer(scratch.pointer)
     }
 
-    /// `roundToBF16` by a oneDNN reorder, which rounds with the CPU's vector conversion (the same
-    /// round to nearest even; subnormal inputs may flush to zero).
-    private func round(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+    /// `roundToBF16` by the CPU's vector conversion (the same round to nearest even; subnormal inputs
+    /// flush to zero): our own loop over VCVTNE2PS2BF16 where the CPU has it, else a oneDNN reorder
+    /// (which uses the same instruction where there is one, through more layers).
+    func round(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+        if roundsNatively {
+            dpo_round_to_bf16(x, rows, cols, ld, out)
+            return
+        }
         let shape = OperandShape(rows: rows, cols: cols, ld: ld)
         let r: Reorder
         if let cached = reorders[shape] {

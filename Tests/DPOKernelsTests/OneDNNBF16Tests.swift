@@ -24,6 +24,38 @@ final class OneDNNBF16Tests: XCTestCase {
         XCTAssertTrue(Float(bitPattern: UInt32(nan[0]) << 16).isNaN)
     }
 
+    /// The CPU-instruction rounding gives the bits of oneDNN's reorder and of `roundToBF16` (except
+    /// subnormal inputs, which both CPU paths flush to zero), on a strided matrix whose rows are not a
+    /// multiple of the vector width, with ties, NaN, infinities and subnormals among the values.
+    func testNativeRoundingEqualsTheReorder() throws {
+        let dnnl = try backend()
+        guard dnnl.roundsNatively else { throw XCTSkip("this CPU has no avx512_bf16: operands are rounded by oneDNN's reorder only") }
+        var rng = SplitMix64(seed: 21)
+        let rows = 5, cols = 77, ld = 83
+        var x = (0..<(rows * ld)).map { _ in rng.nextGaussian() * 3 }
+        let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 1 + 1.0 / 256, 1 + 3.0 / 256, Float(bitPattern: 0x0020_0000),
+                                 -Float(bitPattern: 0x0000_0001), .greatestFiniteMagnitude, Float(bitPattern: 0x3F80_8000)]
+        for (i, v) in specials.enumerated() { x[(i % rows) * ld + (i * 7) % cols] = v }
+        var native = [UInt16](repeating: 0xFFFF, count: rows * cols), reorder = native, scalar = native
+        x.withUnsafeBufferPointer { p in
+            dnnl.round(p.baseAddress!, rows: rows, cols: cols, ld: ld, into: &native)
+            dnnl.roundsNatively = false
+            dnnl.round(p.baseAddress!, rows: rows, cols: cols, ld: ld, into: &reorder)
+            roundToBF16(p.baseAddress!, rows: rows, cols: cols, ld: ld, into: &scalar)
+        }
+        XCTAssertEqual(native, reorder)
+        for i in 0..<(rows * cols) {
+            let v = x[(i / cols) * ld + i % cols]
+            if v.isNaN {
+                XCTAssertTrue(Float(bitPattern: UInt32(native[i]) << 16).isNaN)
+            } else if v.isSubnormal {
+                XCTAssertEqual(native[i] & 0x7FFF, 0, "a subnormal input flushes to zero")
+            } else {
+                XCTAssertEqual(native[i], scalar[i], "\(v)")
+            }
+        }
+    }
+
     private func bf16(_ x: Float) -> Double {
         // Rounding by scaling: the nearest multiple of 2^(e-7) for x in [2^e, 2^(e+1)), ties to even.
         if x == 0 { return 0 }
