@@ -145,6 +145,7 @@ final class TrainConfigTests: XCTestCase {
         ("max_new_tokens", "32", "32"),
         ("skip_invalid_rows", "true", "true"),
         ("bf16", "true", "true"),
+        ("gradient_checkpointing", "true", "true"),
         ("completion_only_loss", "false", "false"),
     ]
 
@@ -199,6 +200,14 @@ final class TrainConfigTests: XCTestCase {
             try args.set("save_dtype", alias, source: Args.commandLine)
             XCTAssertEqual(args.saveDtype, name)
         }
+        // transformers 5's name for gradient_checkpointing sets it, in a file as TRL's name does.
+        for value in [true, false] {
+            let path = try writeYAML("activation_checkpointing: \(value)\n")
+            XCTAssertEqual(try Args.load(yamlFile: path, overrides: []),
+                           try Args.load(yamlFile: writeYAML("gradient_checkpointing: \(value)\n"), overrides: []))
+            XCTAssertEqual(try Args.load(yamlFile: path, overrides: []).gradientCheckpointing, value)
+        }
+        XCTAssertEqual(message { _ = try Args.load(yamlFile: writeYAML("activation_checkpointing: maybe\n"), overrides: []) }.contains("activation_checkpointing"), true)
         // A quoted YAML number stays text: for a path that is what the user meant.
         let path = try writeYAML("model: \"2024\"\nref_model: ~\n")
         XCTAssertEqual(try Args.load(yamlFile: path, overrides: []).model, "2024")
@@ -268,6 +277,11 @@ final class TrainConfigTests: XCTestCase {
         let repeated = try writeYAML("beta: 0.1\nseed: 3\nbeta: 0.5\n")
         XCTAssertEqual(message { _ = try Args.load(yamlFile: repeated, overrides: []) },
                        "\(repeated):3: duplicate key \"beta\" (first set on line 1)")
+        let aliased = try writeYAML("gradient_checkpointing: true\nactivation_checkpointing: false\n")
+        XCTAssertEqual(message { _ = try Args.load(yamlFile: aliased, overrides: []) },
+                       "\(aliased):2: activation_checkpointing disagrees with gradient_checkpointing on line 1, which sets the same option; keep one of them")
+        let agreeing = try writeYAML("activation_checkpointing: true\ngradient_checkpointing: true\n")
+        XCTAssertTrue(try Args.load(yamlFile: agreeing, overrides: []).gradientCheckpointing, "a key and its alias that agree, as TRL saves them")
         let missing = Fixtures.temporaryDirectory() + "/nope.yaml"
         XCTAssertEqual(message { _ = try Args.load(yamlFile: missing, overrides: []) }, "\(missing): no such file")
     }
@@ -288,7 +302,7 @@ final class TrainConfigTests: XCTestCase {
         let trl = [
             "fp16: false", "report_to: none", "logging_first_step: true", "run_name: smol-dpo", "padding_free: true",
             "dataloader_num_workers: 4", "push_to_hub: false", "remove_unused_columns: false",
-            "gradient_checkpointing: true", "optim: adamw_torch", "lr_scheduler_kwargs: {}", "eval_strategy: steps",
+            "gradient_checkpointing_kwargs: null", "optim: adamw_torch", "lr_scheduler_kwargs: {}", "eval_strategy: steps",
             "truncation_mode: keep_start", "disable_dropout: true", "hub_model_id: me/smol-dpo", "tf32: null",
         ]
         let path = try writeYAML(real + trl.joined(separator: "\n") + "\n")
@@ -378,7 +392,7 @@ final class TrainConfigTests: XCTestCase {
             XCTAssertEqual(config.removeValue(forKey: "train_sampling_strategy") as? String, "sequential")
             config["shuffle"] = false
             let (args, notes) = try loadNoting(writeYAML(try yaml(config)))
-            let trlOnly = config.keys.filter { !Args.keys.contains($0) }
+            let trlOnly = config.keys.filter { !Args.keys.contains($0) && Args.keyAliases[$0] == nil }
             XCTAssertEqual(notes.count, trlOnly.count, "\(name): \(notes)")
             XCTAssertGreaterThan(trlOnly.count, 10, name)
             for key in ["learning_rate", "beta", "label_smoothing", "weight_decay", "max_grad_norm", "adam_epsilon",
@@ -387,6 +401,7 @@ final class TrainConfigTests: XCTestCase {
             }
             XCTAssertEqual(args.lossType, config["loss_type"] as? [String], name)
             XCTAssertEqual(args.bf16, config["bf16"] as? Bool, name)
+            XCTAssertEqual(args.gradientCheckpointing, config["gradient_checkpointing"] as? Bool, name)
             XCTAssertFalse(args.shuffle)
         }
     }

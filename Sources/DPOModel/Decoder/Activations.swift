@@ -28,8 +28,21 @@ struct GradientScratch {
     let dHeadIn: FloatPtr                                // (S, C)
 }
 
-/// All activation storage in one allocation, carved into named views. A frozen model keeps one
-/// layer slot and reuses it; a model that runs backward keeps every layer's.
+/// What a forward pass keeps of the decoder's layers.
+enum KeptActivations {
+    /// One layer slot reused by every layer, two residual buffers in turn: a frozen model.
+    case oneLayer
+    /// Every layer's activations and every residual: backward reads them as they are.
+    case everyLayer
+    /// Every layer's input (the residual stream entering it) and one layer slot: backward recomputes
+    /// each layer's forward into the slot from its input (gradient checkpointing).
+    case layerInputs
+
+    func layerSlots(layers: Int) -> Int { self == .everyLayer ? layers : 1 }
+    func residuals(layers: Int) -> Int { self == .oneLayer ? 2 : layers + 1 }
+}
+
+/// All activation storage in one allocation, carved into named views (see `KeptActivations`).
 final class Activations {
     let tokens: Int, longest: Int, scored: Int
     private let storage: FloatBuffer
@@ -38,18 +51,17 @@ final class Activations {
     let output: OutputActivations
     let headScratch: FloatPtr                // (chunk, V)
     let attentionScratch: FloatPtr           // (2 · blockRows, longest): longest = most keys a row sees (prefix + own)
-    /// Whether every layer's activations are kept (for backward), or one slot is reused.
-    let everyLayer: Bool
+    let kept: KeptActivations
     let gradients: GradientScratch?
 
-    init(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool,
+    init(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations,
          blockRows: Int, headChunk: Int, withGradients: Bool) {
-        self.tokens = T; self.longest = longest; self.scored = S; self.everyLayer = everyLayer
-        storage = FloatBuffer(count: Self.floatCount(config: c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer,
+        self.tokens = T; self.longest = longest; self.scored = S; self.kept = kept
+        storage = FloatBuffer(count: Self.floatCount(config: c, tokens: T, longest: longest, scored: S, kept: kept,
                                                      blockRows: blockRows, headChunk: headChunk, withGradients: withGradients))
         var next = 0
         let base = storage.pointer
-        let views = Self.carve(c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer, blockRows: blockRows,
+        let views = Self.carve(c, tokens: T, longest: longest, scored: S, kept: kept, blockRows: blockRows,
                                headChunk: headChunk, withGradients: withGradients) { n in
             defer { next += Self.aligned(n) }
             return base + next
@@ -63,11 +75,11 @@ final class Activations {
     }
 
     /// Floats the storage for a batch of this size takes.
-    static func floatCount(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool,
+    static func floatCount(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations,
                            blockRows: Int, headChunk: Int, withGradients: Bool) -> Int {
         var total = 0
         let measuring = UnsafeMutablePointer<Float>(bitPattern: 64)!  // never dereferenced
-        _ = carve(c, tokens: T, longest: longest, scored: S, everyLayer: everyLayer, blockRows: blockRows, headChunk: headChunk,
+        _ = carve(c, tokens: T, longest: longest, scored: S, kept: kept, blockRows: blockRows, headChunk: headChunk,
                   withGradients: withGradients) { n in total += aligned(n); return measuring }
         return total
     }
@@ -76,17 +88,17 @@ final class Activations {
     private static func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }
 
     /// Every view, in one order, from `take(n)` giving n floats: run once to measure and once to carve.
-    private static func carve(_ c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, everyLayer: Bool, blockRows: Int,
+    private static func carve(_ c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations, blockRows: Int,
                               headChunk: Int, withGradients: Bool, _ take: (Int) -> FloatPtr)
         -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
             scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
         let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
-        let layers = (0..<(everyLayer ? c.numLayers : 1)).map { _ in
+        let layers = (0..<kept.layerSlots(layers: c.numLayers)).map { _ in
             LayerActivations(norm1: take(T * C), rstd1: take(T), q: take(T * Q), k: take(T * KV), v: take(T * KV),
                              att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
                              gate: take(T * I), up: take(T * I), hidden: take(T * I))
         }
-        let residuals = (0..<(everyLayer ? c.numLayers + 1 : 2)).map { _ in take(T * C) }
+        let residuals = (0..<kept.residuals(layers: c.numLayers)).map { _ in take(T * C) }
         let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
                                        logp: take(S), logitSum: take(S), entropy: take(S), top1: take(S))
         let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
@@ -101,5 +113,5 @@ final class Activations {
     func layer(_ l: Int) -> LayerActivations { layers.count == 1 ? layers[0] : layers[l] }
     /// The residual stream entering layer l (l == numLayers: after the last layer). A frozen model
     /// alternates between two buffers.
-    func residual(_ l: Int) -> FloatPtr { residuals.count == 2 ? residuals[l % 2] : residuals[l] }
+    func residual(_ l: Int) -> FloatPtr { kept == .oneLayer ? residuals[l % 2] : residuals[l] }
 }

@@ -51,10 +51,24 @@ public final class Transformer {
 
     public var parameterCount: Int { layout.count }
 
-    /// Makes the model trainable: a zeroed gradient buffer, and activations kept for every layer.
-    public func enableGradients() {
+    /// Whether backward recomputes each layer's forward from its saved input instead of reading
+    /// activations kept by forward (TRL's `gradient_checkpointing`): forward keeps each layer's input
+    /// (tokens × hidden) and one layer's activations. The recomputation runs the same kernels on the
+    /// same inputs and weights, so every gradient has the same bits either way; it costs about one
+    /// more forward pass per step.
+    public private(set) var gradientCheckpointing = false
+
+    /// Makes the model trainable: a zeroed gradient buffer, and activations kept for backward (every
+    /// layer's, or with `checkpointing` each layer's input; see `gradientCheckpointing`).
+    public func enableGradients(checkpointing: Bool = false) {
         parameters.enableGradients()
+        gradientCheckpointing = checkpointing
         acts = nil
+    }
+
+    /// What forward keeps, as the model is now.
+    private var kept: KeptActivations {
+        parameters.gradients == nil ? .oneLayer : gradientCheckpointing ? .layerInputs : .everyLayer
     }
 
     /// Fills the parameters as transformers initialises a fresh model: normal(0, std) weights,
@@ -81,20 +95,19 @@ public final class Transformer {
         }
         if let a = acts, a.tokens >= tokens, a.longest >= longestSequence, a.scored >= scoredRows { return }
         let old = acts
-        let trainable = parameters.gradients != nil
         acts = Activations(config: config, tokens: max(tokens, old?.tokens ?? 0),
                            longest: max(longestSequence, old?.longest ?? 0),
-                           scored: max(scoredRows, old?.scored ?? 0), everyLayer: trainable,
-                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable)
+                           scored: max(scoredRows, old?.scored ?? 0), kept: kept,
+                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: parameters.gradients != nil)
     }
 
     /// Bytes of activation storage a batch of `tokens` tokens (longest sequence `longestSequence`,
-    /// `scoredRows` rows through the head) needs in this model as it is (trainable or frozen).
+    /// `scoredRows` rows through the head) needs in this model as it is (frozen, trainable, or
+    /// trainable with gradient checkpointing).
     public func activationBytes(tokens: Int, longestSequence: Int, scoredRows: Int) -> Int {
-        let trainable = parameters.gradients != nil
-        return 4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
-                                          everyLayer: trainable, blockRows: attentionBlockRows, headChunk: headChunk,
-                                          withGradients: trainable)
+        4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
+                                   kept: kept, blockRows: attentionBlockRows, headChunk: headChunk,
+                                   withGradients: parameters.gradients != nil)
     }
 
     /// Log-probabilities of the scored tokens, valid after `forward` (`batch.scoredCount` values).
@@ -140,7 +153,7 @@ public final class Transformer {
     /// Accumulates dL/dθ into `parameters.gradients`, given dL/dlogp for each scored token of the
     /// batch that the last `forward` ran. Calls `onGradientsFinal` as layers finish (see there).
     public func backward(_ batch: TokenBatch, dlogp: UnsafePointer<Float>) {
-        guard let a = acts, a.everyLayer, let d = a.gradients else {
+        guard let a = acts, a.kept != .oneLayer, let d = a.gradients else {
             preconditionFailure("backward needs enableGradients() before forward")
         }
         precondition(batch.tokenCount == lastBatchTokens, "backward must follow forward on the same batch")
@@ -160,6 +173,10 @@ public final class Transformer {
             normBackward(layout.finalNorm, dinp: dx, dout: d.dNorm, inp: a.residual(config.numLayers),
                          rstd: a.output.finalRstd, rows: T)
             for l in stride(from: config.numLayers - 1, through: 0, by: -1) {
+                // The slot still holds the last layer from forward; an earlier layer is run again from
+                // its saved input. No new `weightsAreFixed`: the weights are those of this pass, so a
+                // backend's converted copies of them stay valid and the products give forward's bits.
+                if a.kept == .layerInputs, l < config.numLayers - 1 { recomputeLayer(l, batch: b) }
                 // dx is d(residual out); through the skip connections it becomes d(residual in).
                 mlpBackward(layer: l, dx: dx, rows: T)
                 attentionBackward(layer: l, dx: dx, batch: b)
@@ -195,6 +212,14 @@ public final class Transformer {
             }
             norm(layout.finalNorm, out: a.output.finalNormOut, rstd: a.output.finalRstd, inp: a.residual(config.numLayers), rows: T)
         }
+    }
+
+    /// Layer l's forward again, into the one layer slot, from its input `residual(l)`. It also
+    /// writes `residual(l + 1)`, with the bits forward wrote there (the input of a layer whose
+    /// backward has already run).
+    private func recomputeLayer(_ l: Int, batch b: TokenBatch.Pointers) {
+        attentionForward(layer: l, batch: b)
+        mlpForward(layer: l, rows: b.tokenCount)
     }
 
     // MARK: - Attention step: mid = x + o_proj(attention(RoPE(q), RoPE(k), v)), q, k, v of input_layernorm(x)

@@ -57,6 +57,7 @@ extension TrainingArguments {
         ("max_new_tokens", .integer(\.maxNewTokens)),
         ("skip_invalid_rows", .flag(\.skipInvalidRows)),
         ("bf16", .flag(\.bf16)),
+        ("gradient_checkpointing", .flag(\.gradientCheckpointing)),
         ("completion_only_loss", .flag(\.completionOnlyLoss)),
     ]
 }

@@ -77,6 +77,7 @@ extension TrainingArguments {
     @discardableResult
     public mutating func set(_ key: String, _ value: Any, source: String) throws -> String? {
         let value = ArgumentValue(value, name: source == Self.commandLine ? "--" + Self.flagName(key) : key, source: source)
+        let key = Self.keyAliases[key] ?? key
         guard let field = Self.fields.first(where: { $0.key == key })?.field else {
             if let note = try Self.trlOnly(key, value) { return note }
             throw Self.unknownKey(key, source: source)
@@ -96,6 +97,10 @@ extension TrainingArguments {
         if key == "save_dtype" { saveDtype = SaveDType(name: saveDtype)?.rawValue ?? saveDtype }
         return nil
     }
+
+    /// Other names of a key, that set its field as the key does: transformers 5 calls
+    /// gradient_checkpointing activation_checkpointing (and keeps the old name as an alias).
+    public static let keyAliases = ["activation_checkpointing": "gradient_checkpointing"]
 
     /// `learning_rate` → `learning-rate`.
     public static func flagName(_ key: String) -> String { key.replacingOccurrences(of: "_", with: "-") }
@@ -131,19 +136,27 @@ extension TrainingArguments {
         guard let mapping = root.mapping else {
             throw DPOError.file(path, "expected \"key: value\" lines (a YAML mapping), got \(root.sequence != nil ? "a list" : "a single value")")
         }
-        var lineOfKey: [String: Int] = [:]
+        var lineOfKey: [String: Int] = [:], keyOnLine: [Int: String] = [:]
         var notes: [String] = []
         for (keyNode, valueNode) in mapping {
             let line = keyNode.mark?.line ?? 0
             guard let key = keyNode.scalar?.string else {
                 throw DPOError("\(path):\(line): a key must be a plain name such as learning_rate")
             }
-            // libyaml keeps both entries of a repeated key; the later one would silently win.
-            if let first = lineOfKey[key] {
+            // libyaml keeps both entries of a repeated key; the later one would silently win. So would
+            // the later of a key and its alias, unless they agree (TRL's saved configs write both).
+            let field = Self.keyAliases[key] ?? key
+            let first = lineOfKey[field], earlier = first.flatMap { keyOnLine[$0] }
+            if let first, earlier == key {
                 throw DPOError("\(path):\(line): duplicate key \"\(key)\" (first set on line \(first))")
             }
-            lineOfKey[key] = line
+            let before = yamlValue(of: field)
+            lineOfKey[field] = line
+            keyOnLine[line] = key
             if let note = try set(key, Self.plainValue(valueNode), source: "\(path):\(line)") { notes.append(note) }
+            if let first, let earlier, yamlValue(of: field) != before {
+                throw DPOError("\(path):\(line): \(key) disagrees with \(earlier) on line \(first), which sets the same option; keep one of them")
+            }
         }
         return notes
     }

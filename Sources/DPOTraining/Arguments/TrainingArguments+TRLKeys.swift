@@ -48,8 +48,6 @@ extension TrainingArguments {
     static let neverPads = "dpo-dist never pads: a batch's sequences are packed end to end"
     static let metricsFile = "metrics go to output_dir/metrics.jsonl, one JSON object per log"
     static let noHub = "dpo-dist does not upload"
-    /// Checkpointing changes memory, not results (TRL's DPOConfig turns it on by default).
-    static let noCheckpointing = ignored("not implemented yet: every activation is kept, and the memory check before step 1 says whether the run fits")
     static let evalStrategy = only(["steps"], "dpo-dist evaluates every eval_steps (when set) and at the end",
                                    else: "set eval_steps to evaluate every N steps; without it the eval runs at the end")
 
@@ -58,9 +56,7 @@ extension TrainingArguments {
         "fp16": only(false, "no fp16 compute", else: "dpo-dist has no fp16 compute; use bf16: true (bf16 products, fp32 accumulation)"),
         "tf32": only(false, "products are fp32, or bf16 with bf16: true",
                      else: "CPUs have no TF32; products are fp32, or bf16 with bf16: true"),
-        "gradient_checkpointing": noCheckpointing,
-        "activation_checkpointing": noCheckpointing,  // transformers 5's name
-        "gradient_checkpointing_kwargs": ignored("no gradient checkpointing"),
+        "gradient_checkpointing_kwargs": ignored("dpo-dist's gradient_checkpointing takes no options"),
         "activation_offloading": only(false, "activations stay in memory", else: "not implemented; set it to false"),
         "use_liger_kernel": only(false, "dpo-dist has its own kernels", else: "dpo-dist has its own kernels; set it to false"),
         "torch_compile": ignored("dpo-dist is compiled ahead of time"),

@@ -73,6 +73,11 @@ public struct TrainingArguments: Equatable, Sendable {
     /// Matrix products in bf16 with fp32 accumulation (oneDNN); weights, gradients, optimizer state
     /// and reductions stay fp32. TRL's name; false: fp32 throughout.
     public var bf16: Bool = false
+    /// Backward recomputes each layer's forward from its input instead of keeping every layer's
+    /// activations: less memory, about one more forward pass of time, the same bits. TRL's name
+    /// (transformers 5 also reads `activation_checkpointing`); TRL's DPOConfig defaults it to true,
+    /// dpo-dist to false.
+    public var gradientCheckpointing: Bool = false
 
     // SFT
     /// Loss on completion tokens only (prompt/completion and messages data).

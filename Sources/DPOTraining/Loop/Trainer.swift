@@ -74,7 +74,7 @@ public final class Trainer {
         weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
         startWeights = String(weights.value, radix: 16)
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
-        policy.enableGradients()
+        policy.enableGradients(checkpointing: args.gradientCheckpointing)
         trainable = policy.parameters
         sync = parallel.makeSync(comm: comm, count: trainable.count)
         optimizer = AdamW(parameters: trainable, shard: sync.shard, beta1: args.adamBeta1, beta2: args.adamBeta2,

@@ -38,6 +38,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "bf16 matrix products through oneDNN, as train --bf16.") var bf16 = false
     @Flag(inversion: .prefixedNo, help: "Compute each pair's prompt once (as train does by default); --no-share-prompt packs the two sequences apart.")
     var sharePrompt = true
+    @Flag(help: "Recompute each layer's forward in backward from its saved input, as train --gradient-checkpointing.")
+    var gradientCheckpointing = false
     @Option(help: "Where the synthetic model and the reference cache go (default: a folder under the temporary directory).")
     var workDir: String?
     @OptionGroup var runOptions: RunOptions
@@ -71,6 +73,7 @@ struct Bench: ParsableCommand {
             args.precomputeRefLogProbs = precomputeRefLogProbs
             args.bf16 = bf16
             args.sharePrompt = sharePrompt
+            args.gradientCheckpointing = gradientCheckpointing
             args.outputDir = work + "/run"
             if bf16, let reason = OneDNNBF16.unavailableReason() { throw DPOError("--bf16: \(reason)") }
             var workload: TrainingBenchmark.Workload
@@ -128,7 +131,7 @@ struct Bench: ParsableCommand {
             "machine: \(host.hostName), \(cpu), \(host.activeProcessorCount) cores; \(ranks) rank\(ranks == 1 ? "" : "s") × \(threads) thread\(threads == 1 ? "" : "s")",
             "products: \(r.backend)",
             "workload: \(workload.description); \(r.parameters) parameters",
-            "step: \(r.pairsPerStep) pairs (\(workload.args.perDeviceTrainBatchSize) per micro-batch × \(accumulation) × \(ranks) ranks), reference \(workload.args.precomputeRefLogProbs ? "precomputed" : "run each step"), prompt sharing \(workload.args.sharePrompt ? "on" : "off")",
+            "step: \(r.pairsPerStep) pairs (\(workload.args.perDeviceTrainBatchSize) per micro-batch × \(accumulation) × \(ranks) ranks), reference \(workload.args.precomputeRefLogProbs ? "precomputed" : "run each step"), prompt sharing \(workload.args.sharePrompt ? "on" : "off"), gradient checkpointing \(workload.args.gradientCheckpointing ? "on (backward includes the recomputed forward)" : "off")",
         ]
         if let p = r.precomputeSeconds {
             lines.append(String(format: "precompute: %d pairs in %.2f s, %.2f pairs/s", r.precomputedPairs, p, Double(r.precomputedPairs) / p))

@@ -116,6 +116,8 @@ struct TrainOptions: ParsableArguments {
 
     @Flag(inversion: .prefixedNo, help: "Matrix products in bf16 with fp32 accumulation through oneDNN (AMX or AVX512-BF16); weights, gradients and optimizer state stay fp32 (default: \(trl.bf16)).")
     var bf16: Bool?
+    @Flag(inversion: .prefixedNo, help: "Recompute each layer's forward in backward from its saved input instead of keeping every layer's activations: less memory, about one more forward pass of time, the same numbers (default: \(trl.gradientCheckpointing); TRL's default is true).")
+    var gradientCheckpointing: Bool?
     @Flag(inversion: .prefixedNo, help: "Train on completion tokens only, for prompt/completion and messages data (default: \(trl.completionOnlyLoss)). SFT only.")
     var completionOnlyLoss: Bool?
 
@@ -141,7 +143,7 @@ struct TrainOptions: ParsableArguments {
             ("precompute_ref_log_probs", precomputeRefLogProbs.map { String($0) }),
             ("share_prompt", sharePrompt.map { String($0) }), ("save_dtype", saveDtype),
             ("max_new_tokens", maxNewTokens), ("skip_invalid_rows", skipInvalidRows.map { String($0) }),
-            ("bf16", bf16.map { String($0) }),
+            ("bf16", bf16.map { String($0) }), ("gradient_checkpointing", gradientCheckpointing.map { String($0) }),
             ("completion_only_loss", completionOnlyLoss.map { String($0) }),
         ]
         // A key added to TrainingArguments needs its flag here too.
