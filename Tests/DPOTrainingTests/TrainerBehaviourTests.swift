@@ -170,6 +170,37 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: a.outputDir + "/metrics.jsonl"))
     }
 
+    /// The memory plan train prints and the memory check uses: each item from the parameter count and
+    /// the activation size, the total their sum, the refusal naming every item.
+    func testTheMemoryPlanItemizesWhatARankHolds() throws {
+        let a = baseArguments("memory-plan")
+        let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        let plan = t.memoryPlan()
+        let n = t.policy.parameterCount  // every parameter trains: gradients and moments cover them all
+        XCTAssertEqual(n, t.policy.layout.tensors.reduce(0) { $0 + $1.count })
+        let expected = [4 * n, 4 * n, 8 * n, 8 * n, 4 * n]
+        XCTAssertEqual(plan.items.prefix(5).map(\.1), expected)
+        XCTAssertEqual(plan.items.map(\.0).prefix(5), ["parameters", "gradients", "gradient sum (fp64)", "AdamW moments", "reference"])
+        let batch = t.objective.largestMicroBatch()
+        XCTAssertEqual(plan.items[5].0, "activations (\(batch.tokens) tokens)")
+        XCTAssertEqual(plan.items[5].1, t.policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
+                                                                 scoredRows: batch.tokens))
+        XCTAssertEqual(plan.total, expected.reduce(0, +) + plan.items[5].1)
+        XCTAssertTrue(plan.fits)
+        XCTAssertNoThrow(try t.checkMemory())
+        t.memoryBudget = plan.total - 1
+        XCTAssertFalse(t.memoryPlan().fits)
+        XCTAssertThrowsError(try t.checkMemory()) { error in
+            let text = "\(error)"
+            for item in ["parameters ", "gradients ", "gradient sum (fp64) ", "AdamW moments ", "reference ", "activations (", "total "] {
+                XCTAssertTrue(text.contains(item), "\(item) in \(text)")
+            }
+            XCTAssertFalse(text.contains("\n"), text)
+        }
+        t.memoryBudget = plan.total
+        XCTAssertNoThrow(try t.checkMemory(), "a plan that just fits runs")
+    }
+
     func testSFTLearnsItsData() throws {
         var a = TrainingRuns.arguments("sft", model: "llama-tied", steps: 30, learningRate: 3e-3)
         a.trainFile = Fixtures.root + "/conversational/sft.jsonl"

@@ -220,20 +220,59 @@ public final class Trainer {
         return .finished
     }
 
-    /// The largest micro-batch's activations and the parameter state must fit this rank's memory: a
-    /// very long row (with max_length: null) is refused here, naming it, not hours into the run.
-    func checkMemory() throws {
+    /// What one rank holds while it trains, in bytes: the plan `checkMemory` compares with the memory
+    /// this rank has, and `train` prints at its start.
+    public struct MemoryPlan {
+        /// (what, bytes), in the order printed; their sum is `total`.
+        public var items: [(String, Int)]
+        public var total: Int { items.reduce(0) { $0 + $1.1 } }
+        /// The memory this rank has: the host's physical memory over its ranks (or a test's budget).
+        public var available: Int
+        public var physical: Int, ranksOnHost: Int
+        /// The largest micro-batch the activations are sized for, and where its longest example is.
+        public var largestBatch: (tokens: Int, longestSequence: Int, longestExample: String)
+
+        public var fits: Bool { total <= available }
+
+        static func gb(_ bytes: Int) -> String {
+            let b = Double(bytes)
+            return b >= 1e9 ? String(format: "%.2f GB", b / 1e9) : b >= 1e6 ? String(format: "%.1f MB", b / 1e6)
+                : String(format: "%.0f kB", b / 1e3)
+        }
+
+        /// One line: every item, the total and what is available.
+        public var line: String {
+            items.map { "\($0.0) \(Self.gb($0.1))" }.joined(separator: ", ") +
+                "; total \(Self.gb(total)) of the \(Self.gb(available)) this rank has (\(Self.gb(physical)) on this host for \(ranksOnHost) rank(s))"
+        }
+    }
+
+    /// The memory plan of this run on this rank. Trainable state per parameter: fp32 gradients, their
+    /// fp64 sum over micro-batches and ranks, AdamW's two fp32 moments, and a frozen fp32 reference;
+    /// activations for the largest micro-batch at its longest sequence (all layers, or with
+    /// gradient_checkpointing each layer's input and one layer).
+    public func memoryPlan() -> MemoryPlan {
         let batch = objective.largestMicroBatch()
         let activations = policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
                                                  scoredRows: batch.tokens)
-        // Values, gradients, two moments and the fp64 sum of the trainable set, plus a frozen reference.
-        let state = 4 * policy.parameterCount + 24 * trainable.count
+        let p = policy.parameterCount, t = trainable.count
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         let ranks = max(comm.ranksOnThisHost, 1)
-        let budget = memoryBudget ?? physical / ranks
-        guard activations + state > budget else { return }
-        func gb(_ bytes: Int) -> String { String(format: "%.1f GB", Double(bytes) / 1e9) }
-        throw DPOError("\(batch.longestExample): its \(batch.longestSequence) tokens make the largest micro-batch \(batch.tokens) tokens, whose activations need \(gb(activations)) beside the model's \(gb(state)): more than the \(gb(budget)) this rank has (\(gb(physical)) on this host for \(ranks) rank(s)); set max_length or lower the per-device batch size")
+        return MemoryPlan(items: [("parameters", 4 * p), ("gradients", 4 * t), ("gradient sum (fp64)", 8 * t),
+                                  ("AdamW moments", 8 * t), ("reference", 4 * t),
+                                  ("activations (\(batch.tokens) tokens)", activations)],
+                          available: memoryBudget ?? physical / ranks, physical: physical, ranksOnHost: ranks,
+                          largestBatch: batch)
+    }
+
+    /// The largest micro-batch's activations and the parameter state must fit this rank's memory: a
+    /// very long row (with max_length: null) is refused here, naming it, with the plan, not hours into
+    /// the run.
+    func checkMemory() throws {
+        let plan = memoryPlan()
+        guard !plan.fits else { return }
+        let batch = plan.largestBatch
+        throw DPOError("\(batch.longestExample): its \(batch.longestSequence) tokens make the largest micro-batch \(batch.tokens) tokens, and the run needs more memory than this rank has: \(plan.line); set max_length, lower the per-device batch size or turn on gradient_checkpointing")
     }
 
     /// Where a stopped run can go on from, for error messages.

@@ -51,6 +51,7 @@ private func train(args: TrainingArguments, comm: Communicator, command: Trainin
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let products = args.bf16 ? "bf16 through oneDNN (\(OneDNNBF16.cpuISA))" : "fp32 through OpenBLAS (\(BLASCore.name) kernels)"
             note("layout: \(comm.worldSize) rank(s) × \(threads) thread(s) each, \(comm.ranksOnThisHost) on this host of \(cores) cores; products \(products)")
+            note("memory per rank: \(trainer.memoryPlan().line)")
             let dpo = trainer.objective as? DPOObjective
             let files = dpo == nil ? [] : [args.trainFile] + (args.evalFile.map { [$0] } ?? [])
             for warning in try dataWarnings(files: files, maxLength: args.maxLength, maxPositionEmbeddings: trainer.policy.config.maxPositionEmbeddings,
