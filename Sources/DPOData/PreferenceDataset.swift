@@ -19,6 +19,8 @@ public struct PreferenceDataset: Sendable {
     /// was cut to `max_length`.
     public var truncatedPrompts = 0
     public var truncatedSequences = 0
+    /// What the file's rows hold beyond the pairs (unused fields, implicit prompts), from the same read.
+    public var survey = PreferenceFileSurvey()
 
     public init(pairs: [TokenizedPair], lines: [Int]) {
         self.pairs = pairs
@@ -30,9 +32,10 @@ public struct PreferenceDataset: Sendable {
     /// A token id outside `vocabulary` stops the load, naming the row, whatever `skipInvalid` says.
     public static func load(path: String, tokenizer: Tokenizer, vocabulary: ModelVocabulary, maxLength: Int?,
                             maxPromptLength: Int?, skipInvalid: Bool) throws -> PreferenceDataset {
-        let (rows, skipped) = try PreferenceFile.load(path, skipInvalid: skipInvalid)
+        let (rows, skipped, survey) = try PreferenceFile.loadSurveyed(path, skipInvalid: skipInvalid)
         var data = PreferenceDataset(pairs: [], lines: [])
         data.skippedInvalid = skipped
+        data.survey = survey
         for row in rows {
             if row.chosen == row.rejected { data.identicalCompletions += 1 }
             var pair = try TokenizedPair(row, tokenizer: tokenizer)

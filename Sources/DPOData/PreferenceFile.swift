@@ -10,12 +10,22 @@ public enum PreferenceFile {
     /// Reads and checks every row. A bad row stops with `FILE:LINE: what is wrong` unless
     /// `skipInvalid`, which drops it and counts it in `skipped`.
     public static func load(_ path: String, skipInvalid: Bool = false) throws -> (pairs: [PreferencePair], skipped: Int) {
+        let (pairs, skipped, _) = try loadSurveyed(path, skipInvalid: skipInvalid)
+        return (pairs, skipped)
+    }
+
+    /// `load`, and in the same pass over the rows the survey of what they hold beyond the pairs.
+    public static func loadSurveyed(_ path: String, skipInvalid: Bool = false) throws
+        -> (pairs: [PreferencePair], skipped: Int, survey: PreferenceFileSurvey) {
         let rows = try JSONRows.read(path)
         var pairs: [PreferencePair] = []
         var skipped = 0
+        var survey = PreferenceFileSurvey()
         for row in rows {
             do {
-                pairs.append(try pair(from: row, path: path))
+                let p = try pair(from: row, path: path)
+                pairs.append(p)
+                survey.add(row, pair: p)
             } catch is DPOError where skipInvalid {
                 skipped += 1
             }
@@ -23,7 +33,7 @@ public enum PreferenceFile {
         if pairs.isEmpty {
             throw DPOError.file(path, skipped > 0 ? "all \(skipped) rows are invalid" : "no rows")
         }
-        return (pairs, skipped)
+        return (pairs, skipped, survey)
     }
 
     static func pair(from row: JSONRows.Row, path: String) throws -> PreferencePair {

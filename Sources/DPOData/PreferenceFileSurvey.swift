@@ -27,33 +27,37 @@ public struct PreferenceFileSurvey: Sendable {
     public private(set) var shortImplicitPrompts = 0
     public private(set) var shortImplicitPromptLines: [Int] = []
 
-    /// Reads `path` as `PreferenceFile.load` does; rows it would refuse or skip are not counted here
-    /// (the load reports them).
+    /// Nothing surveyed yet; `PreferenceFile.loadSurveyed` adds each row it reads.
+    public init() {}
+
+    /// The survey of `path`'s valid rows, read as `PreferenceFile.load` reads them (rows it would
+    /// refuse or skip are not counted here; the load reports them).
     public init(path: String) throws {
-        for row in try JSONRows.read(path) {
-            guard case let .success(value) = row.value, let object = value as? [String: Any] else { continue }
-            let pair: PreferencePair
-            do { pair = try PreferenceFile.pair(from: row, path: path) } catch is DPOError { continue }
-            rows += 1
-            for key in object.keys where !Self.usedFields.contains(key) { unusedFields[key, default: 0] += 1 }
-            guard object["prompt"] == nil || object["prompt"] is NSNull else { continue }
-            implicitPrompts += 1
-            let empty: Bool, short: Bool
-            if let conversation = pair.conversation {
-                empty = conversation.prompt.isEmpty
-                short = false
-            } else {
-                let trimmed = pair.prompt.trimmingCharacters(in: .whitespacesAndNewlines)
-                empty = trimmed.isEmpty
-                short = !empty && trimmed.count < Self.shortPromptCharacters
-            }
-            if empty {
-                emptyImplicitPrompts += 1
-                if emptyImplicitPromptLines.count < Self.linesQuoted { emptyImplicitPromptLines.append(row.line) }
-            } else if short {
-                shortImplicitPrompts += 1
-                if shortImplicitPromptLines.count < Self.linesQuoted { shortImplicitPromptLines.append(row.line) }
-            }
+        self = try PreferenceFile.loadSurveyed(path, skipInvalid: true).survey
+    }
+
+    /// One valid row and the pair it became.
+    mutating func add(_ row: JSONRows.Row, pair: PreferencePair) {
+        guard case let .success(value) = row.value, let object = value as? [String: Any] else { return }
+        rows += 1
+        for key in object.keys where !Self.usedFields.contains(key) { unusedFields[key, default: 0] += 1 }
+        guard object["prompt"] == nil || object["prompt"] is NSNull else { return }
+        implicitPrompts += 1
+        let empty: Bool, short: Bool
+        if let conversation = pair.conversation {
+            empty = conversation.prompt.isEmpty
+            short = false
+        } else {
+            let trimmed = pair.prompt.trimmingCharacters(in: .whitespacesAndNewlines)
+            empty = trimmed.isEmpty
+            short = !empty && trimmed.count < Self.shortPromptCharacters
+        }
+        if empty {
+            emptyImplicitPrompts += 1
+            if emptyImplicitPromptLines.count < Self.linesQuoted { emptyImplicitPromptLines.append(row.line) }
+        } else if short {
+            shortImplicitPrompts += 1
+            if shortImplicitPromptLines.count < Self.linesQuoted { shortImplicitPromptLines.append(row.line) }
         }
     }
 

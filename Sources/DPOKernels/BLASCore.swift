@@ -28,10 +28,20 @@ public enum BLASCore {
 
     /// The flags of the first CPU in /proc/cpuinfo (empty where there is none).
     public static func cpuFlags() -> Set<String> {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [] }
-        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        Set((cpuInfo("flags") ?? "").split(separator: " ").map(String.init))
+    }
+
+    /// The first CPU's model name in /proc/cpuinfo, or "unknown CPU".
+    public static func cpuName() -> String { cpuInfo("model name") ?? "unknown CPU" }
+
+    /// The value of the first `key : value` line of /proc/cpuinfo. It only describes the machine
+    /// (kernel choice, bench and report text), so a system without the file gets nil, not an error.
+    static func cpuInfo(_ key: String) -> String? {
+        let text: String
+        do { text = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) } catch { return nil }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
+              let colon = line.firstIndex(of: ":") else { return nil }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
 
     /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS fell back to generic kernels on a

@@ -10,7 +10,7 @@ public enum KernelThreads {
     /// Threads the element-wise kernels split over: the BLAS thread count (`setBLASThreads`).
     nonisolated(unsafe) public private(set) static var count = 1
 
-    public static func set(_ n: Int) { count = max(1, n) }
+    static func set(_ n: Int) { count = max(1, n) }
 }
 
 /// Calls `body` on disjoint pieces of 0..<n that together cover it, on up to `KernelThreads.count`

@@ -21,12 +21,7 @@ public enum ModelDirectory {
     /// and every tensor in the files must be used. Weights in BF16/F16 are widened to fp32. The model
     /// computes its products with `matmul`.
     public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws -> Loaded {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw DPOError.file(directory, "no such model directory" + (hubDownloadHint(directory) ?? ""))
-        }
-        let configPath = (directory as NSString).appendingPathComponent("config.json")
-        let (config, json) = try ModelConfig.load(path: configPath)
+        let (config, json) = try loadConfig(directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
         let model = Transformer(config: config, matmul: matmul)
         let layout = model.layout
@@ -62,6 +57,16 @@ public enum ModelDirectory {
     /// Writes `model` as a directory transformers loads: model.safetensors with Hugging Face names,
     /// config.json (the original keys, dtype updated), and the tokenizer/generation files copied from
     /// `companionsFrom`. Files are written beside their final names and renamed into place.
+    /// A model directory's config.json, without its weights; a path that is no directory is refused
+    /// (with the download command when it reads as a Hub id).
+    public static func loadConfig(_ directory: String) throws -> (config: ModelConfig, json: [String: Any]) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw DPOError.file(directory, "no such model directory" + (hubDownloadHint(directory) ?? ""))
+        }
+        return try ModelConfig.load(path: (directory as NSString).appendingPathComponent("config.json"))
+    }
+
     /// For a path that is nothing here but reads as a Hugging Face Hub id (`owner/name`, and no
     /// folder `owner` here): the commands that download it. dpo-dist itself never uses the network.
     public static func hubDownloadHint(_ path: String) -> String? {

@@ -33,7 +33,7 @@ extension TrainingArguments {
             try check(numTrainEpochs > 0 && numTrainEpochs.isFinite,
                       "num_train_epochs must be greater than 0 (or max_steps above 0), got \(numTrainEpochs)")
         }
-        if let maxLength { try check(maxLength >= 2, "max_length must be at least 2 (or null for no limit), got \(maxLength)") }
+        try validateMaxLength()
 
         if bf16, let reason = OneDNNBF16.unavailableReason() { throw DPOError("bf16 is set but \(reason)") }
 
@@ -92,6 +92,16 @@ extension TrainingArguments {
             try check(orpoAlpha >= 0 && orpoAlpha.isFinite, "orpo_alpha must be at least 0, got \(orpoAlpha)")
         }
 
+        try validateMaxPromptLength()
+    }
+
+    /// `max_length`, which the data loading needs (`inspect` checks it too, loading data without training).
+    public func validateMaxLength() throws {
+        if let maxLength { try check(maxLength >= 2, "max_length must be at least 2 (or null for no limit), got \(maxLength)") }
+    }
+
+    /// `max_prompt_length`, DPO's: at least 1 and below `max_length` (`inspect` checks it too).
+    public func validateMaxPromptLength() throws {
         if let maxPromptLength {
             try check(maxPromptLength >= 1, "max_prompt_length must be at least 1 (or null for no limit), got \(maxPromptLength)")
             if let maxLength {

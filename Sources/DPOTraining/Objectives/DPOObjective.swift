@@ -31,23 +31,27 @@ public final class DPOObjective: TrainingObjective {
     private var batch = TokenBatch()
 
     package convenience init(args: TrainingArguments, comm: Communicator, policy: Transformer, tokenizer: Tokenizer) throws {
-        guard tokenizer.eosToken != nil else {
-            throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
-        }
         let vocabulary = ModelVocabulary(size: policy.config.vocabSize)
-        let train = try PreferenceDataset.load(path: args.trainFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
-                                               maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
-        var eval: PreferenceDataset?
-        if let evalFile = args.evalFile {
-            eval = try PreferenceDataset.load(path: evalFile, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
-                                              maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
-        }
+        let train = try Self.loadPairs(args.trainFile, args: args, tokenizer: tokenizer, vocabulary: vocabulary)
+        let eval = try args.evalFile.map { try Self.loadPairs($0, args: args, tokenizer: tokenizer, vocabulary: vocabulary) }
         if comm.isMain {
             for note in train.summary(path: args.trainFile) + (eval?.summary(path: args.evalFile ?? "") ?? []) {
                 Console.note(note + "\n")
             }
         }
         try self.init(args: args, comm: comm, policy: policy, tokenizer: tokenizer, train: train, eval: eval)
+    }
+
+    /// A preference file as training reads it: tokenized with the run's tokenizer (which must name
+    /// the EOS that completions end with), checked against the model's vocabulary, cut by
+    /// `max_prompt_length` and `max_length`, invalid rows skipped with `skip_invalid_rows`.
+    public static func loadPairs(_ path: String, args: TrainingArguments, tokenizer: Tokenizer,
+                                 vocabulary: ModelVocabulary) throws -> PreferenceDataset {
+        guard tokenizer.eosToken != nil else {
+            throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
+        }
+        return try PreferenceDataset.load(path: path, tokenizer: tokenizer, vocabulary: vocabulary, maxLength: args.maxLength,
+                                          maxPromptLength: args.maxPromptLength, skipInvalid: args.skipInvalidRows)
     }
 
     /// On pairs already tokenized (`dpo-dist bench`'s synthetic workload); the reference still

@@ -156,14 +156,7 @@ public struct RunMachine: Codable, Equatable, Sendable {
 
     public static func current(ranks: Int, bf16: Bool) -> RunMachine {
         let info = ProcessInfo.processInfo
-        var cpu = "unknown CPU"
-        // /proc/cpuinfo only names the CPU here; a machine without it is described without the name.
-        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return RunMachine(host: info.hostName, cpu: cpu, cores: info.activeProcessorCount,
+        return RunMachine(host: info.hostName, cpu: BLASCore.cpuName(), cores: info.activeProcessorCount,
                           memoryBytes: Int(clamping: info.physicalMemory), operatingSystem: info.operatingSystemVersionString,
                           ranks: ranks, blasThreads: BLASCore.threads, blasKernels: BLASCore.name,
                           matmul: bf16 ? "bf16 (oneDNN)" : "fp32 (OpenBLAS)",

@@ -120,9 +120,7 @@ struct Bench: ParsableCommand {
     static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int,
                        parallel: ParallelOptions) -> String {
         let host = ProcessInfo.processInfo
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
-            .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        let cpu = BLASCore.cpuName()
         let m = r.median
         func part(_ name: String, _ s: Double) -> String {
             "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%8.3f s  %5.1f%%", s, m.total > 0 ? 100 * s / m.total : 0)

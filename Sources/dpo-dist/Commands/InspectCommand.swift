@@ -54,28 +54,18 @@ struct InspectCommand: ParsableCommand {
             let args = try TrainingArguments.load(yamlFile: config, overrides: overrides, command: .dpo)
             guard !args.model.isEmpty else { throw DPOError("--model is required (or \"model:\" in the --config file)") }
             guard !args.trainFile.isEmpty else { throw DPOError("--data is required (or \"train_file:\" in the --config file)") }
-            if let m = args.maxLength, m < 2 { throw DPOError("max_length must be at least 2 (or null for no limit), got \(m)") }
-            if let p = args.maxPromptLength, p < 1 || p >= (args.maxLength ?? Int.max) {
-                throw DPOError("max_prompt_length must be at least 1 and less than max_length, got \(p)")
-            }
+            try args.validateMaxLength()
+            try args.validateMaxPromptLength()
             try inspect(args)
         }
     }
 
     private func inspect(_ args: TrainingArguments) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: args.model, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw DPOError.file(args.model, "no such model directory")
-        }
-        let (modelConfig, _) = try ModelConfig.load(path: (args.model as NSString).appendingPathComponent("config.json"))
+        let (modelConfig, _) = try ModelDirectory.loadConfig(args.model)
         let tokenizer = try Tokenizer(directory: args.model)
-        guard tokenizer.eosToken != nil else {
-            throw DPOError.file(args.model, "the tokenizer names no eos_token (tokenizer_config.json); DPO appends it to completions")
-        }
         let path = args.trainFile
-        let dataset = try PreferenceDataset.load(path: path, tokenizer: tokenizer, vocabulary: ModelVocabulary(size: modelConfig.vocabSize),
-                                                 maxLength: args.maxLength, maxPromptLength: args.maxPromptLength,
-                                                 skipInvalid: args.skipInvalidRows)
+        let dataset = try DPOObjective.loadPairs(path, args: args, tokenizer: tokenizer,
+                                                 vocabulary: ModelVocabulary(size: modelConfig.vocabSize))
         var text = ""
         for i in 0..<min(examples, dataset.count) {
             text += try describe(example: i, of: dataset, path: path, tokenizer: tokenizer, args: args)
@@ -96,8 +86,7 @@ struct InspectCommand: ParsableCommand {
                                        stats("rejected", dataset.pairs.map(\.rejectedCompletionCount))].joined(separator: "; ")
             + " (completions counted after the prompt)\n"
         let notes = dataset.summary(path: path).filter { $0.hasPrefix("warning: ") }
-            + (try dataWarnings(files: [path], maxLength: args.maxLength, maxPositionEmbeddings: modelConfig.maxPositionEmbeddings,
-                                 pairs: dataset.pairs))
+            + dataWarnings([(path, dataset)], maxLength: args.maxLength, maxPositionEmbeddings: modelConfig.maxPositionEmbeddings)
         text += notes.isEmpty ? "no warnings\n" : notes.joined(separator: "\n") + "\n"
         try Console.output(text)
     }
@@ -125,11 +114,13 @@ struct InspectCommand: ParsableCommand {
 }
 
 /// The data warnings of `inspect`, which `train` prints once at its start on rank 0: unused fields
-/// and empty or very short implicit prompts of each preference file, and `max_length` above the
-/// model's `max_position_embeddings` (with how many of `pairs` reach past it, when known).
-func dataWarnings(files: [String], maxLength: Int?, maxPositionEmbeddings: Int, pairs: [TokenizedPair]?) throws -> [String] {
-    try files.flatMap { try PreferenceFileSurvey(path: $0).warnings(path: $0) }
-        + [PreferenceFileSurvey.lengthWarning(maxLength: maxLength, maxPositionEmbeddings: maxPositionEmbeddings, pairs: pairs)].compactMap { $0 }
+/// and empty or very short implicit prompts of each preference file (from the survey its load made),
+/// and `max_length` above the model's `max_position_embeddings` (with how many of the files' pairs
+/// reach past it; SFT passes no files, and the count is not known).
+func dataWarnings(_ files: [(path: String, data: PreferenceDataset)], maxLength: Int?, maxPositionEmbeddings: Int) -> [String] {
+    files.flatMap { $0.data.survey.warnings(path: $0.path) }
+        + [PreferenceFileSurvey.lengthWarning(maxLength: maxLength, maxPositionEmbeddings: maxPositionEmbeddings,
+                                              pairs: files.isEmpty ? nil : files.flatMap { $0.data.pairs })].compactMap { $0 }
 }
 
 private func optional(_ x: Int?) -> String { x.map(String.init) ?? "null" }

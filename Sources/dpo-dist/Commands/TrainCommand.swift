@@ -1,5 +1,6 @@
 import ArgumentParser
 import DPOComm
+import DPOData
 import DPODistributed
 import DPOKernels
 import DPOSupport
@@ -52,10 +53,13 @@ private func train(args: TrainingArguments, comm: Communicator, command: Trainin
             let products = args.bf16 ? "bf16 through oneDNN (\(OneDNNBF16.cpuISA))" : "fp32 through OpenBLAS (\(BLASCore.name) kernels)"
             note("layout: \(comm.worldSize) rank(s) × \(threads) thread(s) each, \(comm.ranksOnThisHost) on this host of \(cores) cores; products \(products)")
             note("memory per rank: \(trainer.memoryPlan().line)")
-            let dpo = trainer.objective as? DPOObjective
-            let files = dpo == nil ? [] : [args.trainFile] + (args.evalFile.map { [$0] } ?? [])
-            for warning in try dataWarnings(files: files, maxLength: args.maxLength, maxPositionEmbeddings: trainer.policy.config.maxPositionEmbeddings,
-                                            pairs: dpo.map { $0.train.pairs + ($0.eval?.pairs ?? []) }) { note(warning) }
+            var files: [(path: String, data: PreferenceDataset)] = []
+            if let dpo = trainer.objective as? DPOObjective {
+                files.append((args.trainFile, dpo.train))
+                if let evalFile = args.evalFile, let eval = dpo.eval { files.append((evalFile, eval)) }
+            }
+            for warning in dataWarnings(files, maxLength: args.maxLength,
+                                        maxPositionEmbeddings: trainer.policy.config.maxPositionEmbeddings) { note(warning) }
         }
         switch try trainer.run() {
         case .finished:

@@ -46,14 +46,9 @@ struct RunOptions: ParsableArguments {
         return underMPI ? MPICommunicator() : SingleProcessCommunicator()
     }
 
-    func applyThreads() {
-        let env = ProcessInfo.processInfo.environment
-        if threads != nil || env["OPENBLAS_NUM_THREADS"] == nil {
-            setBLASThreads(effectiveThreads)
-        } else {
-            KernelThreads.set(effectiveThreads)  // OpenBLAS read OPENBLAS_NUM_THREADS itself
-        }
-    }
+    /// Every thread count of the process (OpenBLAS's, oneDNN's OpenMP threads, the element-wise
+    /// kernels') from `effectiveThreads`, also when OpenBLAS already read OPENBLAS_NUM_THREADS itself.
+    func applyThreads() { setBLASThreads(effectiveThreads) }
 
     /// The threads each rank's products run on: --threads, else OPENBLAS_NUM_THREADS, else the cores
     /// divided by the ranks on this host.

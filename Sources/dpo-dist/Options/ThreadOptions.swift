@@ -7,7 +7,7 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     func apply() {
-        if let threads { setBLASThreads(max(1, threads)) } else { KernelThreads.set(effective) }
+        setBLASThreads(max(1, effective))
     }
 
     var effective: Int {

@@ -112,12 +112,15 @@ struct TrainOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Skip invalid data rows and report how many, instead of stopping at the first (default: \(trl.skipInvalidRows)).")
     var skipInvalidRows: Bool?
 
-    // MARK: SFT
+    // MARK: Precision and memory
 
     @Flag(inversion: .prefixedNo, help: "Matrix products in bf16 with fp32 accumulation through oneDNN (AMX or AVX512-BF16); weights, gradients and optimizer state stay fp32 (default: \(trl.bf16)).")
     var bf16: Bool?
     @Flag(inversion: .prefixedNo, help: "Recompute each layer's forward in backward from its saved input instead of keeping every layer's activations: less memory, about one more forward pass of time, the same numbers (default: \(trl.gradientCheckpointing); TRL's default is true).")
     var gradientCheckpointing: Bool?
+
+    // MARK: SFT
+
     @Flag(inversion: .prefixedNo, help: "Train on completion tokens only, for prompt/completion and messages data (default: \(trl.completionOnlyLoss)). SFT only.")
     var completionOnlyLoss: Bool?
 
