@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make the tiny-model reference fixtures under Tests/DPOTestSupport/Fixtures/models/.
 
-For each of four tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3) this script
+For each of five tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3, mistral-window: sliding
+window 8) this script
   * trains a byte-level BPE tokenizer (vocab 320) with the `tokenizers` library,
   * builds the model with transformers, trains it briefly (AdamW, fp32) so its logits are not uniform,
   * saves it as a Hugging Face model directory `<name>/model/` (config.json in the stated form),
@@ -45,6 +46,8 @@ from transformers import (  # noqa: E402
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -262,6 +265,12 @@ def build_config(name: str, vocab_size: int, bos_id: int, eos_id: int):
             rope_theta=1e6, rms_norm_eps=1e-6, no_rope_layers=[1, 1, 1, 0], use_sliding_window=False,
             sliding_window=None,
         )
+    if name == "mistral-window":
+        # A window of 8 keys: shorter than every reference sequence but the first, and than the pairs.
+        return MistralConfig(
+            **common, intermediate_size=128, num_key_value_heads=2, tie_word_embeddings=False,
+            rope_theta=1e6, rms_norm_eps=1e-6, sliding_window=8,
+        )
     raise ValueError(name)
 
 
@@ -270,8 +279,9 @@ MODEL_CLASSES = {
     "qwen2-untied": Qwen2ForCausalLM,
     "llama3-bf16": LlamaForCausalLM,
     "smollm3": SmolLM3ForCausalLM,
+    "mistral-window": MistralForCausalLM,
 }
-CONFIG_FORM = {"llama-tied": "v4", "qwen2-untied": "v5", "llama3-bf16": "v4", "smollm3": "v5"}
+CONFIG_FORM = {"llama-tied": "v4", "qwen2-untied": "v5", "llama3-bf16": "v4", "smollm3": "v5", "mistral-window": "v5"}
 SAVE_DTYPE = {"llama3-bf16": torch.bfloat16}
 
 
@@ -457,16 +467,27 @@ def trl_fused_head_logps(model, rows, pad_id):
     return result
 
 
-def make_scores(model, tokenizer, out_dir: Path):
+def padded_batch_model(model, model_dir: Path):
+    """The model for padded two-row batches. transformers' eager attention in float64 turns a query row whose
+    sliding window holds only padding into NaN, which then spreads to the real rows through the padded keys; SDPA
+    (what TRL runs) does not, so a sliding-window model is checked through SDPA."""
+    if getattr(model.config, "sliding_window", None) is None:
+        return model
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="sdpa").eval()
+
+
+def make_scores(model, tokenizer, out_dir: Path, model_dir: Path):
     trl_rows = trl_tokenize_pairs(tokenizer, PAIRS)
+    padded_model = padded_batch_model(model, model_dir)
     scores, rule_scores, tokens = [], [], []
     for pair, trl_row in zip(PAIRS, trl_rows):
         mirror_row, rule_row = mirrored_tokenize_pair(tokenizer, pair)
         assert mirror_row == trl_row, ("mirror differs from TRL", mirror_row, trl_row)
         p, c, r = trl_row["prompt_ids"], trl_row["chosen_ids"], trl_row["rejected_ids"]
         cl, rl = completion_logp(model, p, c), completion_logp(model, p, r)
-        cl2, rl2 = trl_collator_logps(model, trl_row, tokenizer.pad_token_id)
-        assert abs(cl - cl2) < 1e-9 and abs(rl - rl2) < 1e-9, (cl, cl2, rl, rl2)
+        cl2, rl2 = trl_collator_logps(padded_model, trl_row, tokenizer.pad_token_id)
+        agree = 1e-9 if padded_model is model else 1e-5  # SDPA on CPU in float64 differs from eager by ~1e-6
+        assert abs(cl - cl2) < agree and abs(rl - rl2) < agree, (cl, cl2, rl, rl2)
         scores.append({
             "chosen_logps": cl, "rejected_logps": rl,
             "chosen_tokens": len(c), "rejected_tokens": len(r), "prompt_tokens": len(p),
@@ -482,7 +503,7 @@ def make_scores(model, tokenizer, out_dir: Path):
             "rejected_prompt_tokens": len(rule_row["rejected_prompt_ids"]),
         })
         tokens.append({**trl_row, "rule": rule_row})
-    for s, (fc, fr) in zip(scores, trl_fused_head_logps(model, trl_rows, tokenizer.pad_token_id)):
+    for s, (fc, fr) in zip(scores, trl_fused_head_logps(padded_model, trl_rows, tokenizer.pad_token_id)):
         assert abs(s["chosen_logps"] - fc) < 1e-4 and abs(s["rejected_logps"] - fr) < 1e-4, (s, fc, fr)
     with open(out_dir / "pairs.jsonl", "w") as f:
         for pair in PAIRS:
@@ -575,7 +596,7 @@ def make_model(name: str, out_root: Path, seed: int) -> dict:
         expected = [ref_model(input_ids=s[None]).logits[0] for s in seqs]
     check_config_forms(model_dir, out_dir, seqs, expected)
 
-    tokens = make_scores(ref_model, tokenizer, out_dir)
+    tokens = make_scores(ref_model, tokenizer, out_dir, model_dir)
 
     all_logits = torch.cat([tensors[f"logits.{i}"].flatten() for i in range(len(seqs))])
     stats = {

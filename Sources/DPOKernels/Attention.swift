@@ -10,35 +10,65 @@ public struct AttentionShape {
     /// Query rows per block: a block attends to keys 0..<(end of block), so the masked work
     /// wasted above the diagonal is at most one block per row range.
     public let blockRows: Int
+    /// Sliding-window attention (Mistral's `sliding_window`): a query at position p attends to the
+    /// keys at positions p − window + 1 ... p, as transformers' mask `kv_idx > q_idx − window`; nil
+    /// attends to every earlier key. Key blocks wholly outside the window are never computed.
+    public let window: Int?
     public var qStride: Int { heads * headDim }
     public var kvStride: Int { kvHeads * headDim }
     public var group: Int { heads / kvHeads }
     public var scale: Float { 1 / Float(headDim).squareRoot() }
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 128) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 128, window: Int? = nil) {
+        precondition(window.map { $0 >= 1 } ?? true, "a sliding window holds at least the query itself")
         self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.blockRows = blockRows
+        self.window = window
     }
 }
 
 /// One block of query rows of one head of one sequence: the rows `firstRow..<firstRow + rows` of the
-/// sequence that starts at token `start`. They attend to the sequence's prefix (rows
-/// `prefixStart..<prefixStart + prefix`, none when `prefix` is 0) and to its own keys
-/// `0..<firstRow + rows`; the score block's columns are the prefix keys, then the own keys:
-/// `keys` = prefix + firstRow + rows columns in all, its row stride.
+/// sequence that starts at token `start` and continues a prefix of `prefixLength` rows (at
+/// `prefixStart`; 0 for none). In the sequence's positions the prefix is 0..<prefixLength and own row
+/// r is prefixLength + r. The block's score columns are the keys at positions
+/// `firstKey..<prefixLength + firstRow + rows`: the prefix keys among them (`prefix` columns, from
+/// prefix row `firstKey`), then the own keys `ownFirst..<firstRow + rows`. Without a window
+/// `firstKey` is 0; with one it is the first key the block's first row sees.
 struct AttentionBlock {
-    let start: Int, head: Int, firstRow: Int, rows: Int, keys: Int
-    let prefixStart: Int, prefix: Int
-    /// Own keys (columns `prefix..<keys`).
+    let start: Int, head: Int, firstRow: Int, rows: Int
+    let prefixStart: Int, prefixLength: Int
+    let window: Int?
+    let firstKey: Int
+    /// Prefix columns, and the first own key.
+    let prefix: Int, ownFirst: Int
+    /// Columns of the block: its row stride.
+    let keys: Int
+
+    init(start: Int, head: Int, firstRow: Int, rows: Int, prefixStart: Int, prefixLength: Int, window: Int?) {
+        self.start = start; self.head = head; self.firstRow = firstRow; self.rows = rows
+        self.prefixStart = prefixStart; self.prefixLength = prefixLength; self.window = window
+        firstKey = window.map { max(0, prefixLength + firstRow - $0 + 1) } ?? 0
+        prefix = max(0, prefixLength - firstKey)
+        ownFirst = max(0, firstKey - prefixLength)
+        keys = prefix + firstRow + rows - ownFirst
+    }
+
+    /// Own key columns (`prefix..<keys`).
     var ownKeys: Int { keys - prefix }
-    /// Columns row i of the block may attend to: the prefix and its own keys up to itself.
-    func valid(_ i: Int) -> Int { prefix + firstRow + i + 1 }
+    /// The first prefix row the block reads (meaningful when `prefix` > 0).
+    var prefixFirstRow: Int { prefixStart + firstKey }
+    /// Columns row i of the block attends to: causal, and within the window when there is one.
+    func columns(_ i: Int) -> Range<Int> {
+        let position = prefixLength + firstRow + i
+        let first = window.map { max(firstKey, position - $0 + 1) } ?? 0
+        return (first - firstKey)..<(position + 1 - firstKey)
+    }
 }
 
 /// Rows of a score block one thread takes at least when the softmax rows are split over threads.
 private let softmaxRowsPerThread = 32
 
 /// Calls `body` for every block of every head of every sequence, with the block's scores
-/// S = scale · q kᵀ (rows × keys, causal mask not yet applied) computed into `scores`: one product
+/// S = scale · q kᵀ (rows × keys, causal and window masks not yet applied) computed into `scores`: one product
 /// against the prefix keys (when there is a prefix) and one against the sequence's own.
 @inline(__always)
 private func forEachBlock(q: ConstFloatPtr, k: ConstFloatPtr, starts: UnsafePointer<Int>, lengths: UnsafePointer<Int>,
@@ -54,15 +84,17 @@ private func forEachBlock(q: ConstFloatPtr, k: ConstFloatPtr, starts: UnsafePoin
             let qh = q + s0 * qs + h * D, kh = k + s0 * kvs + kvHead, kp = k + p0 * kvs + kvHead
             var r0 = 0
             while r0 < L {
-                let nb = min(shape.blockRows, L - r0), nk = pre + r0 + nb
-                if pre > 0 {
-                    matmul.gemm(transA: false, transB: true, m: nb, n: pre, k: D, alpha: shape.scale,
-                                a: qh + r0 * qs, lda: qs, b: kp, ldb: kvs, beta: 0, c: scores, ldc: nk)
+                let b = AttentionBlock(start: s0, head: h, firstRow: r0, rows: min(shape.blockRows, L - r0),
+                                       prefixStart: p0, prefixLength: pre, window: shape.window)
+                if b.prefix > 0 {
+                    matmul.gemm(transA: false, transB: true, m: b.rows, n: b.prefix, k: D, alpha: shape.scale,
+                                a: qh + r0 * qs, lda: qs, b: kp + b.firstKey * kvs, ldb: kvs, beta: 0, c: scores, ldc: b.keys)
                 }
-                matmul.gemm(transA: false, transB: true, m: nb, n: r0 + nb, k: D, alpha: shape.scale,
-                            a: qh + r0 * qs, lda: qs, b: kh, ldb: kvs, beta: 0, c: scores + pre, ldc: nk)
-                body(AttentionBlock(start: s0, head: h, firstRow: r0, rows: nb, keys: nk, prefixStart: p0, prefix: pre))
-                r0 += nb
+                matmul.gemm(transA: false, transB: true, m: b.rows, n: b.ownKeys, k: D, alpha: shape.scale,
+                            a: qh + r0 * qs, lda: qs, b: kh + b.ownFirst * kvs, ldb: kvs, beta: 0, c: scores + b.prefix,
+                            ldc: b.keys)
+                body(b)
+                r0 += b.rows
             }
         }
     }
@@ -81,15 +113,16 @@ public func attentionForward(out: FloatPtr, lse: FloatPtr, q: ConstFloatPtr, k: 
     forEachBlock(q: q, k: k, starts: starts, lengths: lengths, prefixStarts: prefixStarts, prefixLengths: prefixLengths,
                  sequences: sequences, shape: shape, scores: scratch, matmul: matmul) { b in
         let kvHead = (b.head / shape.group) * D
-        let vh = v + b.start * kvs + kvHead, vp = v + b.prefixStart * kvs + kvHead
+        let vh = v + (b.start + b.ownFirst) * kvs + kvHead, vp = v + b.prefixFirstRow * kvs + kvHead
         forEachPiece(of: b.rows, minimum: softmaxRowsPerThread, alignment: 1) { piece in
             for i in piece {
-                let row = scratch + i * b.keys, valid = b.valid(i)
-                let m = maxOf(row, valid)
-                expInPlace(row, valid, shift: m)
-                let sum = sumOf(row, valid)
-                scaleInPlace(row, valid, 1 / sum)
-                (row + valid).update(repeating: 0, count: b.keys - valid)
+                let row = scratch + i * b.keys, valid = b.columns(i), n = valid.count, r = row + valid.lowerBound
+                let m = maxOf(r, n)
+                expInPlace(r, n, shift: m)
+                let sum = sumOf(r, n)
+                scaleInPlace(r, n, 1 / sum)
+                row.update(repeating: 0, count: valid.lowerBound)
+                (row + valid.upperBound).update(repeating: 0, count: b.keys - valid.upperBound)
                 lse[(b.start + b.firstRow + i) * shape.heads + b.head] = m + logf(sum)
             }
         }
@@ -119,13 +152,15 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                  sequences: sequences, shape: shape, scores: P, matmul: matmul) { b in
         let nb = b.rows, nk = b.keys, pre = b.prefix, own = b.ownKeys, r0 = b.firstRow
         let kvHead = (b.head / shape.group) * D
-        let kv = b.start * kvs + kvHead, kvp = b.prefixStart * kvs + kvHead, rows = (b.start + r0) * qs + b.head * D
-        // P = exp(scale · q kᵀ − lse), zero above the diagonal.
+        let kv = (b.start + b.ownFirst) * kvs + kvHead, kvp = b.prefixFirstRow * kvs + kvHead
+        let rows = (b.start + r0) * qs + b.head * D
+        // P = exp(scale · q kᵀ − lse), zero above the diagonal and outside the window.
         forEachPiece(of: nb, minimum: softmaxRowsPerThread, alignment: 1) { piece in
             for i in piece {
-                let row = P + i * nk, valid = b.valid(i)
-                expInPlace(row, valid, shift: lse[(b.start + r0 + i) * shape.heads + b.head])
-                (row + valid).update(repeating: 0, count: nk - valid)
+                let row = P + i * nk, valid = b.columns(i)
+                expInPlace(row + valid.lowerBound, valid.count, shift: lse[(b.start + r0 + i) * shape.heads + b.head])
+                row.update(repeating: 0, count: valid.lowerBound)
+                (row + valid.upperBound).update(repeating: 0, count: nk - valid.upperBound)
             }
         }
         // dv += Pᵀ dO (own keys, then prefix keys)
@@ -147,9 +182,10 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                 let dOi = dout + rows + i * qs, Oi = out + rows + i * qs
                 var delta: Float = 0
                 for d in 0..<D { delta += dOi[d] * Oi[d] }
-                let prow = P + i * nk, drow = dP + i * nk, valid = b.valid(i)
-                for j in 0..<valid { drow[j] = prow[j] * (drow[j] - delta) * shape.scale }
-                for j in valid..<nk { drow[j] = 0 }
+                let prow = P + i * nk, drow = dP + i * nk, valid = b.columns(i)
+                for j in 0..<valid.lowerBound { drow[j] = 0 }
+                for j in valid { drow[j] = prow[j] * (drow[j] - delta) * shape.scale }
+                for j in valid.upperBound..<nk { drow[j] = 0 }
             }
         }
         // dq = dS k;  dk += dSᵀ q

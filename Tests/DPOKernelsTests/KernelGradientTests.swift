@@ -201,14 +201,20 @@ final class KernelGradientTests: XCTestCase {
     /// Attention with an explicit mask: row i of sequence s (own tokens at `starts[s]`, prefix rows at
     /// `prefixStarts[s]`) sees every prefix row and its own rows 0...i, nothing else.
     static func maskedAttention(q: [Double], k: [Double], v: [Double], starts: [Int], lengths: [Int],
-                                prefixStarts: [Int], prefixLengths: [Int], H: Int, Hkv: Int, D: Int) -> [Double] {
+                                prefixStarts: [Int], prefixLengths: [Int], H: Int, Hkv: Int, D: Int,
+                                window: Int? = nil) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
         let scale = 1 / Double(D).squareRoot()
         for s in 0..<starts.count { for h in 0..<H {
             let kh = h / (H / Hkv)
             for i in 0..<lengths[s] {
                 let row = starts[s] + i
-                let keys = Array(prefixStarts[s]..<(prefixStarts[s] + prefixLengths[s])) + Array(starts[s]...row)
+                // Key rows with their positions (the prefix is 0..<prefixLength, own row r is prefixLength + r),
+                // those inside the window: position > the query's position − window.
+                let pre = prefixLengths[s], position = pre + i
+                let keys = (Array(prefixStarts[s]..<(prefixStarts[s] + pre)).enumerated().map { ($1, $0) }
+                            + Array(starts[s]...row).map { ($0, pre + $0 - starts[s]) })
+                    .filter { window == nil || $0.1 > position - window! }.map(\.0)
                 let scores = keys.map { j -> Double in
                     var d = 0.0
                     for e in 0..<D { d += q[row * H * D + h * D + e] * k[j * Hkv * D + kh * D + e] }
@@ -230,13 +236,36 @@ final class KernelGradientTests: XCTestCase {
     /// two sequences sharing one prefix (its dk and dv add up both), a sequence with a prefix and no
     /// own tokens, and sequences without one in the same batch.
     func testAttentionWithAPrefixMatchesAnExplicitMask() {
-        let H = 4, Hkv = 2, D = 6
+        checkPrefixAttention(window: nil)
+    }
+
+    /// The same batch through sliding windows (Mistral's mask: a query at position p sees keys at
+    /// p − window + 1 ... p) of one key, shorter than a prefix, and longer than every sequence; a
+    /// window counts positions through the prefix into the sequence's own rows.
+    func testSlidingWindowAttentionMatchesAnExplicitMask() {
+        for window in [1, 2, 4, 6, 40] { checkPrefixAttention(window: window) }
+        // A window longer than every sequence is full causal attention, with the same bits.
+        let H = 2, Hkv = 1, D = 4, T = 10
+        let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D)
+        var full = [Float](repeating: 0, count: T * H * D), wide = full, lse = [Float](repeating: 0, count: T * H), lse2 = lse
+        var scratch = [Float](repeating: .nan, count: 2 * 4 * T)
+        attentionForward(out: &full, lse: &lse, q: q, k: k, v: v, starts: [0], lengths: [T], sequences: 1,
+                         shape: AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 4), scratch: &scratch, matmul: blas)
+        attentionForward(out: &wide, lse: &lse2, q: q, k: k, v: v, starts: [0], lengths: [T], sequences: 1,
+                         shape: AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 4, window: T),
+                         scratch: &scratch, matmul: blas)
+        XCTAssertEqual(full, wide)
+        XCTAssertEqual(lse, lse2)
+    }
+
+    func checkPrefixAttention(window: Int?) {
+        let H = 4, Hkv = 2, D = 6, label = "window \(window.map(String.init) ?? "none")"
         // 0..<9: a plain sequence whose rows 0..<5 are the prefix of the sequences at 9 and 16;
         // 16..<20 also has a prefix of 5 rows; 20..<24 plain; the last has prefix 20..<22 and 0 own rows.
         let starts = [0, 9, 16, 20, 24], lengths = [9, 7, 4, 4, 0]
         let prefixStarts = [0, 0, 0, 20, 20], prefixLengths = [0, 5, 5, 0, 2]
         let T = 24, longest = 12
-        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3)
+        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3, window: window)
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
         var scratch = [Float](repeating: .nan, count: 2 * 3 * longest)
@@ -249,13 +278,13 @@ final class KernelGradientTests: XCTestCase {
         let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init), gd = g.map(Double.init)
         func att(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
             Self.maskedAttention(q: q, k: k, v: v, starts: starts, lengths: lengths, prefixStarts: prefixStarts,
-                                 prefixLengths: prefixLengths, H: H, Hkv: Hkv, D: D)
+                                 prefixLengths: prefixLengths, H: H, Hkv: Hkv, D: D, window: window)
         }
-        assertClose(out, att(qd, kd, vd), tol: 1e-5, "prefix attention forward")
+        assertClose(out, att(qd, kd, vd), tol: 1e-5, "prefix attention forward, \(label)")
         func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double { zip(att(q, k, v), gd).map(*).reduce(0, +) }
-        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "prefix attention dq")
-        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "prefix attention dk")
-        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "prefix attention dv")
+        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "prefix attention dq, \(label)")
+        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "prefix attention dk, \(label)")
+        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "prefix attention dv, \(label)")
 
         // The same batch without prefixes: zero prefix lengths run exactly the products of no prefix table.
         let zeros = [Int](repeating: 0, count: 5)
@@ -265,8 +294,8 @@ final class KernelGradientTests: XCTestCase {
         attentionForward(out: &withZeros, lse: &zerosLSE, q: q, k: k, v: v, starts: starts, lengths: lengths,
                          prefixStarts: prefixStarts, prefixLengths: zeros, sequences: 5, shape: shape, scratch: &scratch,
                          matmul: blas)
-        XCTAssertEqual(plain, withZeros)
-        XCTAssertEqual(plainLSE, zerosLSE)
+        XCTAssertEqual(plain, withZeros, label)
+        XCTAssertEqual(plainLSE, zerosLSE, label)
     }
 
     func testLogProbForwardAndBackwardInChunks() {

@@ -20,7 +20,7 @@ public struct Architecture: Sendable, Equatable {
     public static func == (a: Architecture, b: Architecture) -> Bool { a.className == b.className }
 
     /// Every architecture dpo-dist runs, in the order error messages list them.
-    public static let registry: [Architecture] = [.llama, .qwen2, .smollm3]
+    public static let registry: [Architecture] = [.llama, .mistral, .qwen2, .smollm3]
 
     public static func named(_ className: String) -> Architecture? {
         registry.first { $0.className == className }
@@ -38,12 +38,17 @@ public struct DecoderSpec: Equatable, Sendable {
     public var mlpBias: Bool
     /// Per layer: whether RoPE rotates q and k (SmolLM3's NoPE layers do not).
     public var layerUsesRope: [Bool]
+    /// Per layer: the sliding window of its attention (see `AttentionShape.window`), nil for full
+    /// causal attention.
+    public var layerWindows: [Int?]
 
-    public init(qkvBias: Bool = false, oBias: Bool = false, mlpBias: Bool = false, layerUsesRope: [Bool]) {
+    public init(qkvBias: Bool = false, oBias: Bool = false, mlpBias: Bool = false, layerUsesRope: [Bool],
+                layerWindows: [Int?]? = nil) {
         self.qkvBias = qkvBias
         self.oBias = oBias
         self.mlpBias = mlpBias
         self.layerUsesRope = layerUsesRope
+        self.layerWindows = layerWindows ?? Array(repeating: nil, count: layerUsesRope.count)
     }
 
     /// No biases, RoPE in every layer: Llama's decoder.

@@ -20,10 +20,19 @@ extension Architecture {
                 guard interval >= 1 else { throw json.fail("\"no_rope_layer_interval\" must be at least 1, got \(interval)") }
                 spec.layerUsesRope = (0..<layers).map { ($0 + 1) % interval != 0 }
             }
+            // transformers makes the NoPE layers slide when use_sliding_window is set, unless
+            // layer_types says otherwise; a layer_types entry slides whatever use_sliding_window says.
+            let slides = try json.bool("use_sliding_window", default: false)
+            let rope = spec.layerUsesRope
+            spec.layerWindows = try layerWindows(json, layers: layers, window: try slidingWindow(json, absent: nil)) {
+                slides && !rope[$0]
+            }
             return spec
         },
         writeSpec: { spec, json in
             writeLlamaBiases(spec, &json)
             json["no_rope_layers"] = spec.layerUsesRope.map { $0 ? 1 : 0 }
+            writeLayerWindows(spec, &json)
+            json["use_sliding_window"] = spec.layerWindows.contains { $0 != nil }
         })
 }

@@ -137,9 +137,6 @@ extension ModelConfig {
         // transformers 5 writes `dtype`, 4 writes `torch_dtype`.
         storedDType = (values["dtype"] as? String) ?? (values["torch_dtype"] as? String) ?? "float32"
         tieWordEmbeddings = try json.bool("tie_word_embeddings", default: arch.tiesWordEmbeddingsByDefault)
-        if try json.bool("use_sliding_window", default: false) {
-            throw json.fail("sliding-window attention (use_sliding_window: true) is not supported")
-        }
         spec = try arch.readSpec(json, numLayers)
     }
 

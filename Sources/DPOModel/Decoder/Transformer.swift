@@ -236,7 +236,7 @@ public final class Transformer {
         }
         DPOKernels.attentionForward(out: s.att, lse: s.lse, q: s.q, k: s.k, v: s.v, starts: b.starts, lengths: b.lengths,
                                     prefixStarts: b.prefixStarts, prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
-                                    shape: attentionShape, scratch: a.attentionScratch, matmul: matmul)
+                                    shape: attentionShape(layer: l), scratch: a.attentionScratch, matmul: matmul)
         linear(w.o, out: s.mid, inp: s.att, rows: T)
         addInPlace(s.mid, x, count: T * config.hiddenSize)
     }
@@ -250,7 +250,8 @@ public final class Transformer {
         DPOKernels.attentionBackward(dq: d.dQ, dk: d.dK, dv: d.dV, dout: d.dAtt, q: s.q, k: s.k, v: s.v, out: s.att,
                                      lse: s.lse, starts: b.starts, lengths: b.lengths, prefixStarts: b.prefixStarts,
                                      prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
-                                     shape: attentionShape, scratch: a.attentionScratch, longest: a.longest, matmul: matmul)
+                                     shape: attentionShape(layer: l), scratch: a.attentionScratch, longest: a.longest,
+                                     matmul: matmul)
         if config.spec.layerUsesRope[l] {
             rotate(d.dQ, heads: config.numHeads, batch: b, inverse: true)
             rotate(d.dK, heads: config.numKVHeads, batch: b, inverse: true)
@@ -320,8 +321,9 @@ public final class Transformer {
         }
     }
 
-    private var attentionShape: AttentionShape {
-        AttentionShape(heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim, blockRows: attentionBlockRows)
+    private func attentionShape(layer l: Int) -> AttentionShape {
+        AttentionShape(heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim, blockRows: attentionBlockRows,
+                       window: config.spec.layerWindows[l])
     }
 
     // MARK: - Logits for eval and generation
