@@ -140,6 +140,8 @@ final class TRLParityTests: XCTestCase {
     func testWeightDecay() throws { try runCase("sigmoid_wd") }
     func testLinearWarmup() throws { try runCase("sigmoid_linear_warmup") }
     func testQwen2WeightDecayOnBiasesAndUntiedHead() throws { try runCase("qwen2_sigmoid_wd") }
+    /// Mistral with a window of 8 keys, shorter than every prompt + completion.
+    func testMistralSlidingWindow() throws { try runCase("mistral_sigmoid") }
 
     /// --bf16 (oneDNN: bf16 operands, fp32 accumulation and results) on the sigmoid case, against TRL's
     /// own bf16 run (autocast: bf16 results too) and against TRL's fp32 run. For each metric, bf16

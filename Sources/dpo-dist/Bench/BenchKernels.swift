@@ -18,19 +18,23 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Split the tokens into this many sequences (packed, no padding).") var sequences = 1
     @Option(help: "Timed rounds after one warm-up round (best is reported).") var repeats = 2
     @Option(help: "Layers (fewer for a quick look; FLOPs and rates stay comparable).") var layers = 30
+    @Option(help: "Attend through a sliding window of this many keys in every layer, as Mistral (default: none).")
+    var slidingWindow: Int?
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         try runReportingErrors {
-            guard tokens >= 2, sequences >= 1, sequences <= tokens / 2, layers >= 1 else {
-                throw DPOError("--tokens must be at least 2, --sequences between 1 and tokens/2, --layers at least 1")
+            guard tokens >= 2, sequences >= 1, sequences <= tokens / 2, layers >= 1, slidingWindow.map({ $0 >= 1 }) ?? true else {
+                throw DPOError("--tokens must be at least 2, --sequences between 1 and tokens/2, --layers and --sliding-window at least 1")
             }
             threadOptions.apply()
-            let config = KernelBenchmark.smolLM2_135M(layers: layers)
+            var config = KernelBenchmark.smolLM2_135M(layers: layers)
+            config.spec.layerWindows = Array(repeating: slidingWindow, count: layers)
             let bench = KernelBenchmark(config: config, tokens: tokens, sequences: sequences)
             let host = ProcessInfo.processInfo
             print("machine: \(host.hostName), \(host.activeProcessorCount) cores; OpenBLAS threads: \(threadOptions.effective), kernels: \(BLASCore.name)")
-            print("shape: SmolLM2-135M (hidden 576, \(layers) layers, 9 heads, 3 KV heads, intermediate 1536, vocab 49152, tied); \(tokens) tokens in \(sequences) sequence(s)")
+            print("shape: SmolLM2-135M (hidden 576, \(layers) layers, 9 heads, 3 KV heads, intermediate 1536, vocab 49152, tied); \(tokens) tokens in \(sequences) sequence(s)"
+                  + (slidingWindow.map { "; sliding window \($0)" } ?? ""))
             let r = bench.run(repeats: repeats) { note($0) }
             let (m, n, k) = r.sgemmShape
             print(String(format: "sgemm %dx%dx%d:        %8.1f GFLOP/s", m, n, k, r.sgemmGFLOPS))

@@ -41,11 +41,18 @@ public struct KernelBenchmark {
                           numKVHeads: 3, tied: true, ropeTheta: 100000, maxPositions: 8192)
     }
 
-    /// Useful FLOPs of one forward pass over the batch with every next token scored.
+    /// Useful FLOPs of one forward pass over the batch with every next token scored (each layer's
+    /// attention over the keys its window lets a query see: the lower triangle without one).
     public func forwardFLOPs(lengths: [Int]) -> Double {
-        Self.forwardFLOPs(config: config, tokens: Double(lengths.reduce(0, +)),
-                          attentionPairs: lengths.reduce(0.0) { $0 + Double($1) * Double($1 + 1) / 2 },
-                          scored: Double(lengths.reduce(0) { $0 + max($1 - 1, 0) }))
+        let layers = Double(config.numLayers)
+        let pairs = config.spec.layerWindows.reduce(0.0) { sum, window in
+            sum + lengths.reduce(0.0) { total, L in
+                guard let W = window, W < L else { return total + Double(L) * Double(L + 1) / 2 }
+                return total + Double(W) * Double(W + 1) / 2 + Double(L - W) * Double(W)
+            }
+        } / layers
+        return Self.forwardFLOPs(config: config, tokens: Double(lengths.reduce(0, +)), attentionPairs: pairs,
+                                 scored: Double(lengths.reduce(0) { $0 + max($1 - 1, 0) }))
     }
 
     /// Useful FLOPs of one forward pass: `tokens` rows through every layer's linear products,
