@@ -37,6 +37,9 @@ public struct ModelConfig: Equatable, Sendable {
 
     public var qDim: Int { numHeads * headDim }
     public var kvDim: Int { numKVHeads * headDim }
+    /// The leading dimensions of each head that RoPE rotates: int(head_dim · partial_rotary_factor),
+    /// as transformers computes it.
+    public var rotaryDim: Int { Int(Double(headDim) * spec.partialRotaryFactor) }
 }
 
 extension ModelConfig {
@@ -141,6 +144,9 @@ extension ModelConfig {
             throw json.fail("sliding-window attention (use_sliding_window: true) is not supported")
         }
         spec = try arch.readSpec(json, numLayers)
+        guard rotaryDim >= 2, rotaryDim % 2 == 0 else {
+            throw json.fail("head_dim \(headDim) × partial_rotary_factor \(spec.partialRotaryFactor) = \(rotaryDim) rotated dimensions; RoPE needs an even number, at least 2")
+        }
     }
 
     /// The JSON written beside saved weights: the original keys, with the dtype updated to what was saved.
