@@ -89,6 +89,17 @@ final class ModelDirectoryTests: XCTestCase {
         XCTAssertEqual(phi3v4.rotaryDim, 12)
     }
 
+    /// Qwen3Config's defaults, not Llama's: head_dim 128 (not hidden / heads) and an untied head.
+    func testQwen3DefaultsAreTransformers() throws {
+        let path = Fixtures.model("qwen3") + "/model/config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        json.removeValue(forKey: "head_dim")
+        json.removeValue(forKey: "tie_word_embeddings")
+        let config = try ModelConfig(json: json, path: path)
+        XCTAssertEqual(config.headDim, 128)
+        XCTAssertFalse(config.tieWordEmbeddings)
+    }
+
     func testQwen3SlidingLayersAreRefused() throws {
         let dir = try copyFixture("qwen3")
         try editConfig(dir) { $0["layer_types"] = ["full_attention", "sliding_attention"] }

@@ -16,6 +16,9 @@ public struct Architecture: Sendable, Equatable {
     let readSpec: @Sendable (ConfigJSON, _ layers: Int) throws -> DecoderSpec
     /// Writes back what `readSpec` reads, for the config.json of a model dpo-dist makes.
     let writeSpec: @Sendable (DecoderSpec, inout [String: Any]) -> Void
+    /// `head_dim` when config.json does not say: nil for hidden_size / num_attention_heads (Qwen3's
+    /// config class defaults to 128 instead).
+    var defaultHeadDim: Int? = nil
 
     public static func == (a: Architecture, b: Architecture) -> Bool { a.className == b.className }
 

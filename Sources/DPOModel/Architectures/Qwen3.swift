@@ -4,9 +4,10 @@ extension Architecture {
     /// Qwen3: Llama's decoder with an RMSNorm over each head of q and of k (`q_norm`, `k_norm`, weight
     /// `[head_dim]`) before RoPE; `head_dim` is its own key (not hidden_size / heads);
     /// `attention_bias` puts a bias on q, k, v and o (none in the released models), never on the MLP.
-    /// Sliding-window layers are refused.
+    /// As transformers' Qwen3Config: head_dim 128 and untied unless config.json says otherwise (the
+    /// released configs say both). Sliding-window layers are refused.
     public static let qwen3 = Architecture(
-        className: "Qwen3ForCausalLM", modelType: "qwen3", tiesWordEmbeddingsByDefault: true, tensorNames: .llama,
+        className: "Qwen3ForCausalLM", modelType: "qwen3", tiesWordEmbeddingsByDefault: false, tensorNames: .llama,
         readSpec: { json, layers in
             try refuseSlidingLayers(json)
             let attentionBias = try json.bool("attention_bias", default: false)
@@ -14,7 +15,8 @@ extension Architecture {
             spec.qkNorm = .perHead
             return spec
         },
-        writeSpec: { spec, json in json["attention_bias"] = spec.qkvBias })
+        writeSpec: { spec, json in json["attention_bias"] = spec.qkvBias },
+        defaultHeadDim: 128)
 
     /// `layer_types` (transformers 5) may list only full-attention layers: sliding-window attention
     /// is not supported.

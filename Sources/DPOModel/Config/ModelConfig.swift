@@ -94,6 +94,8 @@ extension ModelConfig {
         if json.has("head_dim") {
             headDim = try json.int("head_dim")
             if headDim < 1 { throw json.fail("\"head_dim\" must be at least 1, got \(headDim)") }
+        } else if let d = arch.defaultHeadDim {
+            headDim = d
         } else {
             guard hiddenSize % numHeads == 0 else {
                 throw json.fail("num_attention_heads \(numHeads) does not divide hidden_size \(hiddenSize) (and no head_dim is given)")
