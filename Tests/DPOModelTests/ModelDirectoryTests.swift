@@ -116,13 +116,13 @@ final class ModelDirectoryTests: XCTestCase {
                 $0["rope_parameters"] = ["rope_type": type, "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
                                          "short_factor": [1.0, 1.0], "long_factor": [2.0, 2.0]]
             }
-            assertLoadFails(dir, contains: ["config.json", "\"\(type)\""])
+            assertLoadFails(dir, contains: ["config.json", "\"\(type)\"", "Phi-3's long-context RoPE"])
         }
         let v4 = try copyFixture("phi3")
         try FileManager.default.removeItem(atPath: v4 + "/config.json")
         try FileManager.default.copyItem(atPath: Fixtures.model("phi3") + "/config.v4.json", toPath: v4 + "/config.json")
         try editConfig(v4) { $0["rope_scaling"] = ["type": "su", "short_factor": [1.0], "long_factor": [2.0]] }
-        assertLoadFails(v4, contains: ["config.json", "\"su\""])
+        assertLoadFails(v4, contains: ["config.json", "\"su\"", "Phi-3's long-context RoPE"])
         let linear = try copyFixture("phi3")
         try editConfig(linear) { $0["rope_parameters"] = ["rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0] }
         assertLoadFails(linear, contains: ["config.json", "\"linear\"", "Phi3ForCausalLM"])

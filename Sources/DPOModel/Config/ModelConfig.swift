@@ -114,6 +114,14 @@ extension ModelConfig {
             padTokenID = nil
         }
 
+        // The architecture's own keys before the shared RoPE keys, so that an architecture refuses a rope
+        // type in its own words (Phi-3's longrope).
+        spec = try arch.readSpec(json, numLayers)
+        let rotated = Int(Double(headDim) * spec.partialRotaryFactor)  // `rotaryDim`, before self is whole
+        guard rotated >= 2, rotated % 2 == 0 else {
+            throw json.fail("head_dim \(headDim) × partial_rotary_factor \(spec.partialRotaryFactor) = \(rotated) rotated dimensions; RoPE needs an even number, at least 2")
+        }
+
         // transformers 5 keeps theta and scaling together in rope_parameters; 4 has them apart.
         let rope: [String: Any]?
         if let params = values["rope_parameters"] as? [String: Any] {
@@ -144,10 +152,6 @@ extension ModelConfig {
         tieWordEmbeddings = try json.bool("tie_word_embeddings", default: arch.tiesWordEmbeddingsByDefault)
         if try json.bool("use_sliding_window", default: false) {
             throw json.fail("sliding-window attention (use_sliding_window: true) is not supported")
-        }
-        spec = try arch.readSpec(json, numLayers)
-        guard rotaryDim >= 2, rotaryDim % 2 == 0 else {
-            throw json.fail("head_dim \(headDim) × partial_rotary_factor \(spec.partialRotaryFactor) = \(rotaryDim) rotated dimensions; RoPE needs an even number, at least 2")
         }
     }
 
