@@ -266,12 +266,7 @@ public final class Transformer {
     /// dx: d(mid) in; d(x) out (the skip connection carries d(mid) through, the norm path adds to it).
     private func attentionBackward(layer l: Int, dx: FloatPtr, batch b: TokenBatch.Pointers) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l), T = b.tokenCount
-        var dOProj = dx
-        if !normsBefore {
-            d.dNorm.update(repeating: 0, count: T * config.hiddenSize)
-            normBackward(w.inputNorm, dinp: d.dNorm, dout: dx, inp: s.norm1, rstd: s.rstd1, rows: T)
-            dOProj = d.dNorm
-        }
+        let dOProj = throughOutputNorm(w.inputNorm, dx: dx, inp: s.norm1, rstd: s.rstd1, rows: T)
         linearBackward(w.o, dinp: d.dAtt, dout: dOProj, inp: s.att, rows: T, accumulate: false)
         d.dK.update(repeating: 0, count: T * config.kvDim)
         d.dV.update(repeating: 0, count: T * config.kvDim)
@@ -333,12 +328,7 @@ public final class Transformer {
     /// dx: d(out) in; d(mid) out.
     private func mlpBackward(layer l: Int, dx: FloatPtr, rows T: Int) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l)
-        var dDown = dx
-        if !normsBefore {
-            d.dNorm.update(repeating: 0, count: T * config.hiddenSize)
-            normBackward(w.postNorm, dinp: d.dNorm, dout: dx, inp: s.norm2, rstd: s.rstd2, rows: T)
-            dDown = d.dNorm
-        }
+        let dDown = throughOutputNorm(w.postNorm, dx: dx, inp: s.norm2, rstd: s.rstd2, rows: T)
         linearBackward(w.down, dinp: d.dHidden, dout: dDown, inp: s.hidden, rows: T, accumulate: false)
         swigluBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
         if normsBefore {
@@ -349,6 +339,16 @@ public final class Transformer {
             linearBackward(w.gate, dinp: dx, dout: d.dGate, inp: s.mid, rows: T, accumulate: true)
             linearBackward(w.up, dinp: dx, dout: d.dUp, inp: s.mid, rows: T, accumulate: true)
         }
+    }
+
+    /// d(sublayer output) from d(after the residual add): dx itself, or with the norm after the
+    /// sublayer, dx through that norm (whose input was `inp`), into the dNorm scratch.
+    private func throughOutputNorm(_ w: NormView, dx: FloatPtr, inp: ConstFloatPtr, rstd: ConstFloatPtr, rows T: Int) -> FloatPtr {
+        if normsBefore { return dx }
+        let dNorm = acts!.gradients!.dNorm
+        dNorm.update(repeating: 0, count: T * config.hiddenSize)
+        normBackward(w, dinp: dNorm, dout: dx, inp: inp, rstd: rstd, rows: T)
+        return dNorm
     }
 
     // MARK: - The parts, on this model's buffers and backend
