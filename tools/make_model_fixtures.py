@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make the tiny-model reference fixtures under Tests/DPOTestSupport/Fixtures/models/.
 
-For each of five tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3, mistral-window: sliding
-window 8) this script
+For each of eight tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3, qwen3, olmo2, phi3, mistral-window:
+sliding window 8) this script
   * trains a byte-level BPE tokenizer (vocab 320) with the `tokenizers` library,
   * builds the model with transformers, trains it briefly (AdamW, fp32) so its logits are not uniform,
   * saves it as a Hugging Face model directory `<name>/model/` (config.json in the stated form),
@@ -48,9 +48,15 @@ from transformers import (  # noqa: E402
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    Olmo2Config,
+    Olmo2ForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
     SmolLM3Config,
     SmolLM3ForCausalLM,
 )
@@ -212,6 +218,8 @@ def config_to_v4(cfg: dict) -> dict:
     c = config_to_v5(cfg)
     rp = dict(c.pop("rope_parameters"))
     c["rope_theta"] = rp.pop("rope_theta")
+    if "partial_rotary_factor" in rp:  # Phi-3's transformers-4 configs keep it at the top level
+        c["partial_rotary_factor"] = rp.pop("partial_rotary_factor")
     c["rope_scaling"] = None if rp == {"rope_type": "default"} else rp
     c["torch_dtype"] = c.pop("dtype")
     return c
@@ -271,6 +279,26 @@ def build_config(name: str, vocab_size: int, bos_id: int, eos_id: int):
             **common, intermediate_size=128, num_key_value_heads=2, tie_word_embeddings=False,
             rope_theta=1e6, rms_norm_eps=1e-6, sliding_window=8,
         )
+    # The three below are smaller (hidden 32), so each fixture stays at a few hundred KB.
+    small = dict(common, hidden_size=32, intermediate_size=64)
+    if name == "qwen3":
+        # head_dim 16 with 4 heads: q is 64 wide over a hidden size of 32 (head_dim decoupled from it).
+        return Qwen3Config(
+            **small, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True, rope_theta=1e6,
+            rms_norm_eps=1e-6, attention_bias=False, use_sliding_window=False, sliding_window=None,
+        )
+    if name == "olmo2":
+        return Olmo2Config(
+            **small, num_key_value_heads=2, tie_word_embeddings=False, rope_theta=500000.0, rms_norm_eps=1e-6,
+            attention_bias=False,
+        )
+    if name == "phi3":
+        # 2 heads of 16 over 1 kv head; RoPE on the first 12 of each head's 16 dimensions (Phi-4-mini's 0.75).
+        return Phi3Config(
+            **dict(small, num_attention_heads=2), num_key_value_heads=1, tie_word_embeddings=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+            rms_norm_eps=1e-5, sliding_window=None, original_max_position_embeddings=256,
+        )
     raise ValueError(name)
 
 
@@ -279,9 +307,13 @@ MODEL_CLASSES = {
     "qwen2-untied": Qwen2ForCausalLM,
     "llama3-bf16": LlamaForCausalLM,
     "smollm3": SmolLM3ForCausalLM,
+    "qwen3": Qwen3ForCausalLM,
+    "olmo2": Olmo2ForCausalLM,
+    "phi3": Phi3ForCausalLM,
     "mistral-window": MistralForCausalLM,
 }
-CONFIG_FORM = {"llama-tied": "v4", "qwen2-untied": "v5", "llama3-bf16": "v4", "smollm3": "v5", "mistral-window": "v5"}
+CONFIG_FORM = {"llama-tied": "v4", "qwen2-untied": "v5", "llama3-bf16": "v4", "smollm3": "v5",
+               "qwen3": "v5", "olmo2": "v4", "phi3": "v5", "mistral-window": "v5"}
 SAVE_DTYPE = {"llama3-bf16": torch.bfloat16}
 
 

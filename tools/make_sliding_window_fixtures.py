@@ -2,10 +2,10 @@
 """Make Tests/DPOTestSupport/Fixtures/models/sliding_windows.json: which layers of a model attend through a
 sliding window, as transformers decides it from config.json.
 
-For each raw config below (Qwen2, SmolLM3, Mistral, with and without `layer_types`, `use_sliding_window`,
-`max_window_layers`), transformers builds the config class, and the script records the window each layer's
-attention mask uses: for Mistral `config.sliding_window` in every layer (MistralModel builds one mask for all
-layers); for the others `config.sliding_window` where `config.layer_types[i]` is "sliding_attention" (the mask
+For each raw config below (Qwen2, Qwen3, SmolLM3, Phi-3, Mistral, with and without `layer_types`,
+`use_sliding_window`, `max_window_layers`), transformers builds the config class, and the script records the
+window each layer's attention mask uses: for Mistral and Phi-3 `config.sliding_window` in every layer (their
+models build one mask for all layers); for the others `config.sliding_window` where `config.layer_types[i]` is "sliding_attention" (the mask
 that layer gets from `causal_mask_mapping`), else null. Each entry is checked by running the model: its logits
 equal those of a model whose mask is built by hand from the recorded windows.
 
@@ -38,6 +38,13 @@ CASES = [
     ("smollm3, explicit layer_types without use_sliding_window", dict(model_type="smollm3",
      architectures=["SmolLM3ForCausalLM"], use_sliding_window=False, sliding_window=4,
      layer_types=["sliding_attention", "full_attention", "full_attention", "full_attention"])),
+    ("qwen3, use_sliding_window, max_window_layers 1", dict(model_type="qwen3", architectures=["Qwen3ForCausalLM"],
+     use_sliding_window=True, sliding_window=3, max_window_layers=1)),
+    ("qwen3, use_sliding_window false", dict(model_type="qwen3", architectures=["Qwen3ForCausalLM"],
+     use_sliding_window=False, sliding_window=3)),
+    ("phi3, sliding_window 3 (Phi-3-mini-4k has 2047)", dict(model_type="phi3", architectures=["Phi3ForCausalLM"],
+     sliding_window=3)),
+    ("phi3, sliding_window absent", dict(model_type="phi3", architectures=["Phi3ForCausalLM"])),
     ("mistral, sliding_window 3", dict(model_type="mistral", architectures=["MistralForCausalLM"], sliding_window=3)),
     ("mistral, sliding_window null", dict(model_type="mistral", architectures=["MistralForCausalLM"],
      sliding_window=None)),
@@ -47,7 +54,7 @@ CASES = [
 
 def windows(config):
     n = config.num_hidden_layers
-    if config.model_type == "mistral":
+    if config.model_type in ("mistral", "phi3"):
         return [config.sliding_window] * n
     return [config.sliding_window if t == "sliding_attention" else None for t in config.layer_types]
 

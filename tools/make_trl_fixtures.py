@@ -5,7 +5,8 @@ Runs TRL's own `DPOTrainer` (CPU, fp32, one process) on a tiny fixture model for
 and records every metric TRL logs at every step, so the Swift trainer can be checked against TRL itself.
 Cases (see CASES): sigmoid, ipo, hinge, robust (label_smoothing 0.1), sigmoid_accum (2 x 2 micro-batches, compared
 with sigmoid), sigmoid_wd (weight decay 0.1), sigmoid_linear_warmup (linear, 3 warmup steps) on llama-tied, and
-qwen2_sigmoid_wd on qwen2-untied (biases, untied head: which parameters get weight decay), mistral_sigmoid on
+qwen2_sigmoid_wd on qwen2-untied (biases, untied head: which parameters get weight decay), qwen3_sigmoid,
+olmo2_sigmoid and phi3_sigmoid on the qwen3, olmo2 and phi3 fixtures (each with weight decay 0.1), mistral_sigmoid on
 mistral-window (sliding-window attention), sigmoid_eval (sigmoid
 with an eval of all rows in one batch after steps 5 and 10), and sft: TRL's SFTTrainer on the rows' prompt and
 chosen, with the same eval, for SFT's loss, entropy and mean_token_accuracy.
@@ -162,6 +163,12 @@ CASES = {
     "qwen2_sigmoid_wd": dict(model="qwen2-untied", config=dict(weight_decay=0.1)),
     # Sliding-window attention (window 8, shorter than every row's prompt + completion).
     "mistral_sigmoid": dict(model="mistral-window", config=dict()),
+    # The architectures with their own decoder parts: Qwen3 (per-head q/k norms, head_dim apart from the hidden
+    # size), OLMo 2 (norms after the sublayers, q/k norms over the projection), Phi-3 (fused projections, partial
+    # rotary). Weight decay 0.1, so the q/k norm weights' exclusion from it is part of the check.
+    "qwen3_sigmoid": dict(model="qwen3", config=dict(weight_decay=0.1)),
+    "olmo2_sigmoid": dict(model="olmo2", config=dict(weight_decay=0.1)),
+    "phi3_sigmoid": dict(model="phi3", config=dict(weight_decay=0.1)),
     # TRL's default precision: bf16 autocast (matrix products in bf16, fp32 master weights). Its
     # independent check is the fp32 plain-PyTorch run, so it reports what bf16 changes.
     "sigmoid_bf16": dict(model="llama-tied", config=dict(bf16=True)),

@@ -55,11 +55,13 @@ public struct RopeTable {
     }
 }
 
-/// Rotates every head of x (rows, heads·D) in place by its token's position.
+/// Rotates every head of x (rows, heads·D) in place by its token's position: the first `rotaryDim`
+/// dimensions of each head (pairs (i, i + rotaryDim/2); all of them when nil), the rest unchanged
+/// (Phi-3's partial rotary). The tables are those of a `RopeTable(headDim: rotaryDim, ...)`.
 /// `inverse` applies the transpose rotation: the backward pass of the forward rotation.
 public func ropeApply(_ x: FloatPtr, positions: UnsafePointer<Int32>, cos: ConstFloatPtr, sin: ConstFloatPtr,
-                      rows: Int, heads: Int, headDim: Int, inverse: Bool) {
-    let half = headDim / 2
+                      rows: Int, heads: Int, headDim: Int, rotaryDim: Int? = nil, inverse: Bool) {
+    let half = (rotaryDim ?? headDim) / 2
     let sign: Float = inverse ? -1 : 1
     for t in 0..<rows {
         let c = cos + Int(positions[t]) * half, s = sin + Int(positions[t]) * half

@@ -54,11 +54,12 @@ final class KernelGradientTests: XCTestCase {
         return out
     }
 
-    static func rope(_ x: [Double], positions: [Int], heads: Int, D: Int, theta: Double) -> [Double] {
+    /// RoPE on the first `rotary` dimensions of each head (all when nil), frequencies over `rotary`.
+    static func rope(_ x: [Double], positions: [Int], heads: Int, D: Int, theta: Double, rotary: Int? = nil) -> [Double] {
         var out = x
-        let half = D / 2
+        let R = rotary ?? D, half = R / 2
         for (t, p) in positions.enumerated() { for h in 0..<heads { for i in 0..<half {
-            let angle = Double(p) / pow(theta, Double(2 * i) / Double(D))
+            let angle = Double(p) / pow(theta, Double(2 * i) / Double(R))
             let base = t * heads * D + h * D
             let a = x[base + i], b = x[base + i + half]
             out[base + i] = a * cos(angle) - b * sin(angle)
@@ -158,6 +159,29 @@ final class KernelGradientTests: XCTestCase {
         assertClose(y, Self.rope(xd, positions: pos, heads: H, D: D, theta: 10000), tol: 1e-6, "rope forward")
         let numeric = numericGradient(xd) { zip(Self.rope($0, positions: pos, heads: H, D: D, theta: 10000), gd).map(*).reduce(0, +) }
         assertClose(dy, numeric, tol: 1e-5, "rope backward")
+    }
+
+    /// Phi-3's partial rotary: the first R of each head's D dimensions rotate (pairs (i, i + R/2),
+    /// frequencies over R), the last D − R pass through in both directions.
+    func testPartialRopeRotatesTheLeadingDimensionsOnly() {
+        let T = 5, H = 3, D = 8, R = 6
+        let positions: [Int32] = [0, 3, 1, 2, 7]
+        let table = RopeTable(headDim: R, theta: 10000, scaling: .none, positions: 8)
+        let x = randoms(T * H * D), g = randoms(T * H * D)
+        var y = x, dy = g
+        ropeApply(&y, positions: positions, cos: table.cos, sin: table.sin, rows: T, heads: H, headDim: D, rotaryDim: R, inverse: false)
+        ropeApply(&dy, positions: positions, cos: table.cos, sin: table.sin, rows: T, heads: H, headDim: D, rotaryDim: R, inverse: true)
+        let xd = x.map(Double.init), gd = g.map(Double.init), pos = positions.map(Int.init)
+        let expected = Self.rope(xd, positions: pos, heads: H, D: D, theta: 10000, rotary: R)
+        assertClose(y, expected, tol: 1e-6, "partial rope forward")
+        for t in 0..<T { for h in 0..<H { for e in R..<D {
+            let i = (t * H + h) * D + e
+            XCTAssertEqual(y[i], x[i], "dimension \(e) of head \(h) passes through")
+            XCTAssertEqual(dy[i], g[i])
+        } } }
+        XCTAssertNotEqual(y[(1 * H + 0) * D + 1], x[(1 * H + 0) * D + 1], "a leading dimension rotates")
+        let numeric = numericGradient(xd) { zip(Self.rope($0, positions: pos, heads: H, D: D, theta: 10000, rotary: R), gd).map(*).reduce(0, +) }
+        assertClose(dy, numeric, tol: 1e-5, "partial rope backward")
     }
 
     func testSwiGLUForwardAndBackward() {

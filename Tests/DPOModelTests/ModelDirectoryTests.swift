@@ -43,6 +43,85 @@ final class ModelDirectoryTests: XCTestCase {
         XCTAssertEqual(bf16.model.logits(b), reloaded.model.logits(b))
     }
 
+    /// What dpo-dist saves is what transformers' save_pretrained wrote for the same model (the
+    /// fixture's model.safetensors), saved in its dtype: the same tensor names, shapes and dtype, Phi-3's fused
+    /// qkv_proj and gate_up_proj included, and the same values.
+    func testSavedTensorsAreTransformersOwn() throws {
+        for name in Fixtures.modelNames {
+            let original = try ModelDirectory.load(Fixtures.model(name) + "/model")
+            let out = Fixtures.temporaryDirectory() + "/saved"
+            let dtype: SafetensorsDType = original.model.config.storedDType == "bfloat16" ? .bf16 : .f32
+            try ModelDirectory.save(original.model, to: out, configJSON: original.configJSON, companionsFrom: original.directory,
+                                    dtype: dtype)
+            let theirs = try SafetensorsFile(path: Fixtures.model(name) + "/model/model.safetensors")
+            let ours = try SafetensorsFile(path: out + "/model.safetensors")
+            XCTAssertEqual(ours.tensorNames, theirs.tensorNames, name)
+            for t in theirs.tensorNames {
+                XCTAssertEqual(ours.tensors[t]?.shape, theirs.tensors[t]?.shape, "\(name): \(t)")
+                XCTAssertEqual(ours.tensors[t]?.dtype, theirs.tensors[t]?.dtype, "\(name): \(t)")
+                XCTAssertEqual(try ours.floats(t), try theirs.floats(t), "\(name): \(t)")
+            }
+        }
+        let phi3 = try SafetensorsFile(path: Fixtures.model("phi3") + "/model/model.safetensors")
+        XCTAssertEqual(phi3.tensors["model.layers.0.self_attn.qkv_proj.weight"]?.shape, [64, 32])  // 2·16 + 2·(1·16)
+        XCTAssertEqual(phi3.tensors["model.layers.0.mlp.gate_up_proj.weight"]?.shape, [128, 32])
+    }
+
+    /// The keys that set each new architecture's decoder parts are read as transformers reads them.
+    func testQwen3OLMo2AndPhi3Specs() throws {
+        let (qwen3, _) = try ModelConfig.load(path: Fixtures.model("qwen3") + "/model/config.json")
+        XCTAssertEqual(qwen3.spec.qkNorm, .perHead)
+        XCTAssertEqual(qwen3.spec.normPlacement, .beforeSublayer)
+        XCTAssertEqual(qwen3.headDim, 16)
+        XCTAssertEqual(qwen3.qDim, 64)  // 4 heads of 16 over a hidden size of 32
+        XCTAssertFalse(qwen3.spec.qkvBias)
+        XCTAssertTrue(qwen3.tieWordEmbeddings)
+        let (olmo2, _) = try ModelConfig.load(path: Fixtures.model("olmo2") + "/model/config.json")
+        XCTAssertEqual(olmo2.spec.qkNorm, .wholeProjection)
+        XCTAssertEqual(olmo2.spec.normPlacement, .afterSublayer)
+        XCTAssertFalse(olmo2.tieWordEmbeddings)
+        let (phi3, _) = try ModelConfig.load(path: Fixtures.model("phi3") + "/model/config.json")
+        XCTAssertTrue(phi3.spec.fusedProjections)
+        XCTAssertEqual(phi3.spec.partialRotaryFactor, 0.75)
+        XCTAssertEqual(phi3.rotaryDim, 12)
+        // transformers 4's form keeps the factor at the top level.
+        let (phi3v4, _) = try ModelConfig.load(path: Fixtures.model("phi3") + "/config.v4.json")
+        XCTAssertEqual(phi3v4.rotaryDim, 12)
+    }
+
+    /// Qwen3Config's defaults, not Llama's: head_dim 128 (not hidden / heads) and an untied head.
+    func testQwen3DefaultsAreTransformers() throws {
+        let path = Fixtures.model("qwen3") + "/model/config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        json.removeValue(forKey: "head_dim")
+        json.removeValue(forKey: "tie_word_embeddings")
+        let config = try ModelConfig(json: json, path: path)
+        XCTAssertEqual(config.headDim, 128)
+        XCTAssertFalse(config.tieWordEmbeddings)
+    }
+
+    func testPhi3LongRopeIsRefused() throws {
+        for type in ["longrope", "su"] {
+            let dir = try copyFixture("phi3")
+            try editConfig(dir) {
+                $0["rope_parameters"] = ["rope_type": type, "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                                         "short_factor": [1.0, 1.0], "long_factor": [2.0, 2.0]]
+            }
+            assertLoadFails(dir, contains: ["config.json", "\"\(type)\"", "Phi-3's long-context RoPE"])
+        }
+        let v4 = try copyFixture("phi3")
+        try FileManager.default.removeItem(atPath: v4 + "/config.json")
+        try FileManager.default.copyItem(atPath: Fixtures.model("phi3") + "/config.v4.json", toPath: v4 + "/config.json")
+        try editConfig(v4) { $0["rope_scaling"] = ["type": "su", "short_factor": [1.0], "long_factor": [2.0]] }
+        assertLoadFails(v4, contains: ["config.json", "\"su\"", "Phi-3's long-context RoPE"])
+        let linear = try copyFixture("phi3")
+        try editConfig(linear) { $0["rope_parameters"] = ["rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0] }
+        assertLoadFails(linear, contains: ["config.json", "\"linear\"", "Phi3ForCausalLM"])
+        let odd = try copyFixture("phi3")
+        try editConfig(odd) { $0["rope_parameters"] = ["rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.7] }
+        assertLoadFails(odd, contains: ["config.json", "partial_rotary_factor", "11"])  // int(16 × 0.7) = 11, odd
+    }
+
     func assertLoadFails(_ dir: String, contains fragments: [String], line: UInt = #line) {
         XCTAssertThrowsError(try ModelDirectory.load(dir), line: line) { error in
             let message = "\(error)"

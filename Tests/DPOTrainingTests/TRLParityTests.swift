@@ -142,6 +142,12 @@ final class TRLParityTests: XCTestCase {
     func testQwen2WeightDecayOnBiasesAndUntiedHead() throws { try runCase("qwen2_sigmoid_wd") }
     /// Mistral with a window of 8 keys, shorter than every prompt + completion.
     func testMistralSlidingWindow() throws { try runCase("mistral_sigmoid") }
+    /// Per-head q/k norms, head_dim 16 over hidden 32, tied head; weight decay 0.1 (none on the q/k norms).
+    func testQwen3() throws { try runCase("qwen3_sigmoid") }
+    /// Norms after attention and the MLP, q/k norms over the whole projection, untied head.
+    func testOLMo2() throws { try runCase("olmo2_sigmoid") }
+    /// Fused qkv_proj and gate_up_proj, RoPE on 12 of each head's 16 dimensions.
+    func testPhi3() throws { try runCase("phi3_sigmoid") }
 
     /// --bf16 (oneDNN: bf16 operands, fp32 accumulation and results) on the sigmoid case, against TRL's
     /// own bf16 run (autocast: bf16 results too) and against TRL's fp32 run. For each metric, bf16

@@ -16,11 +16,14 @@ public struct Architecture: Sendable, Equatable {
     let readSpec: @Sendable (ConfigJSON, _ layers: Int) throws -> DecoderSpec
     /// Writes back what `readSpec` reads, for the config.json of a model dpo-dist makes.
     let writeSpec: @Sendable (DecoderSpec, inout [String: Any]) -> Void
+    /// `head_dim` when config.json does not say: nil for hidden_size / num_attention_heads (Qwen3's
+    /// config class defaults to 128 instead).
+    var defaultHeadDim: Int? = nil
 
     public static func == (a: Architecture, b: Architecture) -> Bool { a.className == b.className }
 
     /// Every architecture dpo-dist runs, in the order error messages list them.
-    public static let registry: [Architecture] = [.llama, .mistral, .qwen2, .smollm3]
+    public static let registry: [Architecture] = [.llama, .mistral, .qwen2, .qwen3, .smollm3, .olmo2, .phi3]
 
     public static func named(_ className: String) -> Architecture? {
         registry.first { $0.className == className }
@@ -41,6 +44,17 @@ public struct DecoderSpec: Equatable, Sendable {
     /// Per layer: the sliding window of its attention (see `AttentionShape.window`), nil for full
     /// causal attention.
     public var layerWindows: [Int?]
+    /// Where each layer's two norms sit (Llama: before attention and the MLP; OLMo 2: after them).
+    public var normPlacement: NormPlacement = .beforeSublayer
+    /// An RMSNorm on q and on k after their projections, before RoPE (Qwen3, OLMo 2).
+    public var qkNorm: QKNorm = .none
+    /// The share of each head's dimensions RoPE rotates, the first ones (Phi-3's
+    /// `partial_rotary_factor`); the rest pass through.
+    public var partialRotaryFactor: Double = 1
+    /// q, k and v in one tensor (`qkv_proj`, rows q then k then v) and gate and up in one
+    /// (`gate_up_proj`, rows gate then up), as Phi-3 stores them; the decoder reads each part as a
+    /// view into it.
+    public var fusedProjections = false
 
     public init(qkvBias: Bool = false, oBias: Bool = false, mlpBias: Bool = false, layerUsesRope: [Bool],
                 layerWindows: [Int?]? = nil) {
@@ -57,16 +71,40 @@ public struct DecoderSpec: Equatable, Sendable {
     }
 }
 
+/// Where a decoder layer's norms sit.
+public enum NormPlacement: Sendable, Equatable {
+    /// Llama: `x + f(norm(x))` for attention and for the MLP.
+    case beforeSublayer
+    /// OLMo 2: `x + norm(f(x))`: each sublayer's output is normalized before the residual add.
+    case afterSublayer
+}
+
+/// RMSNorm on the projected q and k, before RoPE.
+public enum QKNorm: Sendable, Equatable {
+    case none
+    /// Qwen3: over each head's head_dim values, one weight `[head_dim]` shared by the heads.
+    case perHead
+    /// OLMo 2: over the whole projection, weights `[heads·head_dim]` and `[kv_heads·head_dim]`.
+    case wholeProjection
+}
+
 /// The Hugging Face tensor names of an architecture. A layer's tensor is
 /// `layerPrefix + "<layer>." + name + ".weight"` (or `.bias`).
 public struct TensorNames: Sendable, Equatable {
     public var embed = "model.embed_tokens.weight"
     public var layerPrefix = "model.layers."
+    /// The attention sublayer's norm: on its input, or with `NormPlacement.afterSublayer` on its output.
     public var inputNorm = "input_layernorm"
+    /// With `DecoderSpec.fusedProjections`, `q` names the fused q/k/v tensor and `gate` the fused
+    /// gate/up tensor; `k`, `v` and `up` are then unused.
     public var q = "self_attn.q_proj"
     public var k = "self_attn.k_proj"
     public var v = "self_attn.v_proj"
     public var o = "self_attn.o_proj"
+    /// The q and k norms, where the spec has them.
+    public var qNorm = "self_attn.q_norm"
+    public var kNorm = "self_attn.k_norm"
+    /// The MLP sublayer's norm: on its input, or with `NormPlacement.afterSublayer` on its output.
     public var postNorm = "post_attention_layernorm"
     public var gate = "mlp.gate_proj"
     public var up = "mlp.up_proj"

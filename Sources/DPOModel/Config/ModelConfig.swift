@@ -37,6 +37,9 @@ public struct ModelConfig: Equatable, Sendable {
 
     public var qDim: Int { numHeads * headDim }
     public var kvDim: Int { numKVHeads * headDim }
+    /// The leading dimensions of each head that RoPE rotates: int(head_dim · partial_rotary_factor),
+    /// as transformers computes it.
+    public var rotaryDim: Int { Int(Double(headDim) * spec.partialRotaryFactor) }
 }
 
 extension ModelConfig {
@@ -91,6 +94,8 @@ extension ModelConfig {
         if json.has("head_dim") {
             headDim = try json.int("head_dim")
             if headDim < 1 { throw json.fail("\"head_dim\" must be at least 1, got \(headDim)") }
+        } else if let d = arch.defaultHeadDim {
+            headDim = d
         } else {
             guard hiddenSize % numHeads == 0 else {
                 throw json.fail("num_attention_heads \(numHeads) does not divide hidden_size \(hiddenSize) (and no head_dim is given)")
@@ -107,6 +112,14 @@ extension ModelConfig {
             padTokenID = pad.intValue >= 0 && pad.intValue < vocabSize ? pad.intValue : nil
         } else {
             padTokenID = nil
+        }
+
+        // The architecture's own keys before the shared RoPE keys, so that an architecture refuses a rope
+        // type in its own words (Phi-3's longrope).
+        spec = try arch.readSpec(json, numLayers)
+        let rotated = Int(Double(headDim) * spec.partialRotaryFactor)  // `rotaryDim`, before self is whole
+        guard rotated >= 2, rotated % 2 == 0 else {
+            throw json.fail("head_dim \(headDim) × partial_rotary_factor \(spec.partialRotaryFactor) = \(rotated) rotated dimensions; RoPE needs an even number, at least 2")
         }
 
         // transformers 5 keeps theta and scaling together in rope_parameters; 4 has them apart.
@@ -137,7 +150,6 @@ extension ModelConfig {
         // transformers 5 writes `dtype`, 4 writes `torch_dtype`.
         storedDType = (values["dtype"] as? String) ?? (values["torch_dtype"] as? String) ?? "float32"
         tieWordEmbeddings = try json.bool("tie_word_embeddings", default: arch.tiesWordEmbeddingsByDefault)
-        spec = try arch.readSpec(json, numLayers)
     }
 
     /// The JSON written beside saved weights: the original keys, with the dtype updated to what was saved.

@@ -3,8 +3,13 @@ import Foundation
 
 /// What one layer's forward keeps for its backward (T tokens, C hidden, Q = heads·head_dim,
 /// KV = kv_heads·head_dim, I intermediate, H heads).
+/// With the norms after their sublayers (OLMo 2), norm1 and norm2 hold the norms' inputs (o_proj's
+/// and down_proj's outputs) instead of their outputs. With q/k norms, qRaw and kRaw hold the
+/// projections before them; otherwise those four views are empty.
 struct LayerActivations {
     let norm1: FloatPtr, rstd1: FloatPtr    // (T, C), (T): input_layernorm
+    let qRaw: FloatPtr, kRaw: FloatPtr      // (T, Q), (T, KV): q_proj, k_proj before q_norm, k_norm
+    let qRstd: FloatPtr, kRstd: FloatPtr    // (T·Q/n), (T·KV/n): their rstd, n = the norm's channels
     let q: FloatPtr, k: FloatPtr, v: FloatPtr  // (T, Q), (T, KV), (T, KV): after RoPE
     let att: FloatPtr, lse: FloatPtr        // (T, Q), (T, H): attention output, softmax log-sum-exp
     let mid: FloatPtr                       // (T, C): residual stream after attention
@@ -24,6 +29,7 @@ struct OutputActivations {
 struct GradientScratch {
     let dResidual: FloatPtr, dNorm: FloatPtr             // (T, C)
     let dQ: FloatPtr, dK: FloatPtr, dV: FloatPtr, dAtt: FloatPtr  // (T, Q), (T, KV) ×2, (T, Q)
+    let dKRaw: FloatPtr                                  // (T, KV) with q/k norms (d of k before k_norm), else empty
     let dGate: FloatPtr, dUp: FloatPtr, dHidden: FloatPtr  // (T, I)
     let dHeadIn: FloatPtr                                // (S, C)
 }
@@ -93,8 +99,12 @@ final class Activations {
         -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
             scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
         let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
+        // q/k norms keep the projections before them, and one rstd per normalized row.
+        let qkNorm = c.spec.qkNorm != .none, perHead = c.spec.qkNorm == .perHead
+        let qRstd = qkNorm ? (perHead ? T * H : T) : 0, kRstd = qkNorm ? (perHead ? T * c.numKVHeads : T) : 0
         let layers = (0..<kept.layerSlots(layers: c.numLayers)).map { _ in
-            LayerActivations(norm1: take(T * C), rstd1: take(T), q: take(T * Q), k: take(T * KV), v: take(T * KV),
+            LayerActivations(norm1: take(T * C), rstd1: take(T), qRaw: take(qkNorm ? T * Q : 0), kRaw: take(qkNorm ? T * KV : 0),
+                             qRstd: take(qRstd), kRstd: take(kRstd), q: take(T * Q), k: take(T * KV), v: take(T * KV),
                              att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
                              gate: take(T * I), up: take(T * I), hidden: take(T * I))
         }
@@ -104,7 +114,7 @@ final class Activations {
         let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
         let gradients = withGradients
             ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
-                              dV: take(T * KV), dAtt: take(T * Q), dGate: take(T * I), dUp: take(T * I),
+                              dV: take(T * KV), dAtt: take(T * Q), dKRaw: take(qkNorm ? T * KV : 0), dGate: take(T * I), dUp: take(T * I),
                               dHidden: take(T * I), dHeadIn: take(S * C))
             : nil
         return (layers, residuals, output, scratch, gradients)

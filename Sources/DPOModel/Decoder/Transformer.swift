@@ -45,7 +45,7 @@ public final class Transformer {
         layout = ParameterLayout(config: config)
         parameters = ParameterSet(tensors: layout.tensors, values: values)
         self.matmul = matmul
-        rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+        rope = RopeTable(headDim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling,
                          positions: max(config.maxPositionEmbeddings, 1))
     }
 
@@ -90,7 +90,7 @@ public final class Transformer {
     /// Makes sure activation storage fits a batch; allocates only when it grows.
     public func reserve(tokens: Int, longestSequence: Int, scoredRows: Int) {
         if longestSequence > rope.positions {
-            rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+            rope = RopeTable(headDim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling,
                              positions: longestSequence)
         }
         if let a = acts, a.tokens >= tokens, a.longest >= longestSequence, a.scored >= scoredRows { return }
@@ -223,13 +223,30 @@ public final class Transformer {
     }
 
     // MARK: - Attention step: mid = x + o_proj(attention(RoPE(q), RoPE(k), v)), q, k, v of input_layernorm(x)
+    // (with the norm after the sublayer, OLMo 2: mid = x + norm(o_proj(attention(...))), q, k, v of x;
+    // with q/k norms, q = q_norm(q_proj(·)) and k = k_norm(k_proj(·)) before RoPE)
+
+    private var normsBefore: Bool { config.spec.normPlacement == .beforeSublayer }
 
     private func attentionForward(layer l: Int, batch b: TokenBatch.Pointers) {
         let a = acts!, w = layout.layers[l], s = a.layer(l), x = a.residual(l), T = b.tokenCount
-        norm(w.inputNorm, out: s.norm1, rstd: s.rstd1, inp: x, rows: T)
-        linear(w.q, out: s.q, inp: s.norm1, rows: T)
-        linear(w.k, out: s.k, inp: s.norm1, rows: T)
-        linear(w.v, out: s.v, inp: s.norm1, rows: T)
+        let h: FloatPtr  // what q, k and v are projected from
+        if normsBefore {
+            norm(w.inputNorm, out: s.norm1, rstd: s.rstd1, inp: x, rows: T)
+            h = s.norm1
+        } else {
+            h = x
+        }
+        if let qNorm = w.qNorm, let kNorm = w.kNorm {
+            linear(w.q, out: s.qRaw, inp: h, rows: T)
+            linear(w.k, out: s.kRaw, inp: h, rows: T)
+            norm(qNorm, out: s.q, rstd: s.qRstd, inp: s.qRaw, rows: T * config.qDim / qNorm.channels)
+            norm(kNorm, out: s.k, rstd: s.kRstd, inp: s.kRaw, rows: T * config.kvDim / kNorm.channels)
+        } else {
+            linear(w.q, out: s.q, inp: h, rows: T)
+            linear(w.k, out: s.k, inp: h, rows: T)
+        }
+        linear(w.v, out: s.v, inp: h, rows: T)
         if config.spec.layerUsesRope[l] {
             rotate(s.q, heads: config.numHeads, batch: b, inverse: false)
             rotate(s.k, heads: config.numKVHeads, batch: b, inverse: false)
@@ -237,14 +254,20 @@ public final class Transformer {
         DPOKernels.attentionForward(out: s.att, lse: s.lse, q: s.q, k: s.k, v: s.v, starts: b.starts, lengths: b.lengths,
                                     prefixStarts: b.prefixStarts, prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
                                     shape: attentionShape(layer: l), scratch: a.attentionScratch, matmul: matmul)
-        linear(w.o, out: s.mid, inp: s.att, rows: T)
+        if normsBefore {
+            linear(w.o, out: s.mid, inp: s.att, rows: T)
+        } else {
+            linear(w.o, out: s.norm1, inp: s.att, rows: T)
+            norm(w.inputNorm, out: s.mid, rstd: s.rstd1, inp: s.norm1, rows: T)
+        }
         addInPlace(s.mid, x, count: T * config.hiddenSize)
     }
 
     /// dx: d(mid) in; d(x) out (the skip connection carries d(mid) through, the norm path adds to it).
     private func attentionBackward(layer l: Int, dx: FloatPtr, batch b: TokenBatch.Pointers) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l), T = b.tokenCount
-        linearBackward(w.o, dinp: d.dAtt, dout: dx, inp: s.att, rows: T, accumulate: false)
+        let dOProj = throughOutputNorm(w.inputNorm, dx: dx, inp: s.norm1, rstd: s.rstd1, rows: T)
+        linearBackward(w.o, dinp: d.dAtt, dout: dOProj, inp: s.att, rows: T, accumulate: false)
         d.dK.update(repeating: 0, count: T * config.kvDim)
         d.dV.update(repeating: 0, count: T * config.kvDim)
         DPOKernels.attentionBackward(dq: d.dQ, dk: d.dK, dv: d.dV, dout: d.dAtt, q: s.q, k: s.k, v: s.v, out: s.att,
@@ -256,32 +279,77 @@ public final class Transformer {
             rotate(d.dQ, heads: config.numHeads, batch: b, inverse: true)
             rotate(d.dK, heads: config.numKVHeads, batch: b, inverse: true)
         }
-        linearBackward(w.q, dinp: d.dNorm, dout: d.dQ, inp: s.norm1, rows: T, accumulate: false)
-        linearBackward(w.k, dinp: d.dNorm, dout: d.dK, inp: s.norm1, rows: T, accumulate: true)
-        linearBackward(w.v, dinp: d.dNorm, dout: d.dV, inp: s.norm1, rows: T, accumulate: true)
-        normBackward(w.inputNorm, dinp: dx, dout: d.dNorm, inp: a.residual(l), rstd: s.rstd1, rows: T)
+        var dq = d.dQ, dk = d.dK
+        if let qNorm = w.qNorm, let kNorm = w.kNorm {
+            // dAtt is free again: it takes d(q_proj's output).
+            d.dAtt.update(repeating: 0, count: T * config.qDim)
+            d.dKRaw.update(repeating: 0, count: T * config.kvDim)
+            normBackward(qNorm, dinp: d.dAtt, dout: d.dQ, inp: s.qRaw, rstd: s.qRstd, rows: T * config.qDim / qNorm.channels)
+            normBackward(kNorm, dinp: d.dKRaw, dout: d.dK, inp: s.kRaw, rstd: s.kRstd, rows: T * config.kvDim / kNorm.channels)
+            dq = d.dAtt
+            dk = d.dKRaw
+        }
+        if normsBefore {
+            linearBackward(w.q, dinp: d.dNorm, dout: dq, inp: s.norm1, rows: T, accumulate: false)
+            linearBackward(w.k, dinp: d.dNorm, dout: dk, inp: s.norm1, rows: T, accumulate: true)
+            linearBackward(w.v, dinp: d.dNorm, dout: d.dV, inp: s.norm1, rows: T, accumulate: true)
+            normBackward(w.inputNorm, dinp: dx, dout: d.dNorm, inp: a.residual(l), rstd: s.rstd1, rows: T)
+        } else {
+            let x = a.residual(l)
+            linearBackward(w.q, dinp: dx, dout: dq, inp: x, rows: T, accumulate: true)
+            linearBackward(w.k, dinp: dx, dout: dk, inp: x, rows: T, accumulate: true)
+            linearBackward(w.v, dinp: dx, dout: d.dV, inp: x, rows: T, accumulate: true)
+        }
     }
 
     // MARK: - MLP step: out = mid + down(silu(gate(h)) ⊙ up(h)), h = post_attention_layernorm(mid)
+    // (with the norm after the sublayer: out = mid + norm(down(silu(gate(mid)) ⊙ up(mid))))
 
     private func mlpForward(layer l: Int, rows T: Int) {
         let a = acts!, w = layout.layers[l], s = a.layer(l), out = a.residual(l + 1)
-        norm(w.postNorm, out: s.norm2, rstd: s.rstd2, inp: s.mid, rows: T)
-        linear(w.gate, out: s.gate, inp: s.norm2, rows: T)
-        linear(w.up, out: s.up, inp: s.norm2, rows: T)
+        let h: FloatPtr
+        if normsBefore {
+            norm(w.postNorm, out: s.norm2, rstd: s.rstd2, inp: s.mid, rows: T)
+            h = s.norm2
+        } else {
+            h = s.mid
+        }
+        linear(w.gate, out: s.gate, inp: h, rows: T)
+        linear(w.up, out: s.up, inp: h, rows: T)
         swigluForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
-        linear(w.down, out: out, inp: s.hidden, rows: T)
+        if normsBefore {
+            linear(w.down, out: out, inp: s.hidden, rows: T)
+        } else {
+            linear(w.down, out: s.norm2, inp: s.hidden, rows: T)
+            norm(w.postNorm, out: out, rstd: s.rstd2, inp: s.norm2, rows: T)
+        }
         addInPlace(out, s.mid, count: T * config.hiddenSize)
     }
 
     /// dx: d(out) in; d(mid) out.
     private func mlpBackward(layer l: Int, dx: FloatPtr, rows T: Int) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l)
-        linearBackward(w.down, dinp: d.dHidden, dout: dx, inp: s.hidden, rows: T, accumulate: false)
+        let dDown = throughOutputNorm(w.postNorm, dx: dx, inp: s.norm2, rstd: s.rstd2, rows: T)
+        linearBackward(w.down, dinp: d.dHidden, dout: dDown, inp: s.hidden, rows: T, accumulate: false)
         swigluBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
-        linearBackward(w.gate, dinp: d.dNorm, dout: d.dGate, inp: s.norm2, rows: T, accumulate: false)
-        linearBackward(w.up, dinp: d.dNorm, dout: d.dUp, inp: s.norm2, rows: T, accumulate: true)
-        normBackward(w.postNorm, dinp: dx, dout: d.dNorm, inp: s.mid, rstd: s.rstd2, rows: T)
+        if normsBefore {
+            linearBackward(w.gate, dinp: d.dNorm, dout: d.dGate, inp: s.norm2, rows: T, accumulate: false)
+            linearBackward(w.up, dinp: d.dNorm, dout: d.dUp, inp: s.norm2, rows: T, accumulate: true)
+            normBackward(w.postNorm, dinp: dx, dout: d.dNorm, inp: s.mid, rstd: s.rstd2, rows: T)
+        } else {
+            linearBackward(w.gate, dinp: dx, dout: d.dGate, inp: s.mid, rows: T, accumulate: true)
+            linearBackward(w.up, dinp: dx, dout: d.dUp, inp: s.mid, rows: T, accumulate: true)
+        }
+    }
+
+    /// d(sublayer output) from d(after the residual add): dx itself, or with the norm after the
+    /// sublayer, dx through that norm (whose input was `inp`), into the dNorm scratch.
+    private func throughOutputNorm(_ w: NormView, dx: FloatPtr, inp: ConstFloatPtr, rstd: ConstFloatPtr, rows T: Int) -> FloatPtr {
+        if normsBefore { return dx }
+        let dNorm = acts!.gradients!.dNorm
+        dNorm.update(repeating: 0, count: T * config.hiddenSize)
+        normBackward(w, dinp: dNorm, dout: dx, inp: inp, rstd: rstd, rows: T)
+        return dNorm
     }
 
     // MARK: - The parts, on this model's buffers and backend
@@ -316,7 +384,7 @@ public final class Transformer {
         rope.cos.withUnsafeBufferPointer { cos in
             rope.sin.withUnsafeBufferPointer { sin in
                 ropeApply(x, positions: b.positions, cos: cos.baseAddress!, sin: sin.baseAddress!, rows: b.tokenCount,
-                          heads: heads, headDim: config.headDim, inverse: inverse)
+                          heads: heads, headDim: config.headDim, rotaryDim: config.rotaryDim, inverse: inverse)
             }
         }
     }

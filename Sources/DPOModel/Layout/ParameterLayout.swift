@@ -37,6 +37,9 @@ public struct LayerViews: Sendable {
     public var k: LinearView
     public var v: LinearView
     public var o: LinearView
+    /// RMSNorms on the projected q and k (`DecoderSpec.qkNorm`): over head_dim or the whole projection.
+    public var qNorm: NormView?
+    public var kNorm: NormView?
     public var postNorm: NormView
     public var gate: LinearView
     public var up: LinearView
@@ -75,7 +78,18 @@ public struct ParameterLayout: Sendable {
             return LinearView(weight: weight, bias: bias ? add(name + ".bias", [outFeatures]) : nil,
                               inFeatures: inFeatures, outFeatures: outFeatures)
         }
-        func norm(_ name: String) -> NormView { NormView(weight: add(name, [c.hiddenSize]), channels: c.hiddenSize) }
+        func norm(_ name: String, channels: Int? = nil) -> NormView {
+            let n = channels ?? c.hiddenSize
+            return NormView(weight: add(name, [n]), channels: n)
+        }
+        /// Linears stored as one tensor (rows of the first, then the next, ...): views into it.
+        func fused(_ name: String, in inFeatures: Int, outs: [Int]) -> [LinearView] {
+            var weight = add(name + ".weight", [outs.reduce(0, +), inFeatures])
+            return outs.map { out in
+                defer { weight += out * inFeatures }
+                return LinearView(weight: weight, bias: nil, inFeatures: inFeatures, outFeatures: out)
+            }
+        }
 
         let names = c.architecture.tensorNames, spec = c.spec
         let C = c.hiddenSize, I = c.intermediateSize
@@ -84,16 +98,40 @@ public struct ParameterLayout: Sendable {
             let p = names.layerPrefix + "\(l)."
             let start = offset
             let inputNorm = norm(p + names.inputNorm + ".weight")
-            let q = linear(p + names.q, in: C, out: c.qDim, bias: spec.qkvBias)
-            let k = linear(p + names.k, in: C, out: c.kvDim, bias: spec.qkvBias)
-            let v = linear(p + names.v, in: C, out: c.kvDim, bias: spec.qkvBias)
+            let q: LinearView, k: LinearView, v: LinearView
+            if spec.fusedProjections {
+                precondition(!spec.qkvBias, "fused q/k/v projections carry no bias")
+                let qkv = fused(p + names.q, in: C, outs: [c.qDim, c.kvDim, c.kvDim])
+                (q, k, v) = (qkv[0], qkv[1], qkv[2])
+            } else {
+                q = linear(p + names.q, in: C, out: c.qDim, bias: spec.qkvBias)
+                k = linear(p + names.k, in: C, out: c.kvDim, bias: spec.qkvBias)
+                v = linear(p + names.v, in: C, out: c.kvDim, bias: spec.qkvBias)
+            }
             let o = linear(p + names.o, in: c.qDim, out: C, bias: spec.oBias)
+            var qNorm: NormView?, kNorm: NormView?
+            switch spec.qkNorm {
+            case .none: break
+            case .perHead:
+                qNorm = norm(p + names.qNorm + ".weight", channels: c.headDim)
+                kNorm = norm(p + names.kNorm + ".weight", channels: c.headDim)
+            case .wholeProjection:
+                qNorm = norm(p + names.qNorm + ".weight", channels: c.qDim)
+                kNorm = norm(p + names.kNorm + ".weight", channels: c.kvDim)
+            }
             let postNorm = norm(p + names.postNorm + ".weight")
-            let gate = linear(p + names.gate, in: C, out: I, bias: spec.mlpBias)
-            let up = linear(p + names.up, in: C, out: I, bias: spec.mlpBias)
+            let gate: LinearView, up: LinearView
+            if spec.fusedProjections {
+                precondition(!spec.mlpBias, "fused gate/up projections carry no bias")
+                let gateUp = fused(p + names.gate, in: C, outs: [I, I])
+                (gate, up) = (gateUp[0], gateUp[1])
+            } else {
+                gate = linear(p + names.gate, in: C, out: I, bias: spec.mlpBias)
+                up = linear(p + names.up, in: C, out: I, bias: spec.mlpBias)
+            }
             let down = linear(p + names.down, in: I, out: C, bias: spec.mlpBias)
-            return LayerViews(inputNorm: inputNorm, q: q, k: k, v: v, o: o, postNorm: postNorm, gate: gate, up: up,
-                              down: down, range: start..<offset)
+            return LayerViews(inputNorm: inputNorm, q: q, k: k, v: v, o: o, qNorm: qNorm, kNorm: kNorm, postNorm: postNorm,
+                              gate: gate, up: up, down: down, range: start..<offset)
         }
         finalNorm = norm(names.finalNorm)
         head = c.tieWordEmbeddings ? embed : add(names.head, [c.vocabSize, C])
