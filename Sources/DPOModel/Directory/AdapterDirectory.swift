@@ -59,7 +59,9 @@ public enum AdapterDirectory {
             ("rank_pattern", "per-module ranks (rank_pattern)"), ("alpha_pattern", "per-module alphas (alpha_pattern)"),
             ("exclude_modules", "exclude_modules"), ("target_parameters", "target_parameters"),
             ("layer_replication", "layer_replication"), ("trainable_token_indices", "trainable_token_indices"),
-            ("megatron_config", "megatron_config"),
+            ("megatron_config", "megatron_config"), ("alora_invocation_tokens", "activated LoRA (alora_invocation_tokens)"),
+            ("arrow_config", "Arrow routing (arrow_config)"), ("use_qalora", "QALoRA"), ("use_bdlora", "block-diagonal LoRA (use_bdlora)"),
+            ("monteclora_config", "MonteCLoRA"), ("kasa_config", "KaSA (kasa_config)"),
         ]
         for (key, what) in mustBeOff {
             switch json[key] {

@@ -1,0 +1,213 @@
+import DPOComm
+import DPOTestSupport
+import XCTest
+@testable import DPOData
+import DPOSupport
+@testable import DPOKernels
+@testable import DPOModel
+@testable import DPOTraining
+@testable import Safetensors
+
+/// LoRA against TRL 1.16 + PEFT 0.21 (tools/make_trl_lora_fixtures.py): 10 DPO steps from a saved
+/// starting adapter whose B is not zero, TRL's reference being a frozen copy of that adapter.
+extension TRLParityTests {
+    static let lora = trl + "/lora"
+
+    /// Our run of a LoRA case against TRL's logs, and the trained adapter against PEFT's.
+    func runLoRACase(_ name: String) throws {
+        let args = try arguments(case: name, in: Self.lora)
+        XCTAssertTrue(AdapterDirectory.isAdapter(args.model))
+        let (lines, trainer) = try TrainingRuns.dpo(args)
+        assertMatches(lines, try expectedMetrics("lora/" + name), keys: Self.dpoKeys, "lora " + name)
+        let adapters = try XCTUnwrap(trainer.policy.adapters)
+        XCTAssertNil(trainer.policy.parameters.gradients, "the frozen base keeps no gradient")
+        let final = try SafetensorsFile(path: "\(Self.lora)/\(name).final.safetensors")
+        XCTAssertEqual(Set(final.tensorNames), Set(adapters.parameters.tensors.map(\.name)))
+        var worst: Float = 0, moved: Float = 0
+        let start = try AdapterDirectory.load(args.model).base.model.adapters!
+        for t in adapters.parameters.tensors {
+            let ref = try final.floats(t.name)
+            let ours = UnsafeBufferPointer(start: adapters.parameters.values.pointer + t.offset, count: t.count)
+            worst = max(worst, maxAbsDiff(ours, ref))
+            moved = max(moved, maxAbsDiff(UnsafeBufferPointer(start: start.parameters.values.pointer + t.offset, count: t.count), ref))
+        }
+        print("lora \(name): final adapter max |diff| from PEFT's \(worst) (the adapter moved up to \(moved))")
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+        XCTAssertGreaterThan(moved, 100 * worst, "the comparison says something only if training moved the adapter")
+    }
+
+    /// r 8, alpha 16 on every decoder linear (all-linear), sigmoid loss.
+    func testLoRASigmoidAllLinear() throws { try runLoRACase("sigmoid") }
+    /// r 4, alpha 8, rsLoRA scaling on q_proj and v_proj, IPO loss.
+    func testLoRAIPOWithRSLoRAOnQV() throws { try runLoRACase("ipo") }
+}
+
+final class LoRATests: XCTestCase {
+    static let adapter = TRLParityTests.lora + "/initial-all-linear"
+
+    struct PEFTLogps: Decodable {
+        let prompt_ids: [Int], chosen_ids: [Int], rejected_ids: [Int]
+        let chosen_logps: Double, rejected_logps: Double
+    }
+
+    func peftLogps(_ path: String) throws -> [PEFTLogps] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONDecoder().decode(PEFTLogps.self, from: Data($0.utf8))
+        }
+    }
+
+    /// The worst relative difference of `model`'s summed log-probs from PEFT's, and from the base's.
+    func scores(_ model: Transformer, against expected: [PEFTLogps]) -> [Double] {
+        let pairs = expected.map { TokenizedPair(chosen: $0.prompt_ids + $0.chosen_ids, rejected: $0.prompt_ids + $0.rejected_ids,
+                                                 promptLength: $0.prompt_ids.count) }
+        return PairScorer.score(model: model, pairs: pairs, pairsPerBatch: 3).flatMap { [$0.chosenLogps, $0.rejectedLogps] }
+    }
+
+    /// An adapter PEFT saved, read with its base_model_name_or_path resolved against the adapter
+    /// directory's parent: every pair's summed log-probs equal PeftModel.from_pretrained's.
+    func testAPEFTAdapterGivesPEFTsLogProbs() throws {
+        let expected = try peftLogps(TRLParityTests.lora + "/initial-all-linear.logps.jsonl")
+        let (base, config) = try AdapterDirectory.load(Self.adapter)
+        // PEFT saves all-linear as the list of every adapted module's path.
+        XCTAssertEqual([config.settings.rank, Int(config.settings.alpha)], [8, 16])
+        XCTAssertEqual(config.settings.targets.count, 14)
+        XCTAssertEqual(base.model.adapters!.targetModules, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+        let reference = expected.flatMap { [$0.chosen_logps, $0.rejected_logps] }
+        let ours = scores(base.model, against: expected)
+        let worst = zip(ours, reference).map { abs($0 - $1) / abs($1) }.max()!
+        let plain = scores(try ModelDirectory.load(config.baseDirectory).model, against: expected)
+        let adapterEffect = zip(plain, reference).map { abs($0 - $1) / abs($1) }.max()!
+        print("PEFT adapter: summed log-probs max relative diff \(worst); the base alone differs by \(adapterEffect)")
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+        XCTAssertGreaterThan(adapterEffect, 1e-2, "the adapter must change the model for the test to say something")
+    }
+
+    /// What dpo-dist writes reads back as the same adapter, with PEFT's config keys and names.
+    func testSavedAdapterReadsBack() throws {
+        let (base, config) = try AdapterDirectory.load(Self.adapter)
+        let adapters = try XCTUnwrap(base.model.adapters)
+        let out = Fixtures.temporaryDirectory("lora-save")
+        try AdapterDirectory.save(adapters, to: out, baseModel: config.baseDirectory, companionsFrom: config.baseDirectory)
+        let (again, againConfig) = try AdapterDirectory.load(out)
+        XCTAssertEqual([againConfig.settings.rank, Int(againConfig.settings.alpha)], [config.settings.rank, Int(config.settings.alpha)])
+        XCTAssertEqual(again.model.adapters!.targetModules, adapters.targetModules)
+        XCTAssertEqual(again.model.adapters!.parameters.tensors, adapters.parameters.tensors)
+        XCTAssertTrue(again.model.adapters!.parameters.values.buffer.elementsEqual(adapters.parameters.values.buffer))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/adapter_config.json"))) as! [String: Any]
+        XCTAssertEqual(json["peft_type"] as? String, "LORA")
+        XCTAssertEqual(json["task_type"] as? String, "CAUSAL_LM")
+        XCTAssertEqual(json["lora_alpha"] as? Int, 16)
+    }
+
+    /// PEFT's initialisation: B zero (the adapted model is the base), A uniform in ±1/√in.
+    func testPEFTInitialisationStartsAtTheBase() throws {
+        let model = try ModelDirectory.load(Fixtures.model("llama-tied") + "/model").model
+        let adapters = try LoRAAdapters(layout: model.layout, config: model.config,
+                                        settings: LoRASettings(rank: 4, alpha: 8, targets: ["all-linear"], rslora: false))
+        adapters.initializeAsPEFT(seed: 3)
+        for t in adapters.parameters.tensors {
+            let values = UnsafeBufferPointer(start: adapters.parameters.values.pointer + t.offset, count: t.count)
+            if t.name.hasSuffix("lora_B.weight") {
+                XCTAssertTrue(values.allSatisfy { $0 == 0 }, t.name)
+            } else {
+                let bound = 1 / Float(t.shape[1]).squareRoot()
+                XCTAssertTrue(values.allSatisfy { abs($0) <= bound }, t.name)
+                XCTAssertGreaterThan(values.map(abs).max()!, 0.9 * bound, t.name)  // spread over the range
+            }
+        }
+        XCTAssertEqual(adapters.parameters.tensors.count, 2 * 7 * model.config.numLayers)
+        let expected = try peftLogps(TRLParityTests.lora + "/initial-all-linear.logps.jsonl")
+        let plain = scores(model, against: expected)
+        model.attach(adapters)
+        XCTAssertEqual(scores(model, against: expected), plain)
+    }
+
+    /// The adapters' gradient against central differences of the loss Σ w·logp, in double: A and B
+    /// of every adapted linear (the base's weights get no gradient).
+    func testAdapterGradientMatchesFiniteDifferences() throws {
+        let (base, _) = try AdapterDirectory.load(Self.adapter)
+        let model = base.model, adapters = model.adapters!
+        model.enableGradients()
+        XCTAssertNil(model.parameters.gradients)
+        var batch = TokenBatch()
+        let pairs = try peftLogps(TRLParityTests.lora + "/initial-all-linear.logps.jsonl").prefix(2)
+        for p in pairs {
+            PairScorer.append(TokenizedPair(chosen: p.prompt_ids + p.chosen_ids, rejected: p.prompt_ids + p.rejected_ids,
+                                            promptLength: p.prompt_ids.count), to: &batch)
+        }
+        var rng = SplitMix64(seed: 5)
+        let weights = (0..<batch.scoredCount).map { _ in Float(rng.nextUniform()) }
+        func loss() -> Double {
+            model.forward(batch)
+            return zip(model.scoredLogProbs, weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        _ = loss()
+        adapters.parameters.gradients!.zero()
+        weights.withUnsafeBufferPointer { model.backward(batch, dlogp: $0.baseAddress!) }
+        let p = adapters.parameters.values.pointer, g = adapters.parameters.gradients!.pointer
+        for t in adapters.parameters.tensors where t.name.contains("layers.0.") || t.name.contains("down_proj") {
+            var worst = 0.0, norm = 0.0
+            for i in stride(from: 0, to: t.count, by: max(1, t.count / 6)) {
+                let j = t.offset + i, saved = p[j], h: Float = 1e-2
+                p[j] = saved + h; let up = loss()
+                p[j] = saved - h; let down = loss()
+                p[j] = saved
+                let numeric = (up - down) / Double(2 * h)
+                worst = max(worst, abs(numeric - Double(g[j])))
+                norm = max(norm, abs(numeric))
+            }
+            XCTAssertLessThanOrEqual(worst, 2e-2 * max(norm, 1e-2), "\(t.name): worst \(worst) of \(norm)")
+        }
+    }
+
+    /// What cannot be trained is refused before any work, naming the key.
+    func testRefusals() throws {
+        var a = TrainingRuns.arguments("lora-refused", model: "llama-tied")
+        a.usePeft = true
+        a.loraDropout = 0.05
+        XCTAssertThrowsError(try a.validate(for: .dpo)) { XCTAssertTrue("\($0)".contains("lora_dropout 0.05 is not available"), "\($0)") }
+        a.loraDropout = 0
+        a.loraTargetModules = ["q_proj", "lm_head"]
+        XCTAssertThrowsError(try Trainer.dpo(args: a, comm: SingleProcessCommunicator())) {
+            XCTAssertTrue("\($0)".contains("\"lm_head\" matches no linear layer"), "\($0)")
+        }
+        var smol = TrainingRuns.arguments("lora-smollm3", model: "smollm3")
+        smol.usePeft = true
+        XCTAssertThrowsError(try Trainer.dpo(args: smol, comm: SingleProcessCommunicator())) {
+            XCTAssertTrue("\($0)".contains("PEFT has no default target modules for model_type smollm3"), "\($0)")
+        }
+        // An adapter whose config asks for what dpo-dist does not compute, or names no local base.
+        let dir = Fixtures.temporaryDirectory("lora-config")
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.adapter + "/adapter_config.json"))) as! [String: Any]
+        for (key, value, message) in [("use_dora", true as Any, "DoRA is not supported"),
+                                      ("base_model_name_or_path", "HuggingFaceTB/SmolLM2-135M" as Any, "is not a local model directory"),
+                                      ("target_modules", ".*proj" as Any, "a regular expression is not supported")] {
+            var json = original
+            json[key] = value
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+            XCTAssertThrowsError(try AdapterDirectory.readConfig(dir)) { XCTAssertTrue("\($0)".contains(message), "\(key): \($0)") }
+        }
+    }
+
+    /// use_peft on a whole model: only the adapters move; the reference is the base with the
+    /// adapters off, so step 1's rewards are 0 (the adapter starts at the base) and later ones are
+    /// the adapted policy against the base.
+    func testUsePeftTrainsOnlyTheAdapters() throws {
+        var a = TrainingRuns.arguments("lora-use-peft", model: "llama-tied", steps: 3, perDevice: 4)
+        a.usePeft = true
+        a.loraR = 4
+        let (lines, trainer) = try TrainingRuns.dpo(a)
+        let values = Metrics.values(lines)
+        XCTAssertEqual(values[0]["rewards/margins"], 0)
+        XCTAssertNotEqual(values[2]["rewards/margins"], 0)
+        let start = try ModelDirectory.load(a.model).model
+        XCTAssertTrue(trainer.policy.parameters.values.buffer.elementsEqual(start.parameters.values.buffer), "the base moved")
+        XCTAssertEqual(trainer.trainable.count, trainer.policy.adapters!.parameters.count)
+        XCTAssertEqual(trainer.policy.adapters!.targetModules, ["q_proj", "v_proj"])  // PEFT's default for llama
+        // The output is an adapter directory on that base.
+        let (saved, config) = try AdapterDirectory.load(a.outputDir)
+        XCTAssertEqual(config.baseDirectory, a.model)
+        XCTAssertTrue(saved.model.adapters!.parameters.values.buffer.elementsEqual(trainer.policy.adapters!.parameters.values.buffer))
+    }
+}
