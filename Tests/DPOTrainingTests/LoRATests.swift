@@ -63,23 +63,45 @@ final class LoRATests: XCTestCase {
         return PairScorer.score(model: model, pairs: pairs, pairsPerBatch: 3).flatMap { [$0.chosenLogps, $0.rejectedLogps] }
     }
 
-    /// An adapter PEFT saved, read with its base_model_name_or_path resolved against the adapter
-    /// directory's parent: every pair's summed log-probs equal PeftModel.from_pretrained's.
-    func testAPEFTAdapterGivesPEFTsLogProbs() throws {
-        let expected = try peftLogps(TRLParityTests.lora + "/initial-all-linear.logps.jsonl")
-        let (base, config) = try AdapterDirectory.load(Self.adapter)
-        // PEFT saves all-linear as the list of every adapted module's path.
-        XCTAssertEqual([config.settings.rank, Int(config.settings.alpha)], [8, 16])
-        XCTAssertEqual(config.settings.targets.count, 14)
-        XCTAssertEqual(base.model.adapters!.targetModules, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+    /// The adapter directory `dir` as dpo-dist reads it (base_model_name_or_path resolved against
+    /// the directory's parent) gives PeftModel.from_pretrained's summed log-probs of every pair.
+    @discardableResult
+    func assertPEFTsLogProbs(_ dir: String, _ logps: String, line: UInt = #line) throws -> (ModelDirectory.Loaded, AdapterDirectory.Config) {
+        let expected = try peftLogps(logps)
+        let (base, config) = try AdapterDirectory.load(dir)
         let reference = expected.flatMap { [$0.chosen_logps, $0.rejected_logps] }
         let ours = scores(base.model, against: expected)
         let worst = zip(ours, reference).map { abs($0 - $1) / abs($1) }.max()!
         let plain = scores(try ModelDirectory.load(config.baseDirectory).model, against: expected)
         let adapterEffect = zip(plain, reference).map { abs($0 - $1) / abs($1) }.max()!
-        print("PEFT adapter: summed log-probs max relative diff \(worst); the base alone differs by \(adapterEffect)")
-        XCTAssertLessThanOrEqual(worst, 1e-4)
-        XCTAssertGreaterThan(adapterEffect, 1e-2, "the adapter must change the model for the test to say something")
+        print("\(dir): summed log-probs max relative diff from PEFT's \(worst); the base alone differs by \(adapterEffect)")
+        XCTAssertLessThanOrEqual(worst, 1e-4, line: line)
+        XCTAssertGreaterThan(adapterEffect, 1e-2, "the adapter must change the model for the test to say something", line: line)
+        return (base, config)
+    }
+
+    /// An adapter PEFT saved.
+    func testAPEFTAdapterGivesPEFTsLogProbs() throws {
+        let (base, config) = try assertPEFTsLogProbs(Self.adapter, TRLParityTests.lora + "/initial-all-linear.logps.jsonl")
+        // PEFT saves all-linear as the list of every adapted module's path.
+        XCTAssertEqual([config.settings.rank, Int(config.settings.alpha)], [8, 16])
+        XCTAssertEqual(config.settings.targets.count, 14)
+        XCTAssertEqual(base.model.adapters!.targetModules, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+    }
+
+    /// An adapter dpo-dist wrote (the output of `train --use-peft --lora-r 4 --lora-alpha 8
+    /// --lora-target-modules q_proj,k_proj,down_proj`, 6 steps, committed) loads in PEFT with
+    /// dpo-dist's log-probs (PEFT's computed by tools/check_saved_adapter.py); and dpo-dist still
+    /// writes those bytes, so what it writes today is what PEFT was checked on.
+    func testPEFTLoadsWhatDpoDistWrites() throws {
+        let dir = TRLParityTests.lora + "/written-by-dpo-dist"
+        let (base, config) = try assertPEFTsLogProbs(dir, dir + ".peft-logps.jsonl")
+        let out = Fixtures.temporaryDirectory("lora-rewrite")
+        try AdapterDirectory.save(base.model.adapters!, to: out, baseModel: config.baseModel, companionsFrom: nil)
+        for file in [AdapterDirectory.configFile, AdapterDirectory.weightsFile] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/" + file)),
+                           try Data(contentsOf: URL(fileURLWithPath: dir + "/" + file)), file)
+        }
     }
 
     /// What dpo-dist writes reads back as the same adapter, with PEFT's config keys and names.

@@ -131,6 +131,17 @@ public enum AdapterDirectory {
         return (base, config)
     }
 
+    /// A model directory, or an adapter directory as its base with the adapter attached (for
+    /// scoring, eval and generation: a lora_dropout in its config changes nothing there), and
+    /// where its tokenizer files are (an adapter directory's own when it has tokenizer.json).
+    public static func loadModelOrAdapter(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws
+        -> (model: Transformer, tokenizerDirectory: String) {
+        guard isAdapter(directory) else { return (try ModelDirectory.load(directory, matmul: matmul).model, directory) }
+        let (base, config) = try load(directory, matmul: matmul)
+        let hasTokenizer = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json"))
+        return (base.model, hasTokenizer ? directory : config.baseDirectory)
+    }
+
     /// Writes `adapters` as PEFT saves them: adapter_config.json (base_model_name_or_path
     /// `baseModel`) and adapter_model.safetensors in `dtype`, plus the tokenizer files from
     /// `companionsFrom`. Files are written beside their final names and renamed into place.

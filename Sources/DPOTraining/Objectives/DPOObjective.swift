@@ -75,7 +75,7 @@ public final class DPOObjective: TrainingObjective {
     static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
         if args.refModel == nil, policy.adapters != nil { return try Trainer.loraReference(args: args, policy: policy) }
         if let refPath = args.refModel {
-            let ref = try ModelDirectory.load(refPath, matmul: try args.makeMatmul()).model
+            let ref = try AdapterDirectory.loadModelOrAdapter(refPath, matmul: try args.makeMatmul()).model
             guard ref.config.vocabSize == policy.config.vocabSize else {
                 throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
             }
