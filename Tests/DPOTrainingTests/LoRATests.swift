@@ -250,6 +250,29 @@ final class LoRADistributedTests: XCTestCase {
 
     func adapterValues(_ t: Trainer) -> [Float] { t.policy.adapters!.parameters.values.toArray() }
 
+    /// Gradient checkpointing recomputes the adapters' products with the layer: the same bits. And
+    /// with precomputed reference log-probs (the base with the adapters off, cached) the same run
+    /// up to fp32 rounding.
+    func testCheckpointingAndPrecomputedReferenceChangeNothing() throws {
+        let (lines, trainer) = try TrainingRuns.dpo(arguments("lora-plain", accumulation: 2))
+        var checkpointed = arguments("lora-gc", accumulation: 2)
+        checkpointed.gradientCheckpointing = true
+        let (gcLines, gc) = try TrainingRuns.dpo(checkpointed)
+        XCTAssertEqual(Metrics.values(gcLines), Metrics.values(lines))
+        XCTAssertEqual(adapterValues(gc), adapterValues(trainer))
+        var precomputed = arguments("lora-precompute", accumulation: 2)
+        precomputed.precomputeRefLogProbs = true
+        // The cache packs other pairs together (other fp32 rounding), so rewards near 0 differ in
+        // the last bits and accuracies can flip: the rewards and log-probs are compared, absolutely.
+        let cached = Metrics.values(try TrainingRuns.dpo(precomputed).lines)
+        for (x, y) in zip(cached, Metrics.values(lines)) {
+            for key in ["rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected", "loss"]
+                .flatMap({ [$0, "eval_" + $0] }) where y[key] != nil {
+                XCTAssertEqual(x[key] ?? .nan, y[key]!, accuracy: 1e-5 * max(1, abs(y[key]!)), "precomputed reference: \(key)")
+            }
+        }
+    }
+
     func simulated(_ a: TrainingArguments, ranks: Int, parallel: ParallelOptions) throws -> ([[String: Double]], [Float]) {
         let ranks = try InProcessWorld(size: ranks).run { comm in
             let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
