@@ -4,6 +4,8 @@
 Usage:
   dpo-dist score --model ADAPTER_DIR --data PAIRS.jsonl --output scores.jsonl
   python tools/check_saved_adapter.py ADAPTER_DIR PAIRS.jsonl scores.jsonl [--tol 1e-4] [--write OUT.jsonl]
+  dpo-dist merge --model ADAPTER_DIR --output-dir MERGED_DIR
+  python tools/check_saved_adapter.py ADAPTER_DIR PAIRS.jsonl - --merged MERGED_DIR
 
 ADAPTER_DIR  a directory with adapter_config.json and adapter_model.safetensors (a `dpo-dist train --use-peft`
              output or checkpoint); its base_model_name_or_path is read as dpo-dist reads it: as given, else
@@ -16,7 +18,8 @@ PeftModel.from_pretrained, tokenizes the rows as TRL 1.16's DPOTrainer does (its
 each pair alone (batch 1) and sums each completion's token log-probs in float64. Prints the worst relative
 difference from scores.jsonl; exits 1 above --tol (default 1e-4) or when anything fails to load. --write saves
 PEFT's log-probs with TRL's token ids per row (the fixture Tests/DPOTestSupport/Fixtures/trl/lora/
-written-by-dpo-dist.peft-logps.jsonl was made so).
+written-by-dpo-dist.peft-logps.jsonl was made so). --merged MERGED_DIR also loads a merged model (`dpo-dist
+merge`'s output) with AutoModelForCausalLM alone, no PEFT, and compares its log-probs with PEFT's of the adapter.
 """
 
 import argparse
@@ -56,6 +59,7 @@ def main() -> int:
     ap.add_argument("scores", help="dpo-dist score's output for the adapter and pairs, or - to skip")
     ap.add_argument("--tol", type=float, default=1e-4, help="largest allowed relative difference (default 1e-4)")
     ap.add_argument("--write", type=Path, help="write PEFT's log-probs (with TRL's token ids) to this JSONL file")
+    ap.add_argument("--merged", type=Path, help="a merged model directory to check against PEFT's log-probs too")
     args = ap.parse_args()
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
@@ -78,32 +82,46 @@ def main() -> int:
     config = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to=[], max_length=None,
                        activation_checkpointing=False)
     trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-    out = []
-    for i, ex in enumerate(trainer.train_dataset):
-        example = {k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
-        batch = trainer.data_collator([example])
-        with torch.no_grad():
-            ids = batch["input_ids"]
-            logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].double()
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            sums = (logp * batch["completion_mask"][:, 1:].double()).sum(1)
-        out.append({"row": i, **example, "chosen_logps": sums[0].item(), "rejected_logps": sums[1].item()})
+    def logps(net):
+        rows = []
+        for i, ex in enumerate(trainer.train_dataset):
+            example = {k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
+            batch = trainer.data_collator([example])
+            with torch.no_grad():
+                ids = batch["input_ids"]
+                logits = net(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].double()
+                logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+                sums = (logp * batch["completion_mask"][:, 1:].double()).sum(1)
+            rows.append({"row": i, **example, "chosen_logps": sums[0].item(), "rejected_logps": sums[1].item()})
+        return rows
+
+    def compare(ours, what):
+        if len(ours) != len(out):
+            print(f"FAIL: {what} has {len(ours)} pairs, the data {len(out)}")
+            return False
+        worst = max(abs(o[k] - p[k]) / abs(p[k]) for o, p in zip(ours, out) for k in ("chosen_logps", "rejected_logps"))
+        print(f"{what}: summed completion log-probs of {len(out)} pairs, worst relative difference from PEFT's "
+              f"{worst:.2e} (tolerance {args.tol:g})")
+        return worst <= args.tol
+
+    out = logps(model)
     if args.write:
         args.write.write_text("".join(json.dumps(r) + "\n" for r in out))
         print(f"wrote {args.write}")
-    if args.scores == "-":
-        return 0
-    ours = [json.loads(line) for line in Path(args.scores).read_text().splitlines() if line.strip()]
-    if len(ours) != len(out):
-        print(f"FAIL: {args.scores} has {len(ours)} lines, the pairs {len(out)}")
-        return 1
-    worst = max(abs(o[k] - p[k]) / abs(p[k]) for o, p in zip(ours, out) for k in ("chosen_logps", "rejected_logps"))
-    print(f"summed completion log-probs, {len(out)} pairs: worst relative difference {worst:.2e} (tolerance {args.tol:g})")
-    if worst > args.tol:
-        print("FAIL")
-        return 1
-    print("OK")
-    return 0
+    ok = True
+    if args.scores != "-":
+        ok &= compare([json.loads(line) for line in Path(args.scores).read_text().splitlines() if line.strip()],
+                      args.scores)
+    if args.merged:
+        try:
+            merged = AutoModelForCausalLM.from_pretrained(args.merged, dtype=torch.float32,
+                                                          attn_implementation="eager").eval()
+        except Exception as e:  # noqa: BLE001 - report any loading failure plainly
+            print(f"FAIL: {args.merged} does not load in transformers: {type(e).__name__}: {e}")
+            return 1
+        ok &= compare(logps(merged), f"{args.merged} (transformers, merged)")
+    print("OK" if ok else "FAIL")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -126,6 +126,16 @@ public final class LoRAAdapters {
         return copy
     }
 
+    /// Adds each adapter into its base weight, W += scaling · B·A (PEFT's `merge_and_unload`), in
+    /// `values`, a buffer in the base's layout: the merged model computes what base and adapters do.
+    public func merge(into values: FloatBuffer, matmul: any MatmulBackend = OpenBLASFP32()) {
+        let P = parameters.values.pointer, r = settings.rank
+        for (weight, s) in slots {
+            matmul.gemm(transA: false, transB: false, m: s.outFeatures, n: s.inFeatures, k: r, alpha: scaling,
+                        a: P + s.b, lda: r, b: P + s.a, ldb: s.inFeatures, beta: 1, c: values.pointer + weight, ldc: s.inFeatures)
+        }
+    }
+
     /// Floats of kept A·x and its gradient scratch for a batch of `tokens`.
     public func activationFloats(tokens: Int) -> Int { (slots.count + 1) * tokens * settings.rank }
 
