@@ -212,6 +212,23 @@ final class LoRATests: XCTestCase {
         }
     }
 
+    /// An adapter whose config has lora_dropout 0.05 (TRL's default) is not trained without it, but
+    /// it evaluates (PEFT applies no dropout in eval mode).
+    func testAnAdapterWithDropoutEvaluatesButDoesNotTrain() throws {
+        let dir = Fixtures.temporaryDirectory("lora-dropout")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.adapter + "/adapter_config.json"))) as! [String: Any]
+        json["lora_dropout"] = 0.05
+        json["base_model_name_or_path"] = Fixtures.model("llama-tied") + "/model"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+        try FileManager.default.copyItem(atPath: Self.adapter + "/adapter_model.safetensors", toPath: dir + "/adapter_model.safetensors")
+        var a = TrainingRuns.arguments("lora-dropout-run", model: "llama-tied")
+        a.model = dir
+        a.evalFile = a.trainFile
+        let trainer = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        XCTAssertNotNil(try (trainer.objective as! DPOObjective).evaluate())
+        XCTAssertThrowsError(try TrainingRuns.run(trainer)) { XCTAssertTrue("\($0)".contains("lora_dropout is 0.05"), "\($0)") }
+    }
+
     /// use_peft on a whole model: only the adapters move; the reference is the base with the
     /// adapters off, so step 1's rewards are 0 (the adapter starts at the base) and later ones are
     /// the adapted policy against the base.

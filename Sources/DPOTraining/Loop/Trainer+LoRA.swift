@@ -18,12 +18,16 @@ extension Trainer {
         let lora: LoRASettings?
         /// Where the tokenizer files are: the adapter directory when it has tokenizer.json, else the base.
         let tokenizerDirectory: String
+        /// The adapter directory's lora_dropout (0 otherwise): training refuses it, an eval ignores it
+        /// (PEFT applies no dropout in eval mode).
+        let adapterDropout: Double
 
         init(_ args: TrainingArguments) throws {
             guard AdapterDirectory.isAdapter(args.model) else {
                 baseDirectory = args.model
                 adapterDirectory = nil
                 tokenizerDirectory = args.model
+                adapterDropout = 0
                 guard args.usePeft else { lora = nil; return }
                 let (config, _) = try ModelDirectory.loadConfig(args.model)
                 let modelType = config.architecture.modelType
@@ -34,9 +38,7 @@ extension Trainer {
                 return
             }
             let config = try AdapterDirectory.readConfig(args.model)
-            guard config.dropout == 0 else {
-                throw DPOError.file(args.model + "/" + AdapterDirectory.configFile, "lora_dropout is \(config.dropout): dpo-dist's LoRA has no dropout; to train this adapter without it, set lora_dropout to 0 in a copy of the adapter directory")
-            }
+            adapterDropout = config.dropout
             baseDirectory = config.baseDirectory
             adapterDirectory = args.model
             lora = config.settings
@@ -73,6 +75,12 @@ extension Trainer {
             start = adapters
         }
         return policy.sharingWeights(adapters: start, matmul: try args.makeMatmul())
+    }
+
+    /// Training an adapter whose config asks for dropout is refused: dpo-dist's LoRA has none.
+    func checkAdapterDropout() throws {
+        guard policySource.adapterDropout != 0, let directory = policySource.adapterDirectory else { return }
+        throw DPOError.file(directory + "/" + AdapterDirectory.configFile, "lora_dropout is \(policySource.adapterDropout): dpo-dist's LoRA has no dropout; to train this adapter without it, set lora_dropout to 0 in a copy of the adapter directory")
     }
 
     /// Writes the policy: a LoRA run its adapter (PEFT's files, base_model_name_or_path the base

@@ -180,6 +180,7 @@ public final class Trainer {
     public func run() throws -> Outcome {
         let out = args.outputDir
         try checkInputsAreSafe()
+        try checkAdapterDropout()
         try checkRanksAgree()
         try checkMemory()
         if comm.isMain { try prepareOutputDirectory() }
