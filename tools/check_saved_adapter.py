@@ -44,6 +44,22 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 
+def summed_logps(net, trainer) -> list:
+    """Each row of `trainer`'s prepared dataset (TRL's tokenization) through `net` alone (batch 1): its token
+    ids and the float64 sums of the chosen and rejected completions' token log-probs."""
+    rows = []
+    for i, ex in enumerate(trainer.train_dataset):
+        example = {k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
+        batch = trainer.data_collator([example])
+        with torch.no_grad():
+            ids = batch["input_ids"]
+            logits = net(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].double()
+            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            sums = (logp * batch["completion_mask"][:, 1:].double()).sum(1)
+        rows.append({"row": i, **example, "chosen_logps": sums[0].item(), "rejected_logps": sums[1].item()})
+    return rows
+
+
 def resolve_base(adapter: Path) -> Path:
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     for candidate in [Path(base), adapter.resolve().parent / base]:
@@ -82,19 +98,6 @@ def main() -> int:
     config = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to=[], max_length=None,
                        activation_checkpointing=False)
     trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-    def logps(net):
-        rows = []
-        for i, ex in enumerate(trainer.train_dataset):
-            example = {k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
-            batch = trainer.data_collator([example])
-            with torch.no_grad():
-                ids = batch["input_ids"]
-                logits = net(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].double()
-                logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-                sums = (logp * batch["completion_mask"][:, 1:].double()).sum(1)
-            rows.append({"row": i, **example, "chosen_logps": sums[0].item(), "rejected_logps": sums[1].item()})
-        return rows
-
     def compare(ours, what):
         if len(ours) != len(out):
             print(f"FAIL: {what} has {len(ours)} pairs, the data {len(out)}")
@@ -104,7 +107,7 @@ def main() -> int:
               f"{worst:.2e} (tolerance {args.tol:g})")
         return worst <= args.tol
 
-    out = logps(model)
+    out = summed_logps(model, trainer)
     if args.write:
         args.write.write_text("".join(json.dumps(r) + "\n" for r in out))
         print(f"wrote {args.write}")
@@ -119,7 +122,7 @@ def main() -> int:
         except Exception as e:  # noqa: BLE001 - report any loading failure plainly
             print(f"FAIL: {args.merged} does not load in transformers: {type(e).__name__}: {e}")
             return 1
-        ok &= compare(logps(merged), f"{args.merged} (transformers, merged)")
+        ok &= compare(summed_logps(merged, trainer), f"{args.merged} (transformers, merged)")
     print("OK" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -85,29 +85,22 @@ def make_adapter(name: str, spec: dict) -> None:
     config_path = directory / "adapter_config.json"
     saved = json.loads(config_path.read_text())
     saved["base_model_name_or_path"] = BASE_AS_WRITTEN
+    if isinstance(saved["target_modules"], list):
+        saved["target_modules"] = sorted(saved["target_modules"])  # PEFT writes a set, in hash order
     config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     (directory / "README.md").unlink(missing_ok=True)  # PEFT's model card template: not needed
 
 
 def peft_logps(adapter: str):
     """PEFT's own loading of the adapter: summed completion log-probs per row, TRL's tokenization, batch 1."""
+    from check_saved_adapter import summed_logps
+
     tokenizer = AutoTokenizer.from_pretrained(BASE)
     model = PeftModel.from_pretrained(load_base(), OUT / adapter).eval()
     args = DPOConfig(output_dir=tempfile.mkdtemp(), **BASE_CONFIG)
     dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    rows = []
-    for i, ex in enumerate(trainer.train_dataset):
-        example = {k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}
-        batch = trainer.data_collator([example])
-        with torch.no_grad():
-            ids = batch["input_ids"]
-            logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1].double()
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            mask = batch["completion_mask"][:, 1:].double()
-            sums = (logp * mask).sum(1)
-        rows.append({"row": i, **example, "chosen_logps": sums[0].item(), "rejected_logps": sums[1].item()})
-    return rows
+    return summed_logps(model, trainer)
 
 
 def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
