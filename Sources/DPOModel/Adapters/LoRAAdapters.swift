@@ -119,13 +119,6 @@ public final class LoRAAdapters {
         }
     }
 
-    /// Frozen adapters with these adapters' values (a reference that is the starting adapter).
-    public func frozenCopy(layout: ParameterLayout, config: ModelConfig) throws -> LoRAAdapters {
-        let copy = try LoRAAdapters(layout: layout, config: config, settings: settings)
-        copy.parameters.values.copy(from: parameters.values)
-        return copy
-    }
-
     /// Adds each adapter into its base weight, W += scaling · B·A (PEFT's `merge_and_unload`), in
     /// `values`, a buffer in the base's layout: the merged model computes what base and adapters do.
     public func merge(into values: FloatBuffer, matmul: any MatmulBackend = OpenBLASFP32()) {

@@ -138,8 +138,21 @@ public enum AdapterDirectory {
         -> (model: Transformer, tokenizerDirectory: String) {
         guard isAdapter(directory) else { return (try ModelDirectory.load(directory, matmul: matmul).model, directory) }
         let (base, config) = try load(directory, matmul: matmul)
-        let hasTokenizer = FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json"))
-        return (base.model, hasTokenizer ? directory : config.baseDirectory)
+        return (base.model, tokenizerDirectory(directory, base: config.baseDirectory))
+    }
+
+    /// Where an adapter's tokenizer files are: its own directory when it has tokenizer.json (a
+    /// trainer's output), else its base's (PEFT's save_pretrained writes none).
+    public static func tokenizerDirectory(_ directory: String, base: String) -> String {
+        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tokenizer.json")) ? directory : base
+    }
+
+    /// The directories of a model's config.json and of its tokenizer files: a model directory's
+    /// own, or an adapter directory's base and tokenizer (without loading any weights).
+    public static func configAndTokenizerDirectories(_ directory: String) throws -> (config: String, tokenizer: String) {
+        guard isAdapter(directory) else { return (directory, directory) }
+        let base = try readConfig(directory).baseDirectory
+        return (base, tokenizerDirectory(directory, base: base))
     }
 
     /// Writes `adapters` as PEFT saves them: adapter_config.json (base_model_name_or_path

@@ -42,8 +42,7 @@ extension Trainer {
             baseDirectory = config.baseDirectory
             adapterDirectory = args.model
             lora = config.settings
-            let hasTokenizer = FileManager.default.fileExists(atPath: args.model + "/tokenizer.json")
-            tokenizerDirectory = hasTokenizer ? args.model : config.baseDirectory
+            tokenizerDirectory = AdapterDirectory.tokenizerDirectory(args.model, base: config.baseDirectory)
         }
     }
 

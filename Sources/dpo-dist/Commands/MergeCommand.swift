@@ -40,8 +40,8 @@ struct MergeCommand: ParsableCommand {
             adapters.merge(into: base.model.parameters.values)
             // The merged weights alone: a model without the adapter.
             let merged = Transformer(config: base.model.config, values: base.model.parameters.values)
-            let tokenizer = FileManager.default.fileExists(atPath: model + "/tokenizer.json") ? model : config.baseDirectory
-            try ModelDirectory.save(merged, to: outputDir, configJSON: base.configJSON, companionsFrom: tokenizer,
+            try ModelDirectory.save(merged, to: outputDir, configJSON: base.configJSON,
+                                    companionsFrom: AdapterDirectory.tokenizerDirectory(model, base: config.baseDirectory),
                                     dtype: dtype.safetensors)
             note("merged \(model) (r \(adapters.settings.rank), lora_alpha \(adapters.settings.alpha) on \(adapters.targetModules.joined(separator: ", "))) into \(config.baseDirectory) → \(outputDir) (\(dtype.rawValue))")
         }
