@@ -87,7 +87,7 @@ public enum AdapterDirectory {
     /// saved beside its base). A Hub id or a missing directory is refused.
     static func resolveBase(_ base: String, adapter: String, configPath: String) throws -> String {
         let parent = ((adapter as NSString).standardizingPath as NSString).deletingLastPathComponent
-        let candidates = base.hasPrefix("/") ? [base] : [base, (parent as NSString).appendingPathComponent(base)]
+        let candidates = base.hasPrefix("/") ? [base] : [base, ((parent as NSString).appendingPathComponent(base) as NSString).standardizingPath]
         for candidate in candidates {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), isDir.boolValue { return candidate }
