@@ -244,6 +244,11 @@ final class LoRATests: XCTestCase {
         XCTAssertTrue(trainer.policy.parameters.values.buffer.elementsEqual(start.parameters.values.buffer), "the base moved")
         XCTAssertEqual(trainer.trainable.count, trainer.policy.adapters!.parameters.count)
         XCTAssertEqual(trainer.policy.adapters!.targetModules, ["q_proj", "v_proj"])  // PEFT's default for llama
+        // The memory plan counts the adapters' state, and no second model for the reference.
+        let plan = Dictionary(trainer.memoryPlan().items, uniquingKeysWith: +)
+        XCTAssertEqual(plan["reference"], 0)
+        XCTAssertEqual(plan["LoRA adapters"], 4 * trainer.trainable.count)
+        XCTAssertEqual(plan["AdamW moments"], 8 * trainer.trainable.count)
         // The output is an adapter directory on that base.
         let (saved, config) = try AdapterDirectory.load(a.outputDir)
         XCTAssertEqual(config.baseDirectory, a.model)
