@@ -11,12 +11,14 @@ import XCTest
 final class TRLParityTests: XCTestCase {
     static let trl = Fixtures.root + "/trl"
 
-    func arguments(case name: String) throws -> TrainingArguments {
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.trl)/\(name).config.json"))) as! [String: Any]
+    /// A case's DPOConfig as our arguments. `directory`: where its config.json is (a LoRA case's
+    /// model is its starting adapter there).
+    func arguments(case name: String, in directory: String = TRLParityTests.trl) throws -> TrainingArguments {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).config.json"))) as! [String: Any]
         let set = config["dpo_config_set"] as! [String: Any]
         var a = TrainingArguments()
-        let model = (config["model"] as! String).replacingOccurrences(of: "Tests/DPOTestSupport/Fixtures", with: Fixtures.root)
-        a.model = model
+        a.model = (config["model"] as? String)?.replacingOccurrences(of: "Tests/DPOTestSupport/Fixtures", with: Fixtures.root)
+            ?? directory + "/" + (config["starting_adapter"] as! String)
         a.trainFile = Self.trl + "/train.jsonl"
         a.outputDir = Fixtures.temporaryDirectory("trl-\(name)")
         a.maxSteps = set["max_steps"] as! Int

@@ -146,6 +146,12 @@ final class TrainConfigTests: XCTestCase {
         ("skip_invalid_rows", "true", "true"),
         ("bf16", "true", "true"),
         ("gradient_checkpointing", "true", "true"),
+        ("use_peft", "true", "true"),
+        ("lora_r", "8", "8"),
+        ("lora_alpha", "16", "16"),
+        ("lora_dropout", "0.1", "0.1"),  // read, then refused by validate (only 0 trains)
+        ("lora_target_modules", "[q_proj, v_proj]", "q_proj,v_proj"),
+        ("use_rslora", "true", "true"),
         ("completion_only_loss", "false", "false"),
     ]
 
@@ -340,6 +346,10 @@ final class TrainConfigTests: XCTestCase {
         ("disable_dropout", "true", "false", "no dropout"),
         ("load_best_model_at_end", "false", "true", "checkpoint-STEP"),
         ("label_smoothing_factor", "0.0", "0.1", "label_smoothing"),
+        ("use_dora", "false", "true", "DoRA is not implemented"),
+        ("lora_task_type", "CAUSAL_LM", "SEQ_CLS", "causal language models only"),
+        ("lora_modules_to_save", "[]", "[lm_head]", "remove lora_modules_to_save"),
+        ("lora_target_parameters", "null", "[mlp.experts.gate_up_proj]", "use lora_target_modules"),
         ("eval_strategy", "steps", "epoch", "eval_steps"),
         ("save_strategy", "no", "epoch", "save_steps"),
         ("sync_ref_model", "false", "true", "not implemented"),
@@ -477,6 +487,10 @@ final class TrainConfigTests: XCTestCase {
             ([("model", "")], "model"),
             ([("train_file", "")], "train_file"),
             ([("output_dir", "")], "output_dir"),
+            ([("lora_r", "0")], "lora_r"),
+            ([("lora_alpha", "0")], "lora_alpha"),
+            ([("lora_dropout", "0.05")], "lora_dropout"),
+            ([("lora_target_modules", "all-linear,q_proj")], "lora_target_modules"),
         ]
         for c in cases { try assertRefused(c.overrides, naming: c.key) }
     }

@@ -80,6 +80,34 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(Set(first.keys), ["chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens", "prompt_tokens"])
     }
 
+    /// `merge` writes a whole model whose log-probs are PEFT's for the adapter (as transformers gives
+    /// for it: tools/check_saved_adapter.py --merged), and `score` reads the adapter directory itself.
+    func testMergeAndScoreOfAnAdapter() throws {
+        let adapter = Fixtures.root + "/trl/lora/written-by-dpo-dist"
+        let merged = Fixtures.temporaryDirectory("merged")
+        let m = try run(["merge", "--model", adapter, "--output-dir", merged])
+        XCTAssertEqual(m.status, 0, m.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: merged + "/adapter_config.json"))
+        let peft = try String(contentsOfFile: adapter + ".peft-logps.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        for model in [merged, adapter] {
+            let r = try run(["score", "--model", model, "--data", Fixtures.root + "/trl/train.jsonl", "--output", "-"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = r.stdout.split(separator: "\n")
+            XCTAssertEqual(lines.count, peft.count)
+            for (line, expected) in zip(lines, peft) {
+                let ours = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                for key in ["chosen_logps", "rejected_logps"] {
+                    let o = ours[key] as! Double, e = expected[key] as! Double
+                    XCTAssertLessThanOrEqual(abs(o - e) / abs(e), 1e-4, "\(model) \(key): ours \(o), PEFT \(e)")
+                }
+            }
+        }
+        assertCleanFailure(try run(["merge", "--model", Fixtures.model("llama-tied") + "/model", "--output-dir", merged + "-2"]),
+                           mentions: ["holds no adapter_config.json"])
+    }
+
     /// A log reader that goes away (stderr is a pipe whose reader closed at once): SIGPIPE no longer
     /// kills the run, it trains to the end and saves its model.
     func testAClosedLogPipeDoesNotEndTraining() throws {

@@ -55,6 +55,23 @@ final class MPITests: XCTestCase {
         }
     }
 
+    /// LoRA (use_peft, r 4 on every decoder linear): mpirun -np 2, plain and with ZeRO-1, equals one
+    /// process with twice the accumulation; the outputs are adapters with the same bits.
+    func testLoRAOnTwoRanksEqualsOneProcess() throws {
+        let lora = ["--use-peft", "--lora-r", "4", "--lora-target-modules", "all-linear"]
+        let one = Fixtures.temporaryDirectory("mpi-lora-1")
+        let r1 = try train(ranks: nil, try baseArguments(output: one, perDevice: 1, accumulation: 2, steps: 4) + lora)
+        XCTAssertEqual(r1.status, 0, r1.output)
+        func adapter(_ dir: String) throws -> [Float] { try AdapterDirectory.load(dir).base.model.adapters!.parameters.values.toArray() }
+        for zero in ["0", "1"] {
+            let dir = Fixtures.temporaryDirectory("mpi-lora-2")
+            let r = try train(ranks: 2, try baseArguments(output: dir, perDevice: 1, accumulation: 1, steps: 4) + lora + ["--zero-stage", zero])
+            XCTAssertEqual(r.status, 0, r.output)
+            assertSame(try metrics(dir), try metrics(one), tolerance: 1e-6, "LoRA mpirun -np 2 --zero-stage \(zero)")
+            XCTAssertEqual(try adapter(dir), try adapter(one), "LoRA mpirun -np 2 --zero-stage \(zero): final adapters")
+        }
+    }
+
     func testZeroStageOneAndSimulatedRanksEqualMPI() throws {
         let plain = Fixtures.temporaryDirectory("mpi-plain")
         let r = try train(ranks: 4, try baseArguments(output: plain, perDevice: 1, accumulation: 1))

@@ -20,6 +20,10 @@ public final class Transformer {
     public let parameters: ParameterSet
     /// Every matrix product of this model goes through it.
     public let matmul: any MatmulBackend
+    /// LoRA adapters beside the weights (see `attach`); nil: the model is its weights alone.
+    public private(set) var adapters: LoRAAdapters?
+    /// What training updates: the adapters when there are some, else the weights.
+    public var trainable: ParameterSet { adapters?.parameters ?? parameters }
 
     /// Called by `backward` with an offset into `parameters` each time the gradients from there to
     /// the end of the buffer are final for the batch (after each layer, last layer first; 0 once the
@@ -61,14 +65,30 @@ public final class Transformer {
     /// Makes the model trainable: a zeroed gradient buffer, and activations kept for backward (every
     /// layer's, or with `checkpointing` each layer's input; see `gradientCheckpointing`).
     public func enableGradients(checkpointing: Bool = false) {
-        parameters.enableGradients()
+        trainable.enableGradients()
         gradientCheckpointing = checkpointing
         acts = nil
     }
 
+    /// Puts LoRA adapters beside the weights: from now on every adapted linear adds its adapter's
+    /// product, and `trainable` is the adapters.
+    public func attach(_ adapters: LoRAAdapters) {
+        self.adapters = adapters
+        acts = nil
+    }
+
+    /// A second model over the same weight buffer (no copy), with its own activations and backend,
+    /// and `adapters` (nil: none): the reference of a LoRA run, the base with the adapters off or
+    /// with the starting adapter.
+    public func sharingWeights(adapters: LoRAAdapters?, matmul: any MatmulBackend) -> Transformer {
+        let model = Transformer(config: config, values: parameters.values, matmul: matmul)
+        if let adapters { model.attach(adapters) }
+        return model
+    }
+
     /// What forward keeps, as the model is now.
     private var kept: KeptActivations {
-        parameters.gradients == nil ? .oneLayer : gradientCheckpointing ? .layerInputs : .everyLayer
+        trainable.gradients == nil ? .oneLayer : gradientCheckpointing ? .layerInputs : .everyLayer
     }
 
     /// Fills the parameters as transformers initialises a fresh model: normal(0, std) weights,
@@ -98,7 +118,8 @@ public final class Transformer {
         acts = Activations(config: config, tokens: max(tokens, old?.tokens ?? 0),
                            longest: max(longestSequence, old?.longest ?? 0),
                            scored: max(scoredRows, old?.scored ?? 0), kept: kept,
-                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: parameters.gradients != nil)
+                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable.gradients != nil)
+        adapters?.reserve(tokens: acts!.tokens)
     }
 
     /// Bytes of activation storage a batch of `tokens` tokens (longest sequence `longestSequence`,
@@ -107,7 +128,8 @@ public final class Transformer {
     public func activationBytes(tokens: Int, longestSequence: Int, scoredRows: Int) -> Int {
         4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
                                    kept: kept, blockRows: attentionBlockRows, headChunk: headChunk,
-                                   withGradients: parameters.gradients != nil)
+                                   withGradients: trainable.gradients != nil)
+            + 4 * (adapters?.activationFloats(tokens: tokens) ?? 0)
     }
 
     /// Log-probabilities of the scored tokens, valid after `forward` (`batch.scoredCount` values).
@@ -180,7 +202,7 @@ public final class Transformer {
                 // dx is d(residual out); through the skip connections it becomes d(residual in).
                 mlpBackward(layer: l, dx: dx, rows: T)
                 attentionBackward(layer: l, dx: dx, batch: b)
-                onGradientsFinal?(layout.layers[l].range.lowerBound)
+                onGradientsFinal?(adapters?.layerRanges[l].lowerBound ?? layout.layers[l].range.lowerBound)
             }
             if let G {
                 embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: b.tokens, rows: T, channels: C,
@@ -358,6 +380,7 @@ public final class Transformer {
         let P = parameters.values.pointer
         matmulForward(out: out, inp: inp, weight: P + w.weight, bias: w.bias.map { P + $0 }, rows: rows,
                       inFeatures: w.inFeatures, outFeatures: w.outFeatures, matmul: matmul)
+        adapters?.forward(w, out: out, inp: inp, rows: rows, matmul: matmul)
     }
 
     /// Without gradients (a frozen model) only dinp is computed.
@@ -367,6 +390,7 @@ public final class Transformer {
         matmulBackward(dinp: dinp, dweight: G.map { $0 + w.weight }, dbias: G.flatMap { g in w.bias.map { g + $0 } },
                        dout: dout, inp: inp, weight: parameters.values.pointer + w.weight, rows: rows,
                        inFeatures: w.inFeatures, outFeatures: w.outFeatures, accumulateInput: accumulate, matmul: matmul)
+        adapters?.backward(w, dinp: dinp, dout: dout, inp: inp, rows: rows, matmul: matmul)
     }
 
     private func norm(_ w: NormView, out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, rows: Int) {

@@ -103,7 +103,12 @@ public enum ModelDirectory {
         let json = configJSON.map { ModelConfig.savedJSON(original: $0, form: model.config.form, savedDType: torchName) }
             ?? { var c = model.config; c.storedDType = torchName; return c.json() }()
         try writeJSON(json, to: (directory as NSString).appendingPathComponent("config.json"))
+        try copyCompanions(from: source, to: directory)
+    }
 
+    /// The tokenizer and generation files of `source` (those it has) copied into `directory`.
+    static func copyCompanions(from source: String?, to directory: String) throws {
+        let fm = FileManager.default
         if let source, source != directory {
             for name in companionFiles {
                 let from = (source as NSString).appendingPathComponent(name)

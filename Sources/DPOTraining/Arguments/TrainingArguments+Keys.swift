@@ -11,6 +11,7 @@ extension TrainingArguments {
         case seed(WritableKeyPath<TrainingArguments, UInt64>)
         case flag(WritableKeyPath<TrainingArguments, Bool>)
         case names(WritableKeyPath<TrainingArguments, [String]>)
+        case optionalNames(WritableKeyPath<TrainingArguments, [String]?>)
         case optionalNumbers(WritableKeyPath<TrainingArguments, [Double]?>)
     }
 
@@ -58,6 +59,12 @@ extension TrainingArguments {
         ("skip_invalid_rows", .flag(\.skipInvalidRows)),
         ("bf16", .flag(\.bf16)),
         ("gradient_checkpointing", .flag(\.gradientCheckpointing)),
+        ("use_peft", .flag(\.usePeft)),
+        ("lora_r", .integer(\.loraR)),
+        ("lora_alpha", .number(\.loraAlpha)),
+        ("lora_dropout", .number(\.loraDropout)),
+        ("lora_target_modules", .optionalNames(\.loraTargetModules)),
+        ("use_rslora", .flag(\.useRslora)),
         ("completion_only_loss", .flag(\.completionOnlyLoss)),
     ]
 }

@@ -91,6 +91,7 @@ extension TrainingArguments {
         case .seed(let path): self[keyPath: path] = try value.seed()
         case .flag(let path): self[keyPath: path] = try value.bool()
         case .names(let path): self[keyPath: path] = try value.names()
+        case .optionalNames(let path): self[keyPath: path] = value.isNull ? nil : try value.names()
         case .optionalNumbers(let path): self[keyPath: path] = value.isNull ? nil : try value.numbers()
         }
         // One spelling in the saved YAML and for every later check, whichever alias was typed.
@@ -265,6 +266,7 @@ extension TrainingArguments {
         case .seed(let path): return String(self[keyPath: path])
         case .flag(let path): return String(self[keyPath: path])
         case .names(let path): return "[" + self[keyPath: path].map(quotedJSONString).joined(separator: ", ") + "]"
+        case .optionalNames(let path): return self[keyPath: path].map { "[" + $0.map(quotedJSONString).joined(separator: ", ") + "]" } ?? "null"
         case .optionalNumbers(let path):
             return self[keyPath: path].map { "[" + $0.map(Self.yamlNumber).joined(separator: ", ") + "]" } ?? "null"
         }

@@ -68,6 +68,16 @@ extension TrainingArguments {
         "average_tokens_across_devices": only(true, "SFT's loss is the mean over the trained tokens of the whole global batch; DPO's over its pairs",
                                               else: "dpo-dist's SFT loss is always the mean over the trained tokens of the whole global batch (true)"),
 
+        // LoRA (TRL's ModelConfig): the variants dpo-dist's LoRA does not compute
+        "lora_task_type": only(["causal_lm"], "dpo-dist trains causal language models",
+                               else: "dpo-dist trains causal language models only (CAUSAL_LM)"),
+        "use_dora": only(false, "plain LoRA", else: "DoRA is not implemented; set use_dora: false"),
+        "lora_modules_to_save": { value in
+            value.isNull || (value.raw as? [Any])?.isEmpty == true ? .harmless("no whole module is trained beside the adapters")
+                : .refused("training whole modules beside the adapters is not implemented; remove lora_modules_to_save")
+        },
+        "lora_target_parameters": nothingOr("LoRA on parameters (target_parameters) is not implemented; use lora_target_modules"),
+
         // Data
         "padding_free": ignored(neverPads),
         "pad_to_multiple_of": ignored(neverPads),

@@ -46,7 +46,20 @@ extension TrainingArguments {
         try check(Self.saveDtypes.contains(saveDtype), "save_dtype must be float32 or bfloat16 (or fp32, bf16), got \"\(saveDtype)\"")
         try check(maxNewTokens >= 0, "max_new_tokens must be at least 0, got \(maxNewTokens)")
 
+        try validateLoRA()
         if command == .dpo { try validateDPO() }
+    }
+
+    /// The LoRA keys, checked whether or not use_peft is set (a model that is an adapter directory
+    /// trains LoRA too, with its own adapter_config.json).
+    private func validateLoRA() throws {
+        try check(loraR >= 1, "lora_r must be at least 1, got \(loraR)")
+        try check(loraAlpha > 0 && loraAlpha.isFinite, "lora_alpha must be greater than 0, got \(loraAlpha)")
+        try check(loraDropout == 0, "lora_dropout \(loraDropout) is not available: dpo-dist's LoRA has no dropout (TRL's default is 0.05); set lora_dropout: 0")
+        if let targets = loraTargetModules {
+            try check(!targets.isEmpty, "lora_target_modules must name at least one module (or all-linear, or null for PEFT's default)")
+            try check(!targets.contains("all-linear") || targets.count == 1, "lora_target_modules: all-linear stands alone, not in a list with other names")
+        }
     }
 
     private func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {

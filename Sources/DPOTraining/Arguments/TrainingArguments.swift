@@ -79,6 +79,20 @@ public struct TrainingArguments: Equatable, Sendable {
     /// dpo-dist to false.
     public var gradientCheckpointing: Bool = false
 
+    // LoRA: TRL's ModelConfig names, turned into PEFT's LoraConfig as TRL's get_peft_config does
+    /// Train LoRA adapters beside the frozen `model` instead of all its weights.
+    public var usePeft: Bool = false
+    public var loraR: Int = 16
+    public var loraAlpha: Double = 32
+    /// 0 only: dpo-dist's LoRA has no dropout, and TRL's default (0.05) is refused rather than
+    /// ignored, so the default here is 0.
+    public var loraDropout: Double = 0
+    /// Module names, or ["all-linear"]; nil: PEFT's default for the model type (q_proj, v_proj for
+    /// Llama and Qwen2).
+    public var loraTargetModules: [String]?
+    /// Scaling alpha/√r instead of alpha/r.
+    public var useRslora: Bool = false
+
     // SFT
     /// Loss on completion tokens only (prompt/completion and messages data).
     public var completionOnlyLoss: Bool = true

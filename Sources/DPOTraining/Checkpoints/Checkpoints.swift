@@ -19,7 +19,7 @@ extension Trainer {
             let final = args.outputDir + "/\(Self.checkpointPrefix)\(globalStep)"
             let temporary = args.outputDir + "/.tmp-\(Self.checkpointPrefix)\(globalStep)-\(getpid())"
             try? fm.removeItem(atPath: temporary)
-            try ModelDirectory.save(policy, to: temporary, configJSON: policyConfigJSON, companionsFrom: modelDirectory, dtype: .f32)
+            try savePolicy(to: temporary, dtype: .f32)
             // The entries point into the buffers: they must live until the file is written.
             try withExtendedLifetime((fullM, fullV)) {
                 let entries = [
@@ -99,7 +99,7 @@ extension Trainer {
         "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma", "orpo_alpha", "discopop_tau",
         "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "adam_beta1",
         "adam_beta2", "adam_epsilon", "max_grad_norm", "max_length", "max_prompt_length", "seed", "shuffle", "bf16",
-        "completion_only_loss", "share_prompt",
+        "completion_only_loss", "share_prompt", "use_peft", "lora_r", "lora_alpha", "lora_target_modules", "use_rslora",
     ]
 
     /// Continues from a checkpoint directory, or "auto": the latest in output_dir (none: a fresh
@@ -118,11 +118,7 @@ extension Trainer {
         }
         let state = try checkpointState(path)
         let step = state.step
-        let loaded = try ModelDirectory.load(path).model
-        guard loaded.parameterCount == policy.parameterCount else {
-            throw DPOError.file(path, "holds a model of another shape than \(args.model)")
-        }
-        policy.parameters.values.copy(from: loaded.parameters.values)
+        try restorePolicy(from: path)
         let moments = try SafetensorsFile(path: path + "/optimizer.safetensors")
         let fullM = FloatBuffer(count: trainable.count, zeroed: false), fullV = FloatBuffer(count: trainable.count, zeroed: false)
         try moments.readFloats("exp_avg", into: fullM.buffer)

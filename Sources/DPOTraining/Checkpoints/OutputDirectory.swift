@@ -12,7 +12,7 @@ extension Trainer {
     /// over `model`, or checkpoint rotation deleting a `model` that lies inside output_dir.
     func checkInputsAreSafe() throws {
         let out = Self.resolved(args.outputDir)
-        for (key, directory) in [("model", args.model), ("ref_model", args.refModel)] {
+        for (key, directory) in [("model", args.model), ("ref_model", args.refModel), ("the adapter's base model", policySource.baseDirectory)] {
             guard let directory else { continue }
             let path = Self.resolved(directory)
             if path == out {

@@ -19,6 +19,8 @@ public final class Trainer {
     /// config.json of the policy as read, so saved models keep its keys.
     let policyConfigJSON: [String: Any]
     let modelDirectory: String
+    /// The base directory, and the adapter `model` names when it is one (see `PolicySource`).
+    let policySource: PolicySource
 
     public internal(set) var globalStep = 0
     /// Names this run in its checkpoints (made at a fresh start, carried through resumes), so that
@@ -70,12 +72,14 @@ public final class Trainer {
         self.objective = objective
         policyConfigJSON = configJSON
         modelDirectory = args.model
+        policySource = try PolicySource(args)
         var weights = FNV1a()
         weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
+        if let adapters = policy.adapters { weights.add(words: adapters.parameters.values.pointer, count: adapters.parameters.count) }
         startWeights = String(weights.value, radix: 16)
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
         policy.enableGradients(checkpointing: args.gradientCheckpointing)
-        trainable = policy.parameters
+        trainable = policy.trainable
         sync = parallel.makeSync(comm: comm, count: trainable.count)
         optimizer = AdamW(parameters: trainable, shard: sync.shard, beta1: args.adamBeta1, beta2: args.adamBeta2,
                           eps: args.adamEpsilon, weightDecay: args.weightDecay)
@@ -99,8 +103,9 @@ public final class Trainer {
     /// Loads the policy and tokenizer from `model` and builds the run around the objective made from them.
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
                      objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
-        let loaded = try ModelDirectory.load(args.model, matmul: try args.makeMatmul())
-        let tokenizer = try Tokenizer(directory: args.model)
+        let source = try PolicySource(args)
+        let loaded = try loadPolicy(args, source: source)
+        let tokenizer = try Tokenizer(directory: source.tokenizerDirectory)
         return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
                            objective: try objective(args, comm, loaded.model, tokenizer), parallel: parallel)
     }
@@ -175,6 +180,7 @@ public final class Trainer {
     public func run() throws -> Outcome {
         let out = args.outputDir
         try checkInputsAreSafe()
+        try checkAdapterDropout()
         try checkRanksAgree()
         try checkMemory()
         if comm.isMain { try prepareOutputDirectory() }
@@ -210,10 +216,7 @@ public final class Trainer {
         }
         progress.finish()
         // The model first: a report that cannot be written must not cost the trained weights.
-        if comm.isMain {
-            try ModelDirectory.save(policy, to: out, configJSON: policyConfigJSON, companionsFrom: modelDirectory,
-                                    dtype: try args.savedDType.safetensors)
-        }
+        if comm.isMain { try savePolicy(to: out, dtype: try args.savedDType.safetensors) }
         let finalEval = try evaluateAndLog(metrics: metrics, progress: progress)
         if comm.isMain { try objective.writeReport(outputDir: out, metrics: finalEval) }
         comm.barrier()
@@ -248,7 +251,9 @@ public final class Trainer {
     }
 
     /// The memory plan of this run on this rank. Trainable state per parameter: fp32 gradients, their
-    /// fp64 sum over micro-batches and ranks, AdamW's two fp32 moments, and a frozen fp32 reference;
+    /// fp64 sum over micro-batches and ranks, AdamW's two fp32 moments, and a frozen fp32 reference
+    /// (with LoRA: the adapters are what is trained, and the reference shares the base's weights,
+    /// holding at most a copy of the starting adapter);
     /// activations for the largest micro-batch at its longest sequence (all layers, or with
     /// gradient_checkpointing each layer's input and one layer).
     public func memoryPlan() -> MemoryPlan {
@@ -256,10 +261,13 @@ public final class Trainer {
         let activations = policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
                                                  scoredRows: batch.tokens)
         let p = policy.parameterCount, t = trainable.count
+        let lora = policy.adapters != nil
+        let reference = !lora || args.refModel != nil ? 4 * p : policySource.adapterDirectory != nil ? 4 * t : 0
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         let ranks = max(comm.ranksOnThisHost, 1)
-        return MemoryPlan(items: [("parameters", 4 * p), ("gradients", 4 * t), ("gradient sum (fp64)", 8 * t),
-                                  ("AdamW moments", 8 * t), ("reference", 4 * t),
+        return MemoryPlan(items: [("parameters", 4 * p)] + (lora ? [("LoRA adapters", 4 * t)] : []) +
+                                 [("gradients", 4 * t), ("gradient sum (fp64)", 8 * t),
+                                  ("AdamW moments", 8 * t), ("reference", reference),
                                   ("activations (\(batch.tokens) tokens)", activations)],
                           available: memoryBudget ?? physical / ranks, physical: physical, ranksOnHost: ranks,
                           largestBatch: batch)

@@ -70,10 +70,12 @@ public final class DPOObjective: TrainingObjective {
         if loss.needsReference && !args.precomputeRefLogProbs { reference = try Self.loadReference(args: args, policy: policy) }
     }
 
-    /// The reference model: `ref_model`, or a frozen copy of the starting policy.
+    /// The reference model: `ref_model`, or a frozen copy of the starting policy (with LoRA, the
+    /// policy's base with the adapters off or with the starting adapter: `Trainer.loraReference`).
     static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
+        if args.refModel == nil, policy.adapters != nil { return try Trainer.loraReference(args: args, policy: policy) }
         if let refPath = args.refModel {
-            let ref = try ModelDirectory.load(refPath, matmul: try args.makeMatmul()).model
+            let ref = try AdapterDirectory.loadModelOrAdapter(refPath, matmul: try args.makeMatmul()).model
             guard ref.config.vocabSize == policy.config.vocabSize else {
                 throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
             }

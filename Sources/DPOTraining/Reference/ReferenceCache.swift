@@ -12,14 +12,22 @@ enum ReferenceCache {
     static func key(referenceDirectory: String, data: PreferenceDataset, sharePrompt: Bool) throws -> String {
         var h = FNV1a()
         let fm = FileManager.default
-        let names = ((try? fm.contentsOfDirectory(atPath: referenceDirectory)) ?? [])
-            .filter { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }.sorted()
-        for name in names {
-            guard let data = fm.contents(atPath: referenceDirectory + "/" + name) else {
-                throw DPOError.file(referenceDirectory + "/" + name, "cannot read")
+        // A PEFT adapter directory is its files and its base's.
+        var directories = [referenceDirectory]
+        if AdapterDirectory.isAdapter(referenceDirectory) {
+            directories.append(try AdapterDirectory.readConfig(referenceDirectory).baseDirectory)
+        }
+        for directory in directories {
+            let names = ((try? fm.contentsOfDirectory(atPath: directory)) ?? [])
+                .filter { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json"
+                    || $0 == AdapterDirectory.configFile }.sorted()
+            for name in names {
+                guard let data = fm.contents(atPath: directory + "/" + name) else {
+                    throw DPOError.file(directory + "/" + name, "cannot read")
+                }
+                h.add(bytes: name.utf8)
+                h.add(bytes: data)
             }
-            h.add(bytes: name.utf8)
-            h.add(bytes: data)
         }
         h.add(Int(bitPattern: UInt(data.fingerprint)))
         h.add(sharePrompt ? 1 : 0)

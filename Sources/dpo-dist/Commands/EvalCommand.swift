@@ -16,8 +16,8 @@ struct EvalCommand: ParsableCommand {
         OUTPUT_DIR/eval_args.yaml, OUTPUT_DIR/run_machine.json and OUTPUT_DIR/report.html (see `dpo-dist report`).
         """)
 
-    @Option(help: "The policy model directory.") var model: String
-    @Option(help: "The reference model directory.") var refModel: String
+    @Option(help: "The policy model directory, or a PEFT LoRA adapter directory.") var model: String
+    @Option(help: "The reference model directory (or adapter directory).") var refModel: String
     @Option(help: "Preference pairs (JSONL or JSON array).") var data: String
     @Option(help: "Where eval_metrics.json, eval_report.md and report.html go.") var outputDir: String
     @Option(help: "DPO beta for the rewards.") var beta = 0.1

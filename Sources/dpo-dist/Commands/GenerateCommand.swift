@@ -11,8 +11,8 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Continue prompts with a model (and, with --compare-with, a second model beside it).")
 
-    @Option(help: "The model directory.") var model: String
-    @Option(help: "A second model directory to print beside the first (e.g. the reference).") var compareWith: String?
+    @Option(help: "The model directory, or a PEFT LoRA adapter directory.") var model: String
+    @Option(help: "A second model (or adapter) directory to print beside the first (e.g. the reference).") var compareWith: String?
     @Option(help: "A prompt (repeat for several).") var prompt: [String] = []
     @Option(help: "A file of prompts, one per line.") var promptsFile: String?
     @Flag(help: "Wrap each prompt as a user message in the model's chat template.") var chat = false
@@ -35,7 +35,8 @@ struct GenerateCommand: ParsableCommand {
             guard !prompts.isEmpty else { throw DPOError("give at least one --prompt or a --prompts-file") }
             var models: [(name: String, model: Transformer, tokenizer: Tokenizer)] = []
             for dir in [model] + (compareWith.map { [$0] } ?? []) {
-                models.append((dir, try ModelDirectory.load(dir).model, try Tokenizer(directory: dir)))
+                let loaded = try AdapterDirectory.loadModelOrAdapter(dir)
+                models.append((dir, loaded.model, try Tokenizer(directory: loaded.tokenizerDirectory)))
             }
             let settings = GenerationSettings(maxNewTokens: maxNewTokens, temperature: temperature, topP: topP, seed: seed)
             for p in prompts {

@@ -61,8 +61,10 @@ struct InspectCommand: ParsableCommand {
     }
 
     private func inspect(_ args: TrainingArguments) throws {
-        let (modelConfig, _) = try ModelDirectory.loadConfig(args.model)
-        let tokenizer = try Tokenizer(directory: args.model)
+        // An adapter directory is inspected as its base's config and the adapter's tokenizer.
+        let directories = try AdapterDirectory.configAndTokenizerDirectories(args.model)
+        let (modelConfig, _) = try ModelDirectory.loadConfig(directories.config)
+        let tokenizer = try Tokenizer(directory: directories.tokenizer)
         let path = args.trainFile
         let dataset = try DPOObjective.loadPairs(path, args: args, tokenizer: tokenizer,
                                                  vocabulary: ModelVocabulary(size: modelConfig.vocabSize))

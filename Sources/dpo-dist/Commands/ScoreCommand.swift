@@ -18,7 +18,7 @@ struct Score: ParsableCommand {
         earlier of the two for a pair).
         """)
 
-    @Option(help: "A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: "A Hugging Face model directory (config.json, model.safetensors, tokenizer.json), or a PEFT LoRA adapter directory (adapter_config.json naming its base).")
     var model: String
     @Option(help: "Preference pairs, JSONL or JSON array.")
     var data: String
@@ -49,8 +49,8 @@ struct Score: ParsableCommand {
         try runReportingErrors {
             threadOptions.apply()
             try checkOutputIsNoInput()
-            let loaded = try ModelDirectory.load(model)
-            let tokenizer = try Tokenizer(directory: model)
+            let loaded = try AdapterDirectory.loadModelOrAdapter(model)
+            let tokenizer = try Tokenizer(directory: loaded.tokenizerDirectory)
             let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)
             if skipped > 0 { note("skipped \(skipped) invalid row(s) of \(data)") }
             let vocabulary = ModelVocabulary(size: loaded.model.config.vocabSize)

@@ -3,6 +3,7 @@ import DPOComm
 import DPOData
 import DPODistributed
 import DPOKernels
+import DPOModel
 import DPOSupport
 import DPOTraining
 import Foundation
@@ -49,6 +50,13 @@ private func train(args: TrainingArguments, comm: Communicator, command: Trainin
             note("\(command == .dpo ? "DPO" : "SFT"): \(trainer.objective.exampleCount) examples, \(trainer.totalSteps) steps of " +
                  "\(trainer.globalBatchSize) (\(args.perDeviceTrainBatchSize) per device × \(args.gradientAccumulationSteps) accumulation × \(comm.worldSize) rank(s)), " +
                  "\(trainer.policy.parameterCount) parameters → \(args.outputDir)")
+            if AdapterDirectory.isAdapter(args.model), args.usePeft {
+                note("note: \(args.model) is a PEFT adapter: its adapter_config.json sets r, lora_alpha, target_modules and use_rslora; use_peft and the lora_* options are not used")
+            }
+            if let lora = trainer.policy.adapters {
+                let s = lora.settings
+                note("LoRA: r \(s.rank), lora_alpha \(s.alpha)\(s.rslora ? ", rsLoRA" : "") (scaling \(lora.scaling)) on \(lora.targetModules.joined(separator: ", ")): \(lora.parameters.count) parameters trained, the base frozen; the reference is \(args.refModel ?? (AdapterDirectory.isAdapter(args.model) ? "the starting adapter" : "the base with the adapters off"))")
+            }
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let products = args.bf16 ? "bf16 through oneDNN (\(OneDNNBF16.cpuISA))" : "fp32 through OpenBLAS (\(BLASCore.name) kernels)"
             note("layout: \(comm.worldSize) rank(s) × \(threads) thread(s) each, \(comm.ranksOnThisHost) on this host of \(cores) cores; products \(products)")

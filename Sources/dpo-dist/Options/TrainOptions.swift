@@ -119,6 +119,21 @@ struct TrainOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Recompute each layer's forward in backward from its saved input instead of keeping every layer's activations: less memory, about one more forward pass of time, the same numbers (default: \(trl.gradientCheckpointing); TRL's default is true).")
     var gradientCheckpointing: Bool?
 
+    // MARK: LoRA (TRL's ModelConfig names)
+
+    @Flag(inversion: .prefixedNo, help: "Train LoRA adapters (PEFT's format) beside the frozen --model instead of all its weights; the reference is the model with the adapters off (default: \(trl.usePeft)). A --model that is a PEFT adapter directory trains that adapter.")
+    var usePeft: Bool?
+    @Option(parsing: .unconditional, help: ArgumentHelp("LoRA rank r (default: \(trl.loraR)).", valueName: "n"))
+    var loraR: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("LoRA alpha: the adapters are scaled by alpha/r (default: \(trl.loraAlpha)).", valueName: "number"))
+    var loraAlpha: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp("LoRA dropout: only 0 (default: \(trl.loraDropout); TRL's is 0.05, which dpo-dist refuses).", valueName: "number"))
+    var loraDropout: String?
+    @Option(help: ArgumentHelp("Linears to adapt, separated by commas (q_proj,v_proj), or all-linear: every linear of the decoder layers, not the LM head (default: PEFT's for the model type: q_proj,v_proj for Llama and Qwen2).", valueName: "names"))
+    var loraTargetModules: String?
+    @Flag(inversion: .prefixedNo, help: "Rank-stabilised LoRA: scale by alpha/sqrt(r) (default: \(trl.useRslora)).")
+    var useRslora: Bool?
+
     // MARK: SFT
 
     @Flag(inversion: .prefixedNo, help: "Train on completion tokens only, for prompt/completion and messages data (default: \(trl.completionOnlyLoss)). SFT only.")
@@ -147,6 +162,9 @@ struct TrainOptions: ParsableArguments {
             ("share_prompt", sharePrompt.map { String($0) }), ("save_dtype", saveDtype),
             ("max_new_tokens", maxNewTokens), ("skip_invalid_rows", skipInvalidRows.map { String($0) }),
             ("bf16", bf16.map { String($0) }), ("gradient_checkpointing", gradientCheckpointing.map { String($0) }),
+            ("use_peft", usePeft.map { String($0) }), ("lora_r", loraR), ("lora_alpha", loraAlpha),
+            ("lora_dropout", loraDropout), ("lora_target_modules", loraTargetModules),
+            ("use_rslora", useRslora.map { String($0) }),
             ("completion_only_loss", completionOnlyLoss.map { String($0) }),
         ]
         // A key added to TrainingArguments needs its flag here too.

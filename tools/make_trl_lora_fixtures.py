@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Make the LoRA fixtures under Tests/DPOTestSupport/Fixtures/trl/lora/: TRL 1.16's DPOTrainer with PEFT 0.21.
+
+Two starting adapters on the llama-tied fixture model, each PEFT-initialised (A Kaiming-uniform, B zero) and then
+given random nonzero B values, so the adapted model differs from the base at step 1, saved with
+`PeftModel.save_pretrained`:
+  initial-all-linear/   r 8, lora_alpha 16, target_modules all-linear (every decoder linear, not the LM head)
+  initial-qv-rslora/    r 4, lora_alpha 8, target_modules [q_proj, v_proj], use_rslora (scaling alpha/sqrt(r))
+Their adapter_config.json names the base as "../../models/llama-tied/model" (relative to the adapter directory's
+parent, as dpo-dist resolves it).
+
+Cases: 10 DPO steps of TRL's DPOTrainer (CPU, fp32, one process, file order, the BASE_CONFIG of
+make_trl_fixtures.py, lora_dropout 0) on a `PeftModel.from_pretrained(base, adapter, is_trainable=True)`, with
+ref_model None: TRL 1.16 then copies the starting adapter into a frozen "ref" adapter, so the reference is the
+starting adapter (recorded in <case>.config.json):
+  sigmoid    from initial-all-linear
+  ipo        from initial-qv-rslora
+
+Writes (into Tests/DPOTestSupport/Fixtures/trl/lora/):
+  initial-*/                      the starting adapters (adapter_config.json, adapter_model.safetensors)
+  <case>.metrics.jsonl            one JSON object per optimizer step: everything TRL logged
+  <case>.final.safetensors        the trained "default" adapter, PEFT's saved names (get_peft_model_state_dict)
+  <case>.config.json              the DPOConfig fields, the reference checks, versions
+  initial-all-linear.logps.jsonl  per train row: PEFT's summed completion log-probs of chosen and rejected under
+                                  initial-all-linear (PeftModel.from_pretrained, eval, batch 1): what dpo-dist's
+                                  loading of a PEFT adapter must reproduce
+
+Reuses the rows, tokenization and trainer settings of make_trl_fixtures.py (train.jsonl there). The Swift tests
+never run this script. Deterministic with the same library versions (one thread, fixed seeds).
+
+Usage: ~/venvs/dpo-dist-tools/bin/python tools/make_trl_lora_fixtures.py
+"""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_trl_fixtures as base_fixtures  # noqa: E402  (sets the offline environment first)
+from make_trl_fixtures import (  # noqa: E402
+    BASE_CONFIG, MAX_STEPS, MODELS, REPO, ROWS, LogRecorder, RecordingCollator, jsonable, preference_key,
+    write_json, write_jsonl,
+)
+
+import peft  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback  # noqa: E402
+from trl import DPOConfig, DPOTrainer  # noqa: E402
+
+OUT = base_fixtures.DEFAULT_OUT / "lora"
+BASE = MODELS / "llama-tied" / "model"
+BASE_AS_WRITTEN = "../../models/llama-tied/model"  # relative to the adapter directory's parent (OUT)
+
+ADAPTERS = {
+    "initial-all-linear": dict(r=8, lora_alpha=16, target_modules="all-linear", use_rslora=False, seed=1),
+    "initial-qv-rslora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], use_rslora=True, seed=2),
+}
+CASES = {
+    "sigmoid": dict(adapter="initial-all-linear", config=dict()),
+    "ipo": dict(adapter="initial-qv-rslora", config=dict(loss_type=["ipo"])),
+}
+
+
+def load_base():
+    return AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32, attn_implementation="eager")
+
+
+def make_adapter(name: str, spec: dict) -> None:
+    torch.manual_seed(spec["seed"])
+    config = LoraConfig(task_type="CAUSAL_LM", r=spec["r"], lora_alpha=spec["lora_alpha"], lora_dropout=0.0,
+                        target_modules=spec["target_modules"], bias="none", use_rslora=spec["use_rslora"])
+    model = get_peft_model(load_base(), config)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.05 * torch.randn_like(p))  # nonzero: the adapter changes the model from step 1
+    directory = OUT / name
+    model.save_pretrained(directory)
+    config_path = directory / "adapter_config.json"
+    saved = json.loads(config_path.read_text())
+    saved["base_model_name_or_path"] = BASE_AS_WRITTEN
+    if isinstance(saved["target_modules"], list):
+        saved["target_modules"] = sorted(saved["target_modules"])  # PEFT writes a set, in hash order
+    config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    (directory / "README.md").unlink(missing_ok=True)  # PEFT's model card template: not needed
+
+
+def peft_logps(adapter: str):
+    """PEFT's own loading of the adapter: summed completion log-probs per row, TRL's tokenization, batch 1."""
+    from check_saved_adapter import summed_logps
+
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    model = PeftModel.from_pretrained(load_base(), OUT / adapter).eval()
+    args = DPOConfig(output_dir=tempfile.mkdtemp(), **BASE_CONFIG)
+    dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    return summed_logps(model, trainer)
+
+
+def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
+    tokenizer = AutoTokenizer.from_pretrained(BASE)
+    model = PeftModel.from_pretrained(load_base(), OUT / case["adapter"], is_trainable=True)
+    initial = {n: p.detach().clone() for n, p in model.named_parameters() if ".default." in n}
+    set_fields = {**BASE_CONFIG, **case["config"]}
+    args = DPOConfig(output_dir=str(workdir / name), **set_fields)
+    recorder = LogRecorder()
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[recorder])
+    trainer.remove_callback(PrinterCallback)
+    prepared = trainer.train_dataset
+    if len(prepared) != len(ROWS):
+        sys.exit(f"{name}: TRL kept {len(prepared)} of {len(ROWS)} rows")
+    row_of = {preference_key(ex): i for i, ex in enumerate(prepared)}
+    collator = RecordingCollator(trainer.data_collator, row_of)
+    trainer.data_collator = collator
+
+    peft_model = trainer.model
+    params = dict(peft_model.named_parameters())
+    ref_names = [n for n in params if ".ref." in n]
+    ref_checks = {
+        "ref_model_is_none": trainer.ref_model is None,
+        "adapters": sorted(peft_model.peft_config),
+        "ref_adapter_tensors": len(ref_names),
+        "ref_adapter_requires_grad": any(params[n].requires_grad for n in ref_names),
+        "ref_equals_starting_adapter_max_abs_diff": max(
+            (params[n.replace(".default.", ".ref.")] - p).abs().max().item() for n, p in initial.items()),
+        "trainable_parameters": sorted(n for n, p in params.items() if p.requires_grad),
+    }
+    if not ref_names or ref_checks["ref_equals_starting_adapter_max_abs_diff"] != 0.0:
+        sys.exit(f"{name}: TRL made no copy of the starting adapter as the reference")
+    if any(".default." not in n for n in ref_checks["trainable_parameters"]):
+        sys.exit(f"{name}: something besides the default adapter trains")
+
+    start = time.time()
+    trainer.train()
+    seconds = time.time() - start
+    step_rows = [b for b in collator.batches][:MAX_STEPS]
+    per = args.per_device_train_batch_size
+    expected = ([list(range(i, i + per)) for i in range(0, len(ROWS), per)] * 2)[:MAX_STEPS]
+    if step_rows != expected:
+        sys.exit(f"{name}: batches are not in file order: {step_rows}")
+    if [m["step"] for m in recorder.steps] != list(range(1, MAX_STEPS + 1)):
+        sys.exit(f"{name}: expected one log per step")
+    ref_checks["ref_unchanged_after_training_max_abs_diff"] = max(
+        (params[n.replace(".default.", ".ref.")] - p).abs().max().item() for n, p in initial.items())
+    final = {k: v.detach().clone().contiguous()
+             for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
+    config = {
+        "case": name,
+        "base_model": str(BASE.relative_to(REPO)),
+        "starting_adapter": case["adapter"],
+        "adapter_settings": ADAPTERS[case["adapter"]],
+        "dataset": "../train.jsonl (file order, every row kept)",
+        "dpo_config_set": jsonable(set_fields),
+        "reference": ref_checks,
+        "step_rows": step_rows,
+        "versions": {**base_fixtures.versions(), "peft": peft.__version__},
+    }
+    return recorder.steps, final, config, seconds
+
+
+def main():
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, spec in ADAPTERS.items():
+        make_adapter(name, spec)
+    write_jsonl(OUT / "initial-all-linear.logps.jsonl", peft_logps("initial-all-linear"))
+    dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, case in CASES.items():
+            steps, final, config, seconds = run_case(name, case, dataset, Path(tmp))
+            write_jsonl(OUT / f"{name}.metrics.jsonl", steps)
+            save_file(final, str(OUT / f"{name}.final.safetensors"), metadata={"format": "pt"})
+            write_json(OUT / f"{name}.config.json", config)
+            print(f"{name:8s} {seconds:4.1f}s  loss step1 {steps[0]['loss']:.6f} step10 {steps[-1]['loss']:.6f}  "
+                  f"margins step1 {steps[0]['rewards/margins']:.6f}")
+
+
+if __name__ == "__main__":
+    main()
