@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """Make the LoRA fixtures under Tests/DPOTestSupport/Fixtures/trl/lora/: TRL 1.16's DPOTrainer with PEFT 0.21.
 
-Two starting adapters on the llama-tied fixture model, each PEFT-initialised (A Kaiming-uniform, B zero) and then
+Three starting adapters, each PEFT-initialised (A Kaiming-uniform, B zero) and then
 given random nonzero B values, so the adapted model differs from the base at step 1, saved with
 `PeftModel.save_pretrained`:
   initial-all-linear/   r 8, lora_alpha 16, target_modules all-linear (every decoder linear, not the LM head)
   initial-qv-rslora/    r 4, lora_alpha 8, target_modules [q_proj, v_proj], use_rslora (scaling alpha/sqrt(r))
-Their adapter_config.json names the base as "../../models/llama-tied/model" (relative to the adapter directory's
-parent, as dpo-dist resolves it).
+  initial-phi3-all-linear/  on the phi3 fixture: r 4, lora_alpha 8, all-linear, which on Phi-3 is the fused
+                        qkv_proj and gate_up_proj (one A and one B each, B's rows spanning q, k and v, or gate and
+                        up) and o_proj, down_proj
+The first two adapt the llama-tied fixture model. Each adapter_config.json names its base as
+"../../models/<model>/model" (relative to the adapter directory's parent, as dpo-dist resolves it).
 
 Cases: 10 DPO steps of TRL's DPOTrainer (CPU, fp32, one process, file order, the BASE_CONFIG of
 make_trl_fixtures.py, lora_dropout 0) on a `PeftModel.from_pretrained(base, adapter, is_trainable=True)`, with
 ref_model None: TRL 1.16 then copies the starting adapter into a frozen "ref" adapter, so the reference is the
 starting adapter (recorded in <case>.config.json):
-  sigmoid    from initial-all-linear
-  ipo        from initial-qv-rslora
+  sigmoid        from initial-all-linear
+  ipo            from initial-qv-rslora
+  phi3_sigmoid   from initial-phi3-all-linear
 
 Writes (into Tests/DPOTestSupport/Fixtures/trl/lora/):
   initial-*/                      the starting adapters (adapter_config.json, adapter_model.safetensors)
@@ -23,7 +27,8 @@ Writes (into Tests/DPOTestSupport/Fixtures/trl/lora/):
   <case>.config.json              the DPOConfig fields, the reference checks, versions
   initial-all-linear.logps.jsonl  per train row: PEFT's summed completion log-probs of chosen and rejected under
                                   initial-all-linear (PeftModel.from_pretrained, eval, batch 1): what dpo-dist's
-                                  loading of a PEFT adapter must reproduce
+                                  loading of a PEFT adapter must reproduce; initial-phi3-all-linear.logps.jsonl the
+                                  same for the Phi-3 adapter
 
 Reuses the rows, tokenization and trainer settings of make_trl_fixtures.py (train.jsonl there). The Swift tests
 never run this script. Deterministic with the same library versions (one thread, fixed seeds).
@@ -54,28 +59,32 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback  #
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 OUT = base_fixtures.DEFAULT_OUT / "lora"
-BASE = MODELS / "llama-tied" / "model"
-BASE_AS_WRITTEN = "../../models/llama-tied/model"  # relative to the adapter directory's parent (OUT)
-
 ADAPTERS = {
     "initial-all-linear": dict(r=8, lora_alpha=16, target_modules="all-linear", use_rslora=False, seed=1),
     "initial-qv-rslora": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], use_rslora=True, seed=2),
+    "initial-phi3-all-linear": dict(model="phi3", r=4, lora_alpha=8, target_modules="all-linear", use_rslora=False,
+                                    seed=3),
 }
 CASES = {
     "sigmoid": dict(adapter="initial-all-linear", config=dict()),
     "ipo": dict(adapter="initial-qv-rslora", config=dict(loss_type=["ipo"])),
+    "phi3_sigmoid": dict(adapter="initial-phi3-all-linear", config=dict()),
 }
 
 
-def load_base():
-    return AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32, attn_implementation="eager")
+def base_of(adapter: str) -> Path:
+    return MODELS / ADAPTERS[adapter].get("model", "llama-tied") / "model"
+
+
+def load_base(adapter: str):
+    return AutoModelForCausalLM.from_pretrained(base_of(adapter), dtype=torch.float32, attn_implementation="eager")
 
 
 def make_adapter(name: str, spec: dict) -> None:
     torch.manual_seed(spec["seed"])
     config = LoraConfig(task_type="CAUSAL_LM", r=spec["r"], lora_alpha=spec["lora_alpha"], lora_dropout=0.0,
                         target_modules=spec["target_modules"], bias="none", use_rslora=spec["use_rslora"])
-    model = get_peft_model(load_base(), config)
+    model = get_peft_model(load_base(name), config)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -84,7 +93,8 @@ def make_adapter(name: str, spec: dict) -> None:
     model.save_pretrained(directory)
     config_path = directory / "adapter_config.json"
     saved = json.loads(config_path.read_text())
-    saved["base_model_name_or_path"] = BASE_AS_WRITTEN
+    # relative to the adapter directory's parent (OUT)
+    saved["base_model_name_or_path"] = f"../../models/{spec.get('model', 'llama-tied')}/model"
     if isinstance(saved["target_modules"], list):
         saved["target_modules"] = sorted(saved["target_modules"])  # PEFT writes a set, in hash order
     config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
@@ -95,8 +105,8 @@ def peft_logps(adapter: str):
     """PEFT's own loading of the adapter: summed completion log-probs per row, TRL's tokenization, batch 1."""
     from check_saved_adapter import summed_logps
 
-    tokenizer = AutoTokenizer.from_pretrained(BASE)
-    model = PeftModel.from_pretrained(load_base(), OUT / adapter).eval()
+    tokenizer = AutoTokenizer.from_pretrained(base_of(adapter))
+    model = PeftModel.from_pretrained(load_base(adapter), OUT / adapter).eval()
     args = DPOConfig(output_dir=tempfile.mkdtemp(), **BASE_CONFIG)
     dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -104,8 +114,8 @@ def peft_logps(adapter: str):
 
 
 def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
-    tokenizer = AutoTokenizer.from_pretrained(BASE)
-    model = PeftModel.from_pretrained(load_base(), OUT / case["adapter"], is_trainable=True)
+    tokenizer = AutoTokenizer.from_pretrained(base_of(case["adapter"]))
+    model = PeftModel.from_pretrained(load_base(case["adapter"]), OUT / case["adapter"], is_trainable=True)
     initial = {n: p.detach().clone() for n, p in model.named_parameters() if ".default." in n}
     set_fields = {**BASE_CONFIG, **case["config"]}
     args = DPOConfig(output_dir=str(workdir / name), **set_fields)
@@ -153,7 +163,7 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
              for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
     config = {
         "case": name,
-        "base_model": str(BASE.relative_to(REPO)),
+        "base_model": str(base_of(case["adapter"]).relative_to(REPO)),
         "starting_adapter": case["adapter"],
         "adapter_settings": ADAPTERS[case["adapter"]],
         "dataset": "../train.jsonl (file order, every row kept)",
@@ -171,7 +181,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for name, spec in ADAPTERS.items():
         make_adapter(name, spec)
-    write_jsonl(OUT / "initial-all-linear.logps.jsonl", peft_logps("initial-all-linear"))
+    for adapter in ("initial-all-linear", "initial-phi3-all-linear"):
+        write_jsonl(OUT / f"{adapter}.logps.jsonl", peft_logps(adapter))
     dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
     with tempfile.TemporaryDirectory() as tmp:
         for name, case in CASES.items():

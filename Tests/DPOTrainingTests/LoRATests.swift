@@ -40,6 +40,9 @@ extension TRLParityTests {
     func testLoRASigmoidAllLinear() throws { try runLoRACase("sigmoid") }
     /// r 4, alpha 8, rsLoRA scaling on q_proj and v_proj, IPO loss.
     func testLoRAIPOWithRSLoRAOnQV() throws { try runLoRACase("ipo") }
+    /// Phi-3's fused qkv_proj and gate_up_proj: one adapter each, its B's rows spanning the parts
+    /// (r 4, alpha 8, all-linear), sigmoid loss.
+    func testLoRAOnPhi3sFusedProjections() throws { try runLoRACase("phi3_sigmoid") }
 }
 
 final class LoRATests: XCTestCase {
@@ -87,6 +90,24 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual([config.settings.rank, Int(config.settings.alpha)], [8, 16])
         XCTAssertEqual(config.settings.targets.count, 14)
         XCTAssertEqual(base.model.adapters!.targetModules, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+    }
+
+    /// A PEFT adapter on Phi-3 (all-linear: qkv_proj, o_proj, gate_up_proj, down_proj), read back as
+    /// PEFT saved it and written again byte for byte the same tensors.
+    func testAPEFTAdapterOnPhi3sFusedProjections() throws {
+        let dir = TRLParityTests.lora + "/initial-phi3-all-linear"
+        let (base, config) = try assertPEFTsLogProbs(dir, dir + ".logps.jsonl")
+        let adapters = try XCTUnwrap(base.model.adapters)
+        XCTAssertEqual(adapters.targetModules, ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"])
+        let peft = try SafetensorsFile(path: dir + "/adapter_model.safetensors")
+        XCTAssertEqual(Set(peft.tensorNames), Set(adapters.parameters.tensors.map(\.name)))
+        let out = Fixtures.temporaryDirectory("lora-phi3")
+        try AdapterDirectory.save(adapters, to: out, baseModel: config.baseModel, companionsFrom: nil)
+        let ours = try SafetensorsFile(path: out + "/" + AdapterDirectory.weightsFile)
+        for name in peft.tensorNames {
+            XCTAssertEqual(try ours.floats(name), try peft.floats(name), name)
+            XCTAssertEqual(ours.tensors[name]?.shape, peft.tensors[name]?.shape, name)
+        }
     }
 
     /// An adapter dpo-dist wrote (the output of `train --use-peft --lora-r 4 --lora-alpha 8

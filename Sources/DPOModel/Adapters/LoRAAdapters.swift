@@ -48,7 +48,8 @@ public final class LoRAAdapters {
     public let targetModules: [String]
     public let scaling: Float
 
-    /// One adapted linear: offsets of A and B in `parameters`, its shape, and its slot of kept A·x.
+    /// One adapted linear: offsets of A and B in `parameters` (for a part of a fused tensor, the
+    /// fused adapter's A and the part's first row of its B), its shape, and its slot of kept A·x.
     struct Slot {
         let a: Int, b: Int
         let inFeatures: Int, outFeatures: Int
@@ -68,28 +69,41 @@ public final class LoRAAdapters {
         self.settings = settings
         scaling = settings.scaling
         let allLinear = settings.targets == ["all-linear"]
-        let names = Dictionary(uniqueKeysWithValues: layout.tensors.map { ($0.offset, $0.name) })
+        // The tensor holding each linear: its own, or for Phi-3's fused projections the one tensor
+        // whose row slices q, k and v (gate and up) are.
+        let byStart = layout.tensors.sorted { $0.offset < $1.offset }
+        func tensor(holding offset: Int) -> NamedTensor {
+            byStart.last { $0.offset <= offset }!
+        }
         var tensors: [NamedTensor] = [], slots: [Int: Slot] = [:], ranges: [Range<Int>] = []
         var matched = Set<String>(), modules = Set<String>(), linearNames = Set<String>()
         var offset = 0
         let r = settings.rank
         for layer in layout.layers {
             let start = offset
+            // A fused tensor gets one adapter, as PEFT gives its one nn.Linear: one A, and one B whose
+            // rows span the parts; each part reads A and its rows of B.
+            var made: [String: (a: Int, b: Int)] = [:]
             for w in [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down] {
-                let path = String(names[w.weight]!.dropLast(".weight".count))
+                let t = tensor(holding: w.weight)
+                let path = String(t.name.dropLast(".weight".count))
                 let short = String(path.split(separator: ".").last!)
                 linearNames.insert(short)
                 let target = allLinear ? "all-linear" : settings.targets.first { path == $0 || path.hasSuffix("." + $0) }
                 guard let target else { continue }
                 matched.insert(target)
                 modules.insert(short)
-                let a = NamedTensor(name: "base_model.model.\(path).lora_A.weight", offset: offset, shape: [r, w.inFeatures])
-                offset += a.count
-                let b = NamedTensor(name: "base_model.model.\(path).lora_B.weight", offset: offset, shape: [w.outFeatures, r])
-                offset += b.count
-                tensors += [a, b]
-                slots[w.weight] = Slot(a: a.offset, b: b.offset, inFeatures: w.inFeatures, outFeatures: w.outFeatures,
-                                       index: slots.count)
+                if made[path] == nil {
+                    let a = NamedTensor(name: "base_model.model.\(path).lora_A.weight", offset: offset, shape: [r, w.inFeatures])
+                    offset += a.count
+                    let b = NamedTensor(name: "base_model.model.\(path).lora_B.weight", offset: offset, shape: [t.shape[0], r])
+                    offset += b.count
+                    tensors += [a, b]
+                    made[path] = (a.offset, b.offset)
+                }
+                let firstRow = (w.weight - t.offset) / w.inFeatures
+                slots[w.weight] = Slot(a: made[path]!.a, b: made[path]!.b + firstRow * r, inFeatures: w.inFeatures,
+                                       outFeatures: w.outFeatures, index: slots.count)
             }
             ranges.append(start..<offset)
         }
