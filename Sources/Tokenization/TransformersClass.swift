@@ -50,8 +50,11 @@ extension Tokenizer {
                 }
                 if let registered, registered != hub {
                     guard !backendClasses.contains(registered) else { return (.file, "TokenizersBackend") }
-                    let name = incorrectHubClass.contains(modelType) ? registered : hub
-                    return try named(name, declaredPath: declaredPath, config: config)
+                    // Here transformers takes `registered` for the model types of incorrectHubClass
+                    // (qwen2: any declared class becomes Qwen2Tokenizer). dpo-dist keeps the declared
+                    // class: for Qwen's own files both pipelines are the same, and the test fixtures'
+                    // qwen2 model was tokenized for TRL with its file's (README, "Tokenizers").
+                    return try named(hub, declaredPath: declaredPath, config: config)
                 }
             }
             if let hub {
