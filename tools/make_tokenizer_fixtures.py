@@ -17,6 +17,9 @@ Fixtures/tokenizers/:
   tiny-bpe/, tiny-bpe-llama3/, tiny-bpe-unk/   three tiny byte-level BPE tokenizers (tokenizer.json
                                                + tokenizer_config.json) trained here, each
                                                exercising options the real ones do not use
+  tiny-spm-first/, -always/, -never/           three tiny SentencePiece-style ones (Metaspace with
+                                               each prepend_scheme, split or not, byte fallback
+                                               over some bytes, Strip/Replace normalizers)
   <name>.ids.json                              for each tiny and each real tokenizer: the ids of
                                                every test string with and without special tokens,
                                                and what `decode` returns for them; for the real
@@ -29,7 +32,7 @@ Fixtures/tokenizers/:
 
 The real tokenizers are only read, never copied into the repository.
 
-tiny-bpe and tiny-bpe-llama3 come out the same on every run. tiny-bpe-unk does not: with a
+tiny-bpe, tiny-bpe-llama3 and the tiny-spm ones come out the same on every run. tiny-bpe-unk does not: with a
 subword prefix or word suffix, the `tokenizers` trainer breaks ties between equally frequent
 pairs in hash order. Any run's tokenizer.json and ids.json agree with each other, which is all the
 tests need, so regenerate and commit them together.
@@ -42,7 +45,7 @@ import sys
 import tempfile
 
 import tokenizers
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "Tests", "DPOTestSupport", "Fixtures", "tokenizers")
@@ -280,6 +283,32 @@ def encode_ids(tok, text, add):
     return tok.encode(text, add_special_tokens=add)
 
 
+def make_tiny_spm(prepend_scheme, split):
+    """SentencePiece-style BPE as a tokenizer.json states it (no tokenizer_class): Metaspace, byte
+    fallback over only some bytes (so other characters become a fused unk), Strip and Replace
+    normalizers, the Replace/ByteFallback/Fuse/Strip decoders, and normalized added tokens."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(left=True, right=False),
+                                           normalizers.Replace(Regex(" {3,}"), "  "),
+                                           normalizers.Replace("``", '"')])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=prepend_scheme, split=split)
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(content=" ", left=1, right=0)])
+    trainer = trainers.BpeTrainer(vocab_size=260, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyz\u2581"))
+    tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.add_tokens([AddedToken("hello world", normalized=True), AddedToken("[X]", normalized=False, rstrip=True)])
+    t = json.loads(tok.to_str())
+    # Byte tokens for ASCII and for the bytes of é and 한 only: 中, emoji and the like fall back to <unk>.
+    vocab = t["model"]["vocab"]
+    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
+    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
+        vocab.setdefault(f"<0x{byte:02X}>", next_id)
+        next_id += 1
+    return t, {"eos_token": "</s>", "bos_token": "<s>"}
+
+
 def fixture(name, tok, texts):
     vocab = tok.get_vocab(with_added_tokens=True) if isinstance(tok, Tokenizer) else tok.get_vocab()
     cases = []
@@ -336,7 +365,10 @@ def main():
     wanted = set(sys.argv[1:])
     makers = {"tiny-bpe": lambda: save_tokenizer_dir("tiny-bpe", *make_tiny_bpe()),
               "tiny-bpe-llama3": lambda: save_tokenizer_dir("tiny-bpe-llama3", *make_tiny_llama3(make_tiny_bpe()[0])),
-              "tiny-bpe-unk": lambda: save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk())}
+              "tiny-bpe-unk": lambda: save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk()),
+              "tiny-spm-first": lambda: save_tokenizer_dir("tiny-spm-first", *make_tiny_spm("first", True)),
+              "tiny-spm-always": lambda: save_tokenizer_dir("tiny-spm-always", *make_tiny_spm("always", False)),
+              "tiny-spm-never": lambda: save_tokenizer_dir("tiny-spm-never", *make_tiny_spm("never", True))}
     for name in REAL:
         makers[name] = lambda name=name: auto_tokenizer(name)
     for name, model_type in WITH_MODEL_TYPE:

@@ -159,10 +159,12 @@ public final class Tokenizer: @unchecked Sendable {
             case .token(let id):
                 ids.append(id)
             case .text(let raw):
-                for inner in normalizedMatcher.split(normalizer?.apply(raw) ?? raw) {
+                let normalized = normalizer?.applyKeepingStart(raw) ?? (text: raw, keptStart: true)
+                atStart = atStart && normalized.keptStart
+                for inner in normalizedMatcher.split(normalized.text) {
                     switch inner {
                     case .token(let id): ids.append(id)
-                    case .text(let normalized): ids += tokenize(normalized, atStart: atStart)
+                    case .text(let text): ids += tokenize(text, atStart: atStart)
                     }
                     atStart = false
                 }

@@ -15,6 +15,9 @@ final class TokenizerTests: XCTestCase {
     func testTinyBPE() throws { try checkFixture("tiny-bpe") }
     func testTinyBPELlama3Style() throws { try checkFixture("tiny-bpe-llama3") }
     func testTinyBPEUnknownAndSplitBehaviors() throws { try checkFixture("tiny-bpe-unk") }
+    func testTinySentencePieceFirstSplit() throws { try checkFixture("tiny-spm-first") }
+    func testTinySentencePieceAlwaysUnsplit() throws { try checkFixture("tiny-spm-always") }
+    func testTinySentencePieceNeverSplit() throws { try checkFixture("tiny-spm-never") }
     func testGPT2() throws { try checkFixture("gpt2") }
     func testGPTNeoX20B() throws { try checkFixture("gpt-neox-20b") }
     func testPhi2() throws { try checkFixture("phi-2") }
@@ -380,7 +383,7 @@ final class TokenizerTests: XCTestCase {
 private enum TokenizerPaths {
     static let fixtures = Fixtures.root + "/tokenizers"
     static let shared = Fixtures.sharedTokenizers
-    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk"]
+    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk", "tiny-spm-first", "tiny-spm-always", "tiny-spm-never"]
     static let realNames = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3",
                             "qwen3", "llama3.2", "smollm3", "phi-4-mini", "llama2", "mistral-7b-v0.1", "phi-3-mini"]
     /// Fixtures of a shared folder with a config.json of a model type beside it: "<folder>@<model_type>".

@@ -30,17 +30,29 @@ extension Tokenizer {
             }
         }
 
-        func apply(_ text: String) -> String {
+        func apply(_ text: String) -> String { applyKeepingStart(text).text }
+
+        /// The normalized text, and whether its first character still comes from the input's first:
+        /// Strip, or a Replace with empty content, that removes the start moves it. `tokenizers` tracks
+        /// this in its offsets, and Metaspace's "first" scheme prepends only at offset 0.
+        func applyKeepingStart(_ text: String) -> (text: String, keptStart: Bool) {
             switch self {
-            case .nfc: return text.precomposedStringWithCanonicalMapping
-            case .prepend(let prefix): return text.isEmpty ? text : prefix + text
-            case .replace(let pattern, let content): return pattern.replace(text, with: content)
+            case .nfc:
+                return (text.precomposedStringWithCanonicalMapping, true)
+            case .prepend(let prefix):
+                return (text.isEmpty ? text : prefix + text, true)
+            case .replace(let pattern, let content):
+                return (pattern.replace(text, with: content), !content.isEmpty || !pattern.matchesAtStart(text))
             case .strip(let left, let right):
                 var scalars = Substring(text).unicodeScalars
                 if left { scalars = scalars.drop { $0.properties.isWhitespace } }
                 if right { while let last = scalars.last, last.properties.isWhitespace { scalars.removeLast() } }
-                return String(scalars)
-            case .sequence(let steps): return steps.reduce(text) { $1.apply($0) }
+                return (String(scalars), scalars.startIndex == text.unicodeScalars.startIndex)
+            case .sequence(let steps):
+                return steps.reduce((text, true)) { done, step in
+                    let next = step.applyKeepingStart(done.text)
+                    return (next.text, done.keptStart && next.keptStart)
+                }
             }
         }
     }

@@ -47,15 +47,17 @@ extension Tokenizer {
                 guard let replacement = json["replacement"]?.string, replacement.unicodeScalars.count == 1 else {
                     throw SchemaError("\(section): \"replacement\" must be one character")
                 }
-                // Files from tokenizers < 0.19 say add_prefix_space instead, read as always/never.
-                let scheme: PrependScheme
+                var scheme = PrependScheme.always
                 if let name = json["prepend_scheme"]?.string {
                     guard let known = PrependScheme(rawValue: name) else {
                         throw SchemaError("\(section): unknown prepend_scheme \"\(name)\" (first, always or never)")
                     }
                     scheme = known
-                } else {
-                    scheme = json["add_prefix_space"]?.bool == false ? .never : .always
+                }
+                // Files from tokenizers < 0.19 say add_prefix_space; tokenizers 0.23 refuses a false one
+                // beside a scheme that prepends (the default, always).
+                if json["add_prefix_space"]?.bool == false, scheme != .never {
+                    throw SchemaError("\(section): add_prefix_space false does not match prepend_scheme \"\(scheme.rawValue)\"")
                 }
                 return .metaspace(replacement: replacement.unicodeScalars.first!, prependScheme: scheme,
                                   split: json["split"]?.bool ?? true)

@@ -47,6 +47,17 @@ extension Tokenizer {
             }
         }
 
+        /// Whether a non-empty match starts the text.
+        func matchesAtStart(_ text: String) -> Bool {
+            switch self {
+            case .literal(let pattern):
+                return text.utf8.starts(with: pattern)
+            case .regex(let regex):
+                guard let match = regex.firstMatch(in: text, range: NSRange(location: 0, length: text.utf16.count)) else { return false }
+                return match.range.location == 0 && match.range.length > 0
+            }
+        }
+
         /// Every non-overlapping occurrence, leftmost first, replaced by `content`. A literal is
         /// compared byte for byte: Swift's String comparison would match canonical equivalents.
         func replace(_ text: String, with content: String) -> String {
