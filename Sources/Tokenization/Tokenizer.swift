@@ -1,9 +1,12 @@
 import DPOSupport
 import Foundation
 
-/// A Hugging Face `tokenizer.json` tokenizer (byte-level BPE, as GPT-2, Llama 3, Qwen2, SmolLM2,
-/// GPT-NeoX, Phi-2, Falcon, OLMo-2 and Whisper use) whose ids equal the Python `tokenizers`
-/// library's, plus the special tokens and chat template of `tokenizer_config.json`.
+/// A Hugging Face `tokenizer.json` BPE tokenizer (byte-level, as GPT-2, Llama 3, Qwen2/3, SmolLM,
+/// Phi-4, GPT-NeoX, Phi-2, Falcon, OLMo-2 and Whisper use, or SentencePiece-style with byte
+/// fallback, as Llama 2, Mistral and Phi-3) whose ids equal those of transformers' AutoTokenizer,
+/// plus the special tokens and chat template of `tokenizer_config.json`. AutoTokenizer's class
+/// may replace parts of the file's pipeline (TransformersClass); the rest runs as the Python
+/// `tokenizers` library runs it.
 ///
 /// Encoding follows `tokenizers` step by step: added tokens are cut out of the raw text, the
 /// rest is normalized (then normalized added tokens are cut out), pre-tokenized into words, and

@@ -124,7 +124,7 @@ extension Tokenizer {
     /// The "model" section. The type is checked before anything else is decoded, so a Unigram or
     /// WordPiece file is refused by name rather than with a confusing shape error about its vocab.
     struct BPESchema: Decodable {
-        let vocab: [String: Int]
+        // The vocab is read by VocabEntries: a decoded [String: Int] would merge canonically equivalent tokens.
         let merges: [(String, String)]
         // The options below are `var`: a transformers tokenizer class may rebuild the model with its own
         // (TransformersClass.apply).
@@ -153,7 +153,7 @@ extension Tokenizer {
             if let dropout = try container.decodeIfPresent(Double.self, forKey: .dropout), dropout > 0 {
                 throw SchemaError("model: BPE dropout \(dropout) is not supported (encoding would be random)")
             }
-            vocab = try container.decode([String: Int].self, forKey: .vocab)
+            guard container.contains(.vocab) else { throw SchemaError("model: missing \"vocab\"") }
             merges = try Self.decodeMerges(container)
             unkToken = try container.decodeIfPresent(String.self, forKey: .unkToken)
             fuseUnk = try container.decodeIfPresent(Bool.self, forKey: .fuseUnk) ?? false
