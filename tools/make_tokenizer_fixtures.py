@@ -286,14 +286,20 @@ def encode_ids(tok, text, add):
 def make_tiny_spm(prepend_scheme, split):
     """SentencePiece-style BPE as a tokenizer.json states it (no tokenizer_class): Metaspace, byte
     fallback over only some bytes (so other characters become a fused unk), Strip and Replace
-    normalizers, the Replace/ByteFallback/Fuse/Strip decoders, and normalized added tokens."""
+    normalizers, the Replace/ByteFallback/Fuse/Strip decoders (Metaspace's with "always"), and normalized
+    added tokens."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
     tok.normalizer = normalizers.Sequence([normalizers.Strip(left=True, right=False),
                                            normalizers.Replace(Regex(" {3,}"), "  "),
                                            normalizers.Replace("``", '"')])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=prepend_scheme, split=split)
-    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(content=" ", left=1, right=0)])
+    if prepend_scheme == "always":
+        # The decoder of older SentencePiece conversions; ByteFallback first, or byte tokens stay as text.
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(),
+                                         decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=split)])
+    else:
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(content=" ", left=1, right=0)])
     trainer = trainers.BpeTrainer(vocab_size=260, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
                                   initial_alphabet=list("abcdefghijklmnopqrstuvwxyz\u2581"))
     tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)

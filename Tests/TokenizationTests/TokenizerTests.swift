@@ -218,7 +218,7 @@ final class TokenizerTests: XCTestCase {
             ("normalizer", ["type": "Replace", "pattern": ["String": ""], "content": "x"],
              "normalizer Replace: empty \"pattern\""),
             ("decoder", ["type": "WordPiece", "prefix": "##"],
-             "decoder: unsupported type \"WordPiece\" (supported: ByteLevel, Replace, ByteFallback, Fuse, Strip, Sequence)"),
+             "decoder: unsupported type \"WordPiece\" (supported: ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)"),
             ("post_processor", ["type": "BertProcessing", "sep": ["[SEP]", 1], "cls": ["[CLS]", 0]],
              "post_processor: unsupported type \"BertProcessing\" (supported: ByteLevel, TemplateProcessing, Sequence)"),
         ]

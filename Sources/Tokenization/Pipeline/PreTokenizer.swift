@@ -18,6 +18,26 @@ extension Tokenizer {
             /// Before the piece that starts the input only: not after an added token.
             case first
             case never
+
+            /// The replacement and scheme of a Metaspace pre-tokenizer or decoder.
+            static func metaspace(_ json: JSON, section: String) throws -> (Unicode.Scalar, PrependScheme) {
+                guard let replacement = json["replacement"]?.string, replacement.unicodeScalars.count == 1 else {
+                    throw SchemaError("\(section): \"replacement\" must be one character")
+                }
+                var scheme = PrependScheme.always
+                if let name = json["prepend_scheme"]?.string {
+                    guard let known = PrependScheme(rawValue: name) else {
+                        throw SchemaError("\(section): unknown prepend_scheme \"\(name)\" (first, always or never)")
+                    }
+                    scheme = known
+                }
+                // Files from tokenizers < 0.19 say add_prefix_space; tokenizers 0.23 refuses a false one
+                // beside a scheme that prepends (the default, always).
+                if json["add_prefix_space"]?.bool == false, scheme != .never {
+                    throw SchemaError("\(section): add_prefix_space false does not match prepend_scheme \"\(scheme.rawValue)\"")
+                }
+                return (replacement.unicodeScalars.first!, scheme)
+            }
         }
 
         static let section = "pre_tokenizer", stepsKey = "pretokenizers"
@@ -44,23 +64,8 @@ extension Tokenizer {
             case "Digits":
                 return .digits(individual: json["individual_digits"]?.bool ?? false)
             case "Metaspace":
-                guard let replacement = json["replacement"]?.string, replacement.unicodeScalars.count == 1 else {
-                    throw SchemaError("\(section): \"replacement\" must be one character")
-                }
-                var scheme = PrependScheme.always
-                if let name = json["prepend_scheme"]?.string {
-                    guard let known = PrependScheme(rawValue: name) else {
-                        throw SchemaError("\(section): unknown prepend_scheme \"\(name)\" (first, always or never)")
-                    }
-                    scheme = known
-                }
-                // Files from tokenizers < 0.19 say add_prefix_space; tokenizers 0.23 refuses a false one
-                // beside a scheme that prepends (the default, always).
-                if json["add_prefix_space"]?.bool == false, scheme != .never {
-                    throw SchemaError("\(section): add_prefix_space false does not match prepend_scheme \"\(scheme.rawValue)\"")
-                }
-                return .metaspace(replacement: replacement.unicodeScalars.first!, prependScheme: scheme,
-                                  split: json["split"]?.bool ?? true)
+                let (replacement, scheme) = try PrependScheme.metaspace(json, section: section)
+                return .metaspace(replacement: replacement, prependScheme: scheme, split: json["split"]?.bool ?? true)
             default:  // Punctuation
                 return .punctuation(behavior: json["behavior"] == nil ? .isolated : try SplitBehavior(json["behavior"], section: section))
             }

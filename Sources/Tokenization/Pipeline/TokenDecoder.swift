@@ -11,10 +11,13 @@ extension Tokenizer {
         case fuse
         /// Up to `start` leading and `stop` trailing `content` characters cut off each token.
         case strip(content: Unicode.Scalar, start: Int, stop: Int)
+        /// `replacement` back to a space; in the first token (unless the scheme is never) every
+        /// `replacement` is dropped, as `tokenizers` does.
+        case metaspace(replacement: Unicode.Scalar, prependScheme: PreTokenizer.PrependScheme)
         case sequence([TokenDecoder])
 
         static let section = "decoder", stepsKey = "decoders"
-        static let stepTypes = ["ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip"]
+        static let stepTypes = ["ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"]
 
         static func step(_ type: String, _ json: JSON, section: String) throws -> TokenDecoder {
             switch type {
@@ -25,6 +28,9 @@ extension Tokenizer {
                 return .byteFallback
             case "Fuse":
                 return .fuse
+            case "Metaspace":
+                let (replacement, scheme) = try PreTokenizer.PrependScheme.metaspace(json, section: section)
+                return .metaspace(replacement: replacement, prependScheme: scheme)
             case "Strip":
                 guard let content = json["content"]?.string, content.unicodeScalars.count == 1,
                       let start = json["start"]?.int, let stop = json["stop"]?.int, start >= 0, stop >= 0 else {
@@ -79,6 +85,18 @@ extension Tokenizer {
                     var kept = String.UnicodeScalarView()
                     kept.append(contentsOf: scalars[leading ..< scalars.count - trailing])
                     return String(kept)
+                }
+            case .metaspace(let replacement, let scheme):
+                return tokens.enumerated().map { index, token in
+                    var scalars = String.UnicodeScalarView()
+                    for scalar in token.unicodeScalars {
+                        if scalar != replacement {
+                            scalars.append(scalar)
+                        } else if index > 0 || scheme == .never {
+                            scalars.append(" ")
+                        }
+                    }
+                    return String(scalars)
                 }
             case .sequence(let steps):
                 return steps.reduce(tokens) { $1.decodeChain($0) }
