@@ -31,7 +31,7 @@ public final class Tokenizer: @unchecked Sendable {
     let decoder: TokenDecoder?
     /// The transformers class whose pipeline this follows, and its name ("TokenizersBackend" for the file's).
     let transformersClass: TransformersClass
-    public let transformersClassName: String
+    let transformersClassName: String
     /// The string decoding gives each added token: a normalized token decodes as its normalized form.
     let addedTokenDecodingForms: [Int: String]
     let specialTokenContents: Set<String>
