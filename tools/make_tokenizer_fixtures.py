@@ -1,24 +1,38 @@
 #!/usr/bin/env python3
 """Makes the tokenizer fixtures that Tests/TokenizationTests/TokenizerTests.swift reads.
 
-The expected ids come from the Hugging Face `tokenizers` library itself, so the Swift tokenizer
-is checked against the reference implementation, never against itself.
+The expected ids come from Hugging Face's own libraries, so the Swift tokenizer is checked against
+the reference implementation, never against itself: for the real tokenizers, transformers'
+`AutoTokenizer` (what TRL tokenizes with: it picks a class from tokenizer_config.json, and some
+classes replace parts of tokenizer.json's pipeline); for the tiny ones, which have no
+tokenizer_class and so load as tokenizer.json states, the `tokenizers` library.
 
-    python tools/make_tokenizer_fixtures.py    # (re)writes Tests/DPOTestSupport/Fixtures/tokenizers/
+    python tools/make_tokenizer_fixtures.py            # (re)writes Tests/DPOTestSupport/Fixtures/tokenizers/
+    python tools/make_tokenizer_fixtures.py llama2     # only the fixtures named
 
-Needs: tokenizers (pip install tokenizers). Reads the real tokenizers in ../shared/tokenizers/
-(a sibling of the repository) and writes, into Fixtures/tokenizers/:
+Needs: tokenizers and transformers (5.24 made the committed files; ~/venvs/dpo-dist-tools has them).
+Reads the real tokenizers in ../shared/tokenizers/ (a sibling of the repository) and writes, into
+Fixtures/tokenizers/:
 
   tiny-bpe/, tiny-bpe-llama3/, tiny-bpe-unk/   three tiny byte-level BPE tokenizers (tokenizer.json
                                                + tokenizer_config.json) trained here, each
                                                exercising options the real ones do not use
+  tiny-spm-first/, -always/, -never/           three tiny SentencePiece-style ones (Metaspace with
+                                               each prepend_scheme, split or not, byte fallback
+                                               over some bytes, Strip/Replace normalizers)
   <name>.ids.json                              for each tiny and each real tokenizer: the ids of
                                                every test string with and without special tokens,
-                                               and what `decode` returns for them
+                                               and what `decode` returns for them; for the real
+                                               ones also the class AutoTokenizer chose and, where
+                                               there is a chat template, a rendered conversation
+  <name>@<model_type>.ids.json                 the same for a real tokenizer folder with a
+                                               config.json of that model_type beside it (made in a
+                                               temporary folder): AutoTokenizer's class then
+                                               depends on the model type too
 
 The real tokenizers are only read, never copied into the repository.
 
-tiny-bpe and tiny-bpe-llama3 come out the same on every run. tiny-bpe-unk does not: with a
+tiny-bpe, tiny-bpe-llama3 and the tiny-spm ones come out the same on every run. tiny-bpe-unk does not: with a
 subword prefix or word suffix, the `tokenizers` trainer breaks ties between equally frequent
 pairs in hash order. Any run's tokenizer.json and ids.json agree with each other, which is all the
 tests need, so regenerate and commit them together.
@@ -28,14 +42,18 @@ import json
 import os
 import random
 import sys
+import tempfile
 
 import tokenizers
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 OUT = os.path.join(ROOT, "Tests", "DPOTestSupport", "Fixtures", "tokenizers")
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "tokenizers"))
-REAL = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3"]
+REAL = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3",
+        "qwen3", "llama3.2", "smollm3", "phi-4-mini", "llama2", "mistral-7b-v0.1", "phi-3-mini"]
+# Real tokenizer folders with a config.json of this model type beside them, as in a model directory.
+WITH_MODEL_TYPE = [("phi-3-mini", "phi3"), ("mistral-7b-v0.1", "mistral"), ("llama2", "llama")]
 
 # Llama 3 / cl100k pre-tokenization regex (also OLMo-2's).
 CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -108,7 +126,42 @@ def random_text(seed):
 RANDOM_TEXTS = [random_text(seed) for seed in range(1, 21)]
 
 # Partial byte sequences: each id of these decoded on its own shows how invalid UTF-8 is replaced.
-DECODE_EACH = ["한국어 🤗 é", "👩‍👩‍👧 中文"]
+# The last ones are byte-fallback tokens in SentencePiece vocabs.
+DECODE_EACH = ["한국어 🤗 é", "👩‍👩‍👧 中文", "𓀀 ꙮ 🫠"]
+
+# What SentencePiece-style tokenizers (Metaspace, byte_fallback) and the class overrides change:
+# leading whitespace, characters outside the vocab, emoji sequences, text right after a special token.
+HARD_TEXTS = [
+    "  two leading spaces",
+    "\n\nleading newlines, then text",
+    "   \n  \t mixed leading whitespace",
+    "a" + " " * 16 + "b" + "\n" * 5 + "c\n\n\n",
+    "👍🏽 👋🏿 🧑🏻‍💻 👨‍👩‍👧‍👦 🏳️‍🌈 🇯🇵🇺🇸 #️⃣ 🫠",
+    "今日は良い天気ですね。ひらがな・カタカナ・漢字、ｈａｌｆ－ｗｉｄｔｈ ｶﾀｶﾅ",
+    "안녕하세요, 세계! 한국어 형태소 분석은 어렵습니다. ㅋㅋㅋ ㄱㄴㄷ",
+    "Z\u0351\u036ba\u0310l\u0367g\u0344o; n\u0303 vs \u00f1; A\u030a vs \u00c5; \u1f77 vs \u03af",
+    "0 00 000 0000 12345678901234567890 3.14 -42 1e10 \u0660\u0661\u0662 \u0966\u0967\u0968",
+    'def f(x):\n\treturn {"k": [1, 2, 3]}  # ok\n',
+    "if (a && b) { return a->b; } // c++\n<div class=\"x\">&nbsp;</div>\nSELECT * FROM t WHERE id = 1;",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ꙮ 𓀀 \U0010fffd \u0e01\u0e34\u0e19 \u05e9\u05dc\u05d5\u05dd",
+]
+
+# A conversation rendered with each real tokenizer's chat template (tokenize=False), then encoded.
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "안녕? 2+2=?"},
+        {"role": "assistant", "content": "4입니다 🙂"}]
+
+
+def special_texts(tok):
+    """Texts around the tokenizer's own added tokens: inside text, right after one, doubled."""
+    added = sorted(tok.added_tokens_decoder.items())
+    special = [t.content for _, t in added if t.special]
+    plain = [t.content for _, t in added if not t.special]
+    picked = list(dict.fromkeys(special[:3] + special[-1:] + plain[:2]))
+    texts = []
+    for s in picked:
+        texts += [f"{s}Hello", f"{s} Hello  world", f"{s}\n  x", f"Hello{s}world", f"a {s} b", f"{s}{s}", f" {s}",
+                  f"x{s}  {s}y"]
+    return texts
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. Hello world! hello there, hello again.",
@@ -223,47 +276,123 @@ def make_tiny_unk():
     return t, {"eos_token": "<|endoftext|>"}
 
 
+def encode_ids(tok, text, add):
+    """Ids from a `tokenizers.Tokenizer` or a transformers tokenizer."""
+    if isinstance(tok, Tokenizer):
+        return tok.encode(text, add_special_tokens=add).ids
+    return tok.encode(text, add_special_tokens=add)
+
+
+def make_tiny_spm(prepend_scheme, split):
+    """SentencePiece-style BPE as a tokenizer.json states it (no tokenizer_class): Metaspace, byte
+    fallback over only some bytes (so other characters become a fused unk), Strip and Replace
+    normalizers, the Replace/ByteFallback/Fuse/Strip decoders (Metaspace's with "always"), and normalized
+    added tokens."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(left=True, right=False),
+                                           normalizers.Replace(Regex(" {3,}"), "  "),
+                                           normalizers.Replace("``", '"')])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=prepend_scheme, split=split)
+    if prepend_scheme == "always":
+        # The decoder of older SentencePiece conversions; ByteFallback first, or byte tokens stay as text.
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(),
+                                         decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=split)])
+    else:
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(content=" ", left=1, right=0)])
+    trainer = trainers.BpeTrainer(vocab_size=260, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyz\u2581"))
+    tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.add_tokens([AddedToken("hello world", normalized=True), AddedToken("[X]", normalized=False, rstrip=True)])
+    t = json.loads(tok.to_str())
+    # Byte tokens for ASCII and for the bytes of é and 한 only: 中, emoji and the like fall back to <unk>.
+    vocab = t["model"]["vocab"]
+    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
+    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
+        vocab.setdefault(f"<0x{byte:02X}>", next_id)
+        next_id += 1
+    return t, {"eos_token": "</s>", "bos_token": "<s>"}
+
+
 def fixture(name, tok, texts):
-    vocab = tok.get_vocab(with_added_tokens=True)
+    vocab = tok.get_vocab(with_added_tokens=True) if isinstance(tok, Tokenizer) else tok.get_vocab()
     cases = []
     for text in texts:
         for add in (True, False):
-            ids = tok.encode(text, add_special_tokens=add).ids
-            cases.append({"text": text, "add_special_tokens": add, "ids": ids})
+            cases.append({"text": text, "add_special_tokens": add, "ids": encode_ids(tok, text, add)})
     # A decode entry names its ids either by case index or, for the single-id ones, directly.
     # skip_special_tokens=True is written only where it changes the text, to keep the files small.
+    # WhisperTokenizer.decode also drops timestamp tokens ("<|0.00|>") and prompts from the text, for
+    # speech transcripts; dpo-dist does not, and its fixture records the backend's decode (the pipeline).
+    decoder = tok._tokenizer if type(tok).__name__ == "WhisperTokenizer" else tok
     decode = []
     for index, case in enumerate(cases):
         if case["add_special_tokens"]:
-            text = tok.decode(case["ids"], skip_special_tokens=False)
+            text = decoder.decode(case["ids"], skip_special_tokens=False)
             decode.append({"case": index, "skip_special_tokens": False, "text": text})
-            skipped = tok.decode(case["ids"], skip_special_tokens=True)
+            skipped = decoder.decode(case["ids"], skip_special_tokens=True)
             if skipped != text:
                 decode.append({"case": index, "skip_special_tokens": True, "text": skipped})
     for text in DECODE_EACH:
-        for i in tok.encode(text, add_special_tokens=False).ids:
-            decode.append({"ids": [i], "skip_special_tokens": False, "text": tok.decode([i], skip_special_tokens=False)})
-    return {"tokenizer": name, "tokenizers_version": tokenizers.__version__,
-            "vocab_size": max(vocab.values()) + 1, "cases": cases, "decode": decode}
+        for i in encode_ids(tok, text, False):
+            decode.append({"ids": [i], "skip_special_tokens": False, "text": decoder.decode([i], skip_special_tokens=False)})
+    result = {"tokenizer": name, "tokenizers_version": tokenizers.__version__,
+              "vocab_size": max(vocab.values()) + 1, "cases": cases, "decode": decode}
+    if not isinstance(tok, Tokenizer):
+        import transformers
+        result["transformers_version"] = transformers.__version__
+        result["transformers_class"] = type(tok).__name__
+        if decoder is not tok:
+            result["decode_by"] = "the backend tokenizer (WhisperTokenizer.decode also drops timestamps and prompts)"
+        if tok.chat_template:
+            text = tok.apply_chat_template(CHAT, tokenize=False)
+            result["chat"] = {"messages": CHAT, "text": text, "ids": tok.encode(text, add_special_tokens=False)}
+    return result
+
+
+def auto_tokenizer(name, model_type=None):
+    """transformers' AutoTokenizer over a shared folder, alone or beside a config.json of `model_type`."""
+    from transformers import AutoTokenizer
+    folder = os.path.join(SHARED, name)
+    if model_type is None:
+        return AutoTokenizer.from_pretrained(folder)
+    with tempfile.TemporaryDirectory() as temporary:
+        for entry in os.listdir(folder):
+            os.symlink(os.path.join(folder, entry), os.path.join(temporary, entry))
+        with open(os.path.join(temporary, "config.json"), "w") as f:
+            json.dump({"model_type": model_type}, f)
+        return AutoTokenizer.from_pretrained(temporary)
 
 
 def main():
     if not os.path.isdir(SHARED):
         sys.exit(f"missing {SHARED}: the real tokenizers folder beside the repository")
-    tiny_json, tiny_config = make_tiny_bpe()
-    made = {"tiny-bpe": save_tokenizer_dir("tiny-bpe", tiny_json, tiny_config)}
-    made["tiny-bpe-llama3"] = save_tokenizer_dir("tiny-bpe-llama3", *make_tiny_llama3(tiny_json))
-    made["tiny-bpe-unk"] = save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk())
+    wanted = set(sys.argv[1:])
+    makers = {"tiny-bpe": lambda: save_tokenizer_dir("tiny-bpe", *make_tiny_bpe()),
+              "tiny-bpe-llama3": lambda: save_tokenizer_dir("tiny-bpe-llama3", *make_tiny_llama3(make_tiny_bpe()[0])),
+              "tiny-bpe-unk": lambda: save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk()),
+              "tiny-spm-first": lambda: save_tokenizer_dir("tiny-spm-first", *make_tiny_spm("first", True)),
+              "tiny-spm-always": lambda: save_tokenizer_dir("tiny-spm-always", *make_tiny_spm("always", False)),
+              "tiny-spm-never": lambda: save_tokenizer_dir("tiny-spm-never", *make_tiny_spm("never", True))}
     for name in REAL:
-        made[name] = Tokenizer.from_file(os.path.join(SHARED, name, "tokenizer.json"))
-    for name, tok in made.items():
+        makers[name] = lambda name=name: auto_tokenizer(name)
+    for name, model_type in WITH_MODEL_TYPE:
+        makers[f"{name}@{model_type}"] = lambda name=name, model_type=model_type: auto_tokenizer(name, model_type)
+    unknown = wanted - set(makers)
+    if unknown:
+        sys.exit(f"unknown fixture names: {sorted(unknown)} (known: {sorted(makers)})")
+    for name, make in makers.items():
+        if wanted and name not in wanted:
+            continue
+        tok = make()
         path = os.path.join(OUT, f"{name}.ids.json")
+        # The long text splits into ~800 ids with a tiny vocabulary; the real ones suffice for it.
+        texts = TEXTS + RANDOM_TEXTS if name.startswith("tiny") else TEXTS + RANDOM_TEXTS + [LONG] + HARD_TEXTS + special_texts(tok)
         with open(path, "w", encoding="utf-8") as f:
-            # The long text splits into ~800 ids with a tiny vocabulary; the real ones suffice for it.
-            texts = TEXTS + RANDOM_TEXTS + ([] if name.startswith("tiny") else [LONG])
             json.dump(fixture(name, tok, texts), f, ensure_ascii=False, separators=(",", ":"))
             f.write("\n")
-        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
+        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {type(tok).__name__})")
 
 
 if __name__ == "__main__":

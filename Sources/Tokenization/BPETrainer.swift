@@ -23,7 +23,7 @@ struct BPETrainer {
         let preTokenizer = Tokenizer.PreTokenizer.byteLevel(
             addPrefixSpace: false, regex: try! Tokenizer.SplitPattern.compile(Tokenizer.ByteLevel.gpt2Pattern, section: "init"))
         var frequency: [String: Int] = [:]
-        for word in preTokenizer.apply(pieces.filter { !$0.isEmpty }) { frequency[word, default: 0] += 1 }
+        for word in preTokenizer.apply(.init(pieces: pieces.filter { !$0.isEmpty }, firstAtStart: false)).pieces { frequency[word, default: 0] += 1 }
         // Sorted so that every run visits words in the same order (Dictionary order is seeded per process).
         let sorted = frequency.keys.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
         words = sorted.map { word in

@@ -1,9 +1,12 @@
 import DPOSupport
 import Foundation
 
-/// A Hugging Face `tokenizer.json` tokenizer (byte-level BPE, as GPT-2, Llama 3, Qwen2, SmolLM2,
-/// GPT-NeoX, Phi-2, Falcon, OLMo-2 and Whisper use) whose ids equal the Python `tokenizers`
-/// library's, plus the special tokens and chat template of `tokenizer_config.json`.
+/// A Hugging Face `tokenizer.json` BPE tokenizer (byte-level, as GPT-2, Llama 3, Qwen2/3, SmolLM,
+/// Phi-4, GPT-NeoX, Phi-2, Falcon, OLMo-2 and Whisper use, or SentencePiece-style with byte
+/// fallback, as Llama 2, Mistral and Phi-3) whose ids equal those of transformers' AutoTokenizer,
+/// plus the special tokens and chat template of `tokenizer_config.json`. AutoTokenizer's class
+/// may replace parts of the file's pipeline (TransformersClass); the rest runs as the Python
+/// `tokenizers` library runs it.
 ///
 /// Encoding follows `tokenizers` step by step: added tokens are cut out of the raw text, the
 /// rest is normalized (then normalized added tokens are cut out), pre-tokenized into words, and
@@ -26,6 +29,9 @@ public final class Tokenizer: @unchecked Sendable {
     let preTokenizer: PreTokenizer?
     let postProcessor: PostProcessor?
     let decoder: TokenDecoder?
+    /// The transformers class whose pipeline this follows, and its name ("TokenizersBackend" for the file's).
+    let transformersClass: TransformersClass
+    let transformersClassName: String
     /// The string decoding gives each added token: a normalized token decodes as its normalized form.
     let addedTokenDecodingForms: [Int: String]
     let specialTokenContents: Set<String>
@@ -39,7 +45,8 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Reads DIR/tokenizer.json and, if present, DIR/tokenizer_config.json. A DIR/chat_template.jinja
     /// (as newer `transformers` saves the template) takes priority over the config's template, as
-    /// it does in `transformers`.
+    /// it does in `transformers`. The tokenizer class (`transformersClass`) is the one transformers
+    /// 5.24's AutoTokenizer picks, which may depend on DIR/config.json's `model_type`.
     public convenience init(directory: String) throws {
         let url = URL(fileURLWithPath: directory)
         func ifPresent(_ name: String) -> String? {
@@ -48,16 +55,24 @@ public final class Tokenizer: @unchecked Sendable {
         }
         try self.init(tokenizerJSONPath: url.appendingPathComponent("tokenizer.json").path,
                       configPath: ifPresent("tokenizer_config.json"),
-                      chatTemplatePath: ifPresent("chat_template.jinja"))
+                      chatTemplatePath: ifPresent("chat_template.jinja"),
+                      modelConfigPath: ifPresent("config.json"))
     }
 
     public convenience init(tokenizerJSONPath: String, configPath: String? = nil) throws {
-        try self.init(tokenizerJSONPath: tokenizerJSONPath, configPath: configPath, chatTemplatePath: nil)
+        try self.init(tokenizerJSONPath: tokenizerJSONPath, configPath: configPath, chatTemplatePath: nil, modelConfigPath: nil)
     }
 
-    init(tokenizerJSONPath: String, configPath: String?, chatTemplatePath: String?) throws {
+    init(tokenizerJSONPath: String, configPath: String?, chatTemplatePath: String?, modelConfigPath: String?) throws {
         path = tokenizerJSONPath
         let data = try Self.read(tokenizerJSONPath)
+        let config = try configPath.map { try TokenizerConfig(path: $0) }
+        let modelConfig = try modelConfigPath.map { try TokenizerConfig.readObject($0) }
+        let resolved = try TransformersClass.resolve(config: config?.json, configPath: configPath, modelConfig: modelConfig,
+                                                     modelConfigPath: modelConfigPath, tokenizerJSON: data)
+        let transformersClass = resolved.0
+        self.transformersClass = transformersClass
+        transformersClassName = resolved.name
         let file: FileSchema
         do {
             file = try JSONDecoder().decode(FileSchema.self, from: data)
@@ -68,26 +83,34 @@ public final class Tokenizer: @unchecked Sendable {
         }
 
         let normalizer: Normalizer?
+        var postProcessor: PostProcessor?
+        let model: BPEModel
         do {
-            model = try BPEModel(file.model, addedTokens: file.addedTokens.count)
-            normalizer = try file.normalizer.flatMap { $0.isNull ? nil : try Normalizer.parse($0) }
-            preTokenizer = try file.preTokenizer.flatMap { $0.isNull ? nil : try PreTokenizer.parse($0) }
+            model = try BPEModel(transformersClass.model(file.model), entries: try VocabEntries.read(data),
+                                 addedTokens: file.addedTokens.count)
+            if transformersClass.replacesPipeline {
+                let stages = try transformersClass.pipeline()
+                (normalizer, preTokenizer, decoder) = (stages.0, stages.1, stages.2)
+            } else {
+                normalizer = try file.normalizer.flatMap { $0.isNull ? nil : try Normalizer.parse($0) }
+                preTokenizer = try file.preTokenizer.flatMap { $0.isNull ? nil : try PreTokenizer.parse($0) }
+                decoder = try file.decoder.flatMap { $0.isNull ? nil : try TokenDecoder.parse($0) }
+            }
             postProcessor = try file.postProcessor.flatMap { $0.isNull ? nil : try PostProcessor.parse($0) }
-            decoder = try file.decoder.flatMap { $0.isNull ? nil : try TokenDecoder.parse($0) }
         } catch let error as SchemaError {
             throw DPOError.file(tokenizerJSONPath, error.message)
         }
+        self.model = model
         self.normalizer = normalizer
 
         // `tokenizers` ignores the ids written in "added_tokens" (it only warns when they differ):
         // a token in the model vocab takes its vocab id, any other the next id after the vocab,
         // in file order. The same rule here keeps the ids equal even for a hand-edited file.
-        let vocab = model.vocab
-        var nextID = vocab.count
+        var nextID = model.entryCount
         var addedTokenIDs: [String: Int] = [:]
         let added = file.addedTokens.filter { !$0.content.isEmpty }.map { schema -> AddedToken in
             let id: Int
-            if let known = addedTokenIDs[schema.content] ?? vocab[schema.content] {
+            if let known = addedTokenIDs[schema.content] ?? model.id(of: schema.content) {
                 id = known
             } else {
                 id = nextID
@@ -109,10 +132,20 @@ public final class Tokenizer: @unchecked Sendable {
         normalizedMatcher = AddedTokenMatcher(zip(forms, added).filter { $0.1.normalized })
         addedTokenDecodingForms = Dictionary(zip(added.map(\.id), forms), uniquingKeysWith: { _, last in last })
 
-        let config = try configPath.map { try TokenizerConfig(path: $0) }
         eosToken = config?.eosToken
         bosToken = config?.bosToken
         padToken = config?.padToken
+        // transformers replaces the file's post-processor when the config says add_bos_token or
+        // add_eos_token (TokenizersBackend.update_post_processor): BOS and EOS where they are true.
+        if let json = config?.json, json["add_bos_token"] != nil || json["add_eos_token"] != nil {
+            func id(_ token: String?, _ key: String) -> [Int] {
+                guard json[key]?.bool == true, let token, let id = addedTokenIDs[token] ?? model.id(of: token) else { return [] }
+                return [id]
+            }
+            postProcessor = .template([.specialTokens(id(config?.bosToken, "add_bos_token")), .sequence,
+                                       .specialTokens(id(config?.eosToken, "add_eos_token"))])
+        }
+        self.postProcessor = postProcessor
         chatTemplate = try chatTemplatePath.map { String(decoding: try Self.read($0), as: UTF8.self) } ?? config?.chatTemplate
     }
 
@@ -122,26 +155,32 @@ public final class Tokenizer: @unchecked Sendable {
     /// text (e.g. an EOS string appended to a completion) become their single ids.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
         var ids: [Int] = []
+        // Only the text before any added token starts the input (Metaspace's "first" scheme).
+        var atStart = true
         for piece in rawMatcher.split(text) {
             switch piece {
             case .token(let id):
                 ids.append(id)
             case .text(let raw):
-                for inner in normalizedMatcher.split(normalizer?.apply(raw) ?? raw) {
+                let normalized = normalizer?.applyKeepingStart(raw) ?? (text: raw, keptStart: true)
+                atStart = atStart && normalized.keptStart
+                for inner in normalizedMatcher.split(normalized.text) {
                     switch inner {
                     case .token(let id): ids.append(id)
-                    case .text(let normalized): ids += tokenize(normalized)
+                    case .text(let text): ids += tokenize(text, atStart: atStart)
                     }
+                    atStart = false
                 }
             }
+            atStart = false
         }
         guard addSpecialTokens, let postProcessor else { return ids }
         return postProcessor.apply(ids)
     }
 
     /// Pre-tokenizes normalized text that holds no added token, and merges each word.
-    private func tokenize(_ text: String) -> [Int] {
-        let words = preTokenizer?.apply([text]) ?? [text]
+    private func tokenize(_ text: String, atStart: Bool) -> [Int] {
+        let words = preTokenizer?.words(text, atStart: atStart) ?? [text]
         return words.flatMap(model.tokenize)
     }
 
@@ -164,7 +203,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     public func tokenID(_ token: String) -> Int? {
-        addedTokenIDs[token] ?? model.vocab[token]
+        addedTokenIDs[token] ?? model.id(of: token)
     }
 
     public func token(_ id: Int) -> String? {

@@ -124,13 +124,17 @@ extension Tokenizer {
     /// The "model" section. The type is checked before anything else is decoded, so a Unigram or
     /// WordPiece file is refused by name rather than with a confusing shape error about its vocab.
     struct BPESchema: Decodable {
-        let vocab: [String: Int]
+        // The vocab is read by VocabEntries: a decoded [String: Int] would merge canonically equivalent tokens.
         let merges: [(String, String)]
-        let unkToken: String?
-        let fuseUnk: Bool
-        let ignoreMerges: Bool
-        let continuingSubwordPrefix: String?
-        let endOfWordSuffix: String?
+        // The options below are `var`: a transformers tokenizer class may rebuild the model with its own
+        // (TransformersClass.apply).
+        var unkToken: String?
+        var fuseUnk: Bool
+        /// A character missing from the vocab becomes its UTF-8 bytes as `<0xXX>` tokens (SentencePiece style).
+        var byteFallback: Bool
+        var ignoreMerges: Bool
+        var continuingSubwordPrefix: String?
+        var endOfWordSuffix: String?
 
         enum CodingKeys: String, CodingKey {
             case type, vocab, merges, dropout, unkToken = "unk_token", fuseUnk = "fuse_unk"
@@ -149,13 +153,11 @@ extension Tokenizer {
             if let dropout = try container.decodeIfPresent(Double.self, forKey: .dropout), dropout > 0 {
                 throw SchemaError("model: BPE dropout \(dropout) is not supported (encoding would be random)")
             }
-            if try container.decodeIfPresent(Bool.self, forKey: .byteFallback) == true {
-                throw SchemaError("model: byte_fallback true is not supported (only byte-level BPE)")
-            }
-            vocab = try container.decode([String: Int].self, forKey: .vocab)
+            guard container.contains(.vocab) else { throw SchemaError("model: missing \"vocab\"") }
             merges = try Self.decodeMerges(container)
             unkToken = try container.decodeIfPresent(String.self, forKey: .unkToken)
             fuseUnk = try container.decodeIfPresent(Bool.self, forKey: .fuseUnk) ?? false
+            byteFallback = try container.decodeIfPresent(Bool.self, forKey: .byteFallback) ?? false
             ignoreMerges = try container.decodeIfPresent(Bool.self, forKey: .ignoreMerges) ?? false
             continuingSubwordPrefix = try container.decodeIfPresent(String.self, forKey: .continuingSubwordPrefix)
             endOfWordSuffix = try container.decodeIfPresent(String.self, forKey: .endOfWordSuffix)

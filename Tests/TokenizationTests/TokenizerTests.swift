@@ -4,16 +4,20 @@ import XCTest
 @testable import DPOSupport
 @testable import Tokenization
 
-/// Checks the tokenizer against ids written by the Python `tokenizers` library
+/// Checks the tokenizer against ids written by Hugging Face's libraries
 /// (tools/make_tokenizer_fixtures.py): three tiny tokenizers committed under
-/// Fixtures/tokenizers/, and the real tokenizers of published models, read from
-/// ../shared/tokenizers beside the repository.
+/// Fixtures/tokenizers/ (the `tokenizers` library's ids), and the real tokenizers of published
+/// models, read from ../shared/tokenizers beside the repository (transformers' AutoTokenizer ids,
+/// what TRL tokenizes with).
 final class TokenizerTests: XCTestCase {
     // MARK: - Fixtures from `tokenizers`
 
     func testTinyBPE() throws { try checkFixture("tiny-bpe") }
     func testTinyBPELlama3Style() throws { try checkFixture("tiny-bpe-llama3") }
     func testTinyBPEUnknownAndSplitBehaviors() throws { try checkFixture("tiny-bpe-unk") }
+    func testTinySentencePieceFirstSplit() throws { try checkFixture("tiny-spm-first") }
+    func testTinySentencePieceAlwaysUnsplit() throws { try checkFixture("tiny-spm-always") }
+    func testTinySentencePieceNeverSplit() throws { try checkFixture("tiny-spm-never") }
     func testGPT2() throws { try checkFixture("gpt2") }
     func testGPTNeoX20B() throws { try checkFixture("gpt-neox-20b") }
     func testPhi2() throws { try checkFixture("phi-2") }
@@ -21,6 +25,20 @@ final class TokenizerTests: XCTestCase {
     func testOLMo2() throws { try checkFixture("olmo2-dolma2") }
     func testSmolLM2() throws { try checkFixture("smollm2-135m") }
     func testWhisperLargeV3() throws { try checkFixture("whisper-large-v3") }
+
+    // The second set: the models people fine-tune now, and SentencePiece-style BPE.
+    func testQwen3() throws { try checkFixture("qwen3") }
+    func testLlama32() throws { try checkFixture("llama3.2") }
+    func testSmolLM3() throws { try checkFixture("smollm3") }
+    func testPhi4MiniFollowsGPT2Tokenizer() throws { try checkFixture("phi-4-mini") }
+    func testLlama2FollowsLlamaTokenizer() throws { try checkFixture("llama2") }
+    func testMistral7BFollowsLlamaTokenizer() throws { try checkFixture("mistral-7b-v0.1") }
+    func testPhi3MiniFollowsLlamaTokenizer() throws { try checkFixture("phi-3-mini") }
+
+    // Beside a config.json, as in a model directory: the model type can change AutoTokenizer's class.
+    func testPhi3MiniInAPhi3ModelDirectoryFollowsTheFile() throws { try checkFixture("phi-3-mini@phi3") }
+    func testMistral7BInAMistralModelDirectoryFollowsTheFile() throws { try checkFixture("mistral-7b-v0.1@mistral") }
+    func testLlama2InALlamaModelDirectoryFollowsLlamaTokenizer() throws { try checkFixture("llama2@llama") }
 
     /// Found by fuzz/run (FuzzTokenizerJSON): a vocab id of trillions made the id table an
     /// allocation the process could not survive. Ids are bounded by the vocab and the added tokens.
@@ -36,7 +54,53 @@ final class TokenizerTests: XCTestCase {
     func testEveryFixtureHasATest() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: TokenizerPaths.fixtures)
             .filter { $0.hasSuffix(".ids.json") }.map { String($0.dropLast(".ids.json".count)) }
-        XCTAssertEqual(Set(names), Set(TokenizerPaths.tinyNames + TokenizerPaths.realNames))
+        XCTAssertEqual(Set(names), Set(TokenizerPaths.tinyNames + TokenizerPaths.realNames + TokenizerPaths.withModelType.map(\.name)))
+    }
+
+    // MARK: - SentencePiece-style BPE
+
+    /// Llama 2's vocab holds six pairs of canonically equivalent tokens, which Swift Strings (and so
+    /// a [String: Int] decoded by JSONDecoder) would take for one: each keeps its own id.
+    func testCanonicallyEquivalentVocabTokensKeepTheirOwnIDs() throws {
+        let tokenizer = try loadTokenizer("llama2")
+        let oxia = try XCTUnwrap(tokenizer.tokenID("\u{1F77}"))
+        let tonos = try XCTUnwrap(tokenizer.tokenID("\u{3AF}"))
+        XCTAssertNotEqual(oxia, tonos)
+        XCTAssertEqual(tokenizer.token(oxia)?.unicodeScalars.map(\.value), [0x1F77])
+        XCTAssertEqual(tokenizer.token(tonos)?.unicodeScalars.map(\.value), [0x3AF])
+        XCTAssertEqual(tokenizer.vocabSize, 32000)
+    }
+
+    /// A character missing from the vocab becomes its UTF-8 bytes as <0xXX> tokens, and they decode back.
+    func testByteFallbackEncodesAndDecodesMissingCharacters() throws {
+        let tokenizer = try loadTokenizer("llama2")
+        let ids = tokenizer.encode("𓀀", addSpecialTokens: false)
+        XCTAssertEqual(ids.compactMap { tokenizer.token($0) }, ["▁", "<0xF0>", "<0x93>", "<0x80>", "<0x80>"])
+        XCTAssertEqual(tokenizer.decode(ids), "𓀀")
+        // Cut between its bytes, each byte token left alone is one U+FFFD.
+        XCTAssertEqual(tokenizer.decode(Array(ids.prefix(3))), "\u{FFFD}\u{FFFD}")
+    }
+
+    func testChatTemplateJinjaBesideAConfigWithoutOne() throws {
+        let tokenizer = try loadTokenizer("smollm3")
+        let config = try String(contentsOfFile: TokenizerPaths.directory("smollm3") + "/tokenizer_config.json", encoding: .utf8)
+        XCTAssertFalse(config.contains("chat_template"), "the case this test is about: the template is only in chat_template.jinja")
+        XCTAssertEqual(tokenizer.chatTemplate, try String(contentsOfFile: TokenizerPaths.directory("smollm3") + "/chat_template.jinja", encoding: .utf8))
+    }
+
+    func testATokenizerClassWithAPipelineDPODistDoesNotFollowIsRefused() throws {
+        let directory = try copyOfShared("llama2", editingConfig: { $0["tokenizer_class"] = "GemmaTokenizer" })
+        assertThrowsDPOError(try Tokenizer(directory: directory),
+                             startsWith: "\(directory)/tokenizer_config.json: tokenizer_class \"GemmaTokenizer\": transformers 5.24 builds this class's own pipeline")
+        // A name transformers does not know loads as the file states (transformers falls back to TokenizersBackend).
+        let unknown = try copyOfShared("llama2", editingConfig: { $0["tokenizer_class"] = "NoSuchTokenizer" })
+        XCTAssertEqual(try Tokenizer(directory: unknown).transformersClassName, "TokenizersBackend")
+    }
+
+    func testAModelTypeWhoseTokenizerClassIsUnknownIsRefused() throws {
+        let directory = try copyOfShared("llama2", modelType: "no_such_model")
+        assertThrowsDPOError(try Tokenizer(directory: directory),
+                             startsWith: "\(directory)/config.json: model_type \"no_such_model\" with tokenizer_class \"LlamaTokenizer\": dpo-dist does not know")
     }
 
     // MARK: - What the trainer relies on
@@ -145,12 +209,16 @@ final class TokenizerTests: XCTestCase {
         let whole = try String(contentsOfFile: TokenizerPaths.directory("tiny-bpe") + "/tokenizer.json", encoding: .utf8)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(whole.utf8)) as? [String: Any])
         let cases: [(key: String, value: Any, message: String)] = [
-            ("pre_tokenizer", ["type": "Metaspace", "replacement": "▁"],
-             "pre_tokenizer: unsupported type \"Metaspace\" (supported: ByteLevel, Split, Digits, Punctuation, Sequence)"),
+            ("pre_tokenizer", ["type": "WhitespaceSplit"],
+             "pre_tokenizer: unsupported type \"WhitespaceSplit\" (supported: ByteLevel, Split, Digits, Punctuation, Metaspace, Sequence)"),
+            ("pre_tokenizer", ["type": "Metaspace", "replacement": "▁", "prepend_scheme": "sometimes", "split": true],
+             "pre_tokenizer Metaspace: unknown prepend_scheme \"sometimes\" (first, always or never)"),
             ("normalizer", ["type": "Sequence", "normalizers": [["type": "NFC"], ["type": "Lowercase"]]],
-             "normalizer: unsupported type \"Lowercase\" (supported: NFC, Sequence)"),
+             "normalizer: unsupported type \"Lowercase\" (supported: NFC, Prepend, Replace, Strip, Sequence)"),
+            ("normalizer", ["type": "Replace", "pattern": ["String": ""], "content": "x"],
+             "normalizer Replace: empty \"pattern\""),
             ("decoder", ["type": "WordPiece", "prefix": "##"],
-             "decoder: unsupported type \"WordPiece\" (supported: ByteLevel, Sequence)"),
+             "decoder: unsupported type \"WordPiece\" (supported: ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence)"),
             ("post_processor", ["type": "BertProcessing", "sep": ["[SEP]", 1], "cls": ["[CLS]", 0]],
              "post_processor: unsupported type \"BertProcessing\" (supported: ByteLevel, TemplateProcessing, Sequence)"),
         ]
@@ -176,7 +244,7 @@ final class TokenizerTests: XCTestCase {
 
     /// Prints load and encode times (debug builds are several times slower than release).
     func testEncodeSpeedOn100KB() throws {
-        for name in ["gpt2", "olmo2-dolma2"] {
+        for name in ["gpt2", "olmo2-dolma2", "llama2"] {
             var start = Date()
             let tokenizer = try loadTokenizer(name)
             let loadSeconds = Date().timeIntervalSince(start)
@@ -188,7 +256,7 @@ final class TokenizerTests: XCTestCase {
             let encodeSeconds = Date().timeIntervalSince(start)
             print(String(format: "tokenizer speed %@: load %.2f s, encode %d KB -> %d ids in %.3f s",
                          name, loadSeconds, text.utf8.count / 1000, ids.count, encodeSeconds))
-            XCTAssertEqual(tokenizer.decode(ids), text)
+            XCTAssertEqual(tokenizer.decode(ids, skipSpecialTokens: true), text)
         }
     }
 
@@ -198,6 +266,17 @@ final class TokenizerTests: XCTestCase {
         let fixture = try TokenizerFixture.load(name)
         let tokenizer = try loadTokenizer(name)
         XCTAssertEqual(tokenizer.vocabSize, fixture.vocabSize, "\(name): vocab size")
+        if let className = fixture.transformersClass {
+            XCTAssertEqual(tokenizer.transformersClassName, className, "\(name): the class AutoTokenizer chose")
+        }
+        if let chat = fixture.chat {
+            // The template as transformers reads it (chat_template.jinja or the config), rendered by our engine.
+            let text = try ChatRendering.render(messages: chat.messages.map { ["role": $0.role, "content": $0.content] },
+                                                tokenizer: tokenizer, addGenerationPrompt: false, field: "messages",
+                                                fail: { DPOError.file(name, $0) })
+            XCTAssertEqual(text, chat.text, "\(name): rendered chat")
+            XCTAssertEqual(tokenizer.encode(chat.text, addSpecialTokens: false), chat.ids, "\(name): chat ids")
+        }
 
         var idFailures = 0
         for (index, testCase) in fixture.cases.enumerated() {
@@ -237,12 +316,41 @@ final class TokenizerTests: XCTestCase {
     }
 
     private func loadTokenizer(_ name: String) throws -> Tokenizer {
-        if TokenizerPaths.realNames.contains(name) {
+        if !TokenizerPaths.tinyNames.contains(name) {
             guard FileManager.default.fileExists(atPath: TokenizerPaths.shared) else {
                 throw XCTSkip("\(TokenizerPaths.shared) is missing: the real tokenizers live beside the repository, not in it")
             }
         }
+        if let variant = TokenizerPaths.withModelType.first(where: { $0.name == name }) {
+            return try Tokenizer(directory: try copyOfShared(variant.folder, modelType: variant.modelType))
+        }
         return try Tokenizer(directory: TokenizerPaths.directory(name))
+    }
+
+    /// A temporary folder with the files of a shared tokenizer (linked, not copied), an edited
+    /// tokenizer_config.json if asked, and a config.json of `modelType` if given.
+    private func copyOfShared(_ name: String, modelType: String? = nil,
+                              editingConfig edit: ((inout [String: Any]) -> Void)? = nil) throws -> String {
+        guard FileManager.default.fileExists(atPath: TokenizerPaths.shared) else {
+            throw XCTSkip("\(TokenizerPaths.shared) is missing: the real tokenizers live beside the repository, not in it")
+        }
+        let source = TokenizerPaths.directory(name)
+        let directory = Fixtures.temporaryDirectory("dpo-dist-tokenizer")
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        for entry in try FileManager.default.contentsOfDirectory(atPath: source) {
+            if entry == "tokenizer_config.json", let edit {
+                let data = try Data(contentsOf: URL(fileURLWithPath: source + "/" + entry))
+                var config = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+                edit(&config)
+                try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: directory + "/" + entry))
+            } else {
+                try FileManager.default.createSymbolicLink(atPath: directory + "/" + entry, withDestinationPath: source + "/" + entry)
+            }
+        }
+        if let modelType {
+            try #"{"model_type": "\#(modelType)"}"#.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        }
+        return directory
     }
 
     private func writeTemporary(_ fileName: String, _ contents: String) throws -> String {
@@ -275,8 +383,12 @@ final class TokenizerTests: XCTestCase {
 private enum TokenizerPaths {
     static let fixtures = Fixtures.root + "/tokenizers"
     static let shared = Fixtures.sharedTokenizers
-    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk"]
-    static let realNames = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3"]
+    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk", "tiny-spm-first", "tiny-spm-always", "tiny-spm-never"]
+    static let realNames = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3",
+                            "qwen3", "llama3.2", "smollm3", "phi-4-mini", "llama2", "mistral-7b-v0.1", "phi-3-mini"]
+    /// Fixtures of a shared folder with a config.json of a model type beside it: "<folder>@<model_type>".
+    static let withModelType = [("phi-3-mini", "phi3"), ("mistral-7b-v0.1", "mistral"), ("llama2", "llama")]
+        .map { (name: "\($0)@\($1)", folder: $0, modelType: $1) }
 
     static func directory(_ name: String) -> String {
         tinyNames.contains(name) ? fixtures + "/" + name : shared + "/" + name
@@ -301,11 +413,24 @@ private struct TokenizerFixture: Decodable {
         enum CodingKeys: String, CodingKey { case caseIndex = "case", ids, skipSpecialTokens = "skip_special_tokens", text }
     }
 
+    /// A conversation rendered by transformers' apply_chat_template, and its ids.
+    struct Chat: Decodable {
+        struct Message: Decodable { let role: String; let content: String }
+        let messages: [Message]
+        let text: String
+        let ids: [Int]
+    }
+
     let tokenizer: String
     let vocabSize: Int
     let cases: [Case]
     let decode: [Decode]
-    enum CodingKeys: String, CodingKey { case tokenizer, vocabSize = "vocab_size", cases, decode }
+    /// The class AutoTokenizer loaded (real tokenizers only).
+    let transformersClass: String?
+    let chat: Chat?
+    enum CodingKeys: String, CodingKey {
+        case tokenizer, vocabSize = "vocab_size", cases, decode, transformersClass = "transformers_class", chat
+    }
 
     static func load(_ name: String) throws -> TokenizerFixture {
         let url = URL(fileURLWithPath: TokenizerPaths.fixtures).appendingPathComponent("\(name).ids.json")

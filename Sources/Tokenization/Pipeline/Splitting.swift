@@ -59,8 +59,12 @@ extension Tokenizer {
         case character((Unicode.Scalar) -> Bool)
 
         static func compile(_ pattern: String, section: String) throws -> SplitPattern {
+            .regex(try regex(pattern, section: section))
+        }
+
+        static func regex(_ pattern: String, section: String) throws -> NSRegularExpression {
             do {
-                return .regex(try NSRegularExpression(pattern: pattern))
+                return try NSRegularExpression(pattern: pattern)
             } catch {
                 throw SchemaError("\(section): cannot compile regex \(pattern): \(error)")
             }
@@ -68,8 +72,13 @@ extension Tokenizer {
 
         /// Splits `text` into non-empty pieces. Offsets are UTF-16 code units, NSRegularExpression's unit.
         func split(_ text: String, behavior: SplitBehavior, invert: Bool = false) -> [String] {
+            pieces(text, behavior: behavior, invert: invert).pieces
+        }
+
+        /// The pieces, and whether the first of them starts where `text` does.
+        func pieces(_ text: String, behavior: SplitBehavior, invert: Bool = false) -> (pieces: [String], firstAtStart: Bool) {
             let units = Array(text.utf16)
-            if units.isEmpty { return [] }
+            if units.isEmpty { return ([], false) }
             var segments: [(range: Range<Int>, isMatch: Bool)] = []
             var end = 0
             func addMatch(_ range: Range<Int>) {
@@ -99,9 +108,8 @@ extension Tokenizer {
                 }
             }
             if end < units.count { segments.append((end ..< units.count, invert)) }
-            return behavior.pieces(segments).compactMap { range in
-                range.isEmpty ? nil : String(decoding: units[range], as: UTF16.self)
-            }
+            let ranges = behavior.pieces(segments).filter { !$0.isEmpty }
+            return (ranges.map { String(decoding: units[$0], as: UTF16.self) }, ranges.first?.lowerBound == 0)
         }
     }
 }
