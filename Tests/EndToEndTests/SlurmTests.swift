@@ -7,7 +7,7 @@ import XCTest
 /// (and stops at its end): 2 tasks give `mpirun -np 2`'s numbers bit for bit, and a signal sent
 /// through Slurm (scancel, or the time limit's `--signal=B:USR1@N`) ends the run with a checkpoint
 /// from which the requeued or resubmitted job finishes exactly as a run never interrupted. Skipped,
-/// with the reason, where the daemons cannot start (not root, no apt, no Slurm packages).
+/// with the reason, where the daemons cannot start (not root, Slurm's packages not installed).
 final class SlurmTests: XCTestCase {
     /// A fixed directory: `launch/slurm-local start` stops daemons that a crashed run left there.
     static let clusterDirectory = NSTemporaryDirectory() + "dpo-dist-slurm-tests"
@@ -24,7 +24,9 @@ final class SlurmTests: XCTestCase {
         super.setUp()
         started = Date()
         do {
-            let r = try ProcessRunner.run(localSlurm, ["start", clusterDirectory], timeout: 600)
+            // No network in the tests: launch/test installs Slurm beforehand (launch/slurm-local install).
+            let r = try ProcessRunner.run(localSlurm, ["start", clusterDirectory], timeout: 120,
+                                          extraEnvironment: ["SLURM_LOCAL_NO_INSTALL": "1"])
             if r.status == 0 {
                 slurmConf = clusterDirectory + "/slurm.conf"
             } else {
@@ -54,7 +56,7 @@ final class SlurmTests: XCTestCase {
     /// A failed test may leave a job running or requeued: none outlives its test.
     override func tearDownWithError() throws {
         guard Self.slurmConf != nil else { return }
-        for arguments in [["--signal=KILL", "--user=root"], ["--user=root"]] {
+        for arguments in [["--signal=KILL", "--user=\(NSUserName())"], ["--user=\(NSUserName())"]] {
             let r = try slurm("scancel", arguments)
             XCTAssertEqual(r.status, 0, "scancel \(arguments.joined(separator: " ")): \(r.output)")
         }
@@ -263,8 +265,9 @@ final class SlurmTests: XCTestCase {
         try assertSameRun(output, reference, "stopped by TERM at step \(step), resubmitted")
     }
 
-    /// A two-minute time limit with `--signal=B:USR1@80`: Slurm signals the batch script 10 to 40 s
-    /// after the start (it checks every 30 s and may signal up to 30 s early), the run stops with a checkpoint and the job
+    /// A two-minute time limit with `--signal=B:USR1@80`: Slurm checks time limits every 30 s and
+    /// signals at the first check past 110 s before the limit, so the batch script gets SIGUSR1 10 to
+    /// 40 s after the start, well after the ranks are up; the run stops with a checkpoint and the job
     /// requeues itself. The requeued run, told by its config to end 3 steps later, ends as an
     /// uninterrupted run of that length.
     func testTimeLimitSignalRequeuesAndReachesTheSameEnd() throws {
