@@ -97,7 +97,12 @@ public enum ModelDirectory {
         let path = (directory as NSString).appendingPathComponent("model.safetensors")
         try SafetensorsWriter.write(path: path, entries: entries, dtype: dtype, metadata: ["format": "pt"])
         // A stale index from an earlier sharded save would shadow nothing (the single file wins) but confuse readers.
-        try? fm.removeItem(atPath: (directory as NSString).appendingPathComponent("model.safetensors.index.json"))
+        let staleIndex = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
+        if fm.fileExists(atPath: staleIndex) {
+            do { try fm.removeItem(atPath: staleIndex) } catch {
+                throw DPOError.file(staleIndex, "cannot remove the index of an earlier sharded save: \(error.localizedDescription)")
+            }
+        }
 
         let torchName = dtype == .bf16 ? "bfloat16" : "float32"
         let json = configJSON.map { ModelConfig.savedJSON(original: $0, form: model.config.form, savedDType: torchName) }

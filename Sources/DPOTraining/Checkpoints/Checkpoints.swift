@@ -53,7 +53,7 @@ extension Trainer {
             lastCheckpointStep = globalStep
             if let limit = args.saveTotalLimit {
                 // Only this run's checkpoints are rotated, oldest first.
-                for old in checkpoints(in: args.outputDir).filter({ runID(ofCheckpoint: $0) == runID }).dropLast(limit) {
+                for old in try checkpoints(in: args.outputDir).filter({ runID(ofCheckpoint: $0) == runID }).dropLast(limit) {
                     let path = args.outputDir + "/\(Self.checkpointPrefix)\(old)"
                     do { try fm.removeItem(atPath: path) } catch {
                         Console.note("warning: \(path): cannot remove the old checkpoint (\(error.localizedDescription))\n")
@@ -84,9 +84,15 @@ extension Trainer {
         return (m, v)
     }
 
-    /// Complete checkpoints' steps, oldest first.
-    func checkpoints(in directory: String) -> [Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    /// Complete checkpoints' steps, oldest first; none where the directory does not exist yet. A
+    /// directory that cannot be listed is an error, not "no checkpoints" (which would start afresh).
+    func checkpoints(in directory: String) throws -> [Int] {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: directory) else { return [] }
+        let names: [String]
+        do { names = try fm.contentsOfDirectory(atPath: directory) } catch {
+            throw DPOError.file(directory, "cannot list the directory for checkpoints: \(error.localizedDescription)")
+        }
         return names.compactMap { name -> Int? in
             guard name.hasPrefix(Self.checkpointPrefix) else { return nil }
             return Int(name.dropFirst(Self.checkpointPrefix.count))
@@ -108,7 +114,7 @@ extension Trainer {
     func resumeFrom(_ spec: String) throws {
         let path: String
         if spec == "auto" {
-            guard let last = checkpoints(in: args.outputDir).last else {
+            guard let last = try checkpoints(in: args.outputDir).last else {
                 if comm.isMain { Console.note("no checkpoint in \(args.outputDir): starting from step 0\n") }
                 return
             }

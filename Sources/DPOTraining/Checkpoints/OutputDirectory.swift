@@ -33,7 +33,7 @@ extension Trainer {
             throw DPOError.file(out, "cannot create the output directory: \(error.localizedDescription)")
         }
         try removeStaleTemporaries()
-        let existing = checkpoints(in: out)
+        let existing = try checkpoints(in: out)
         if args.resumeFromCheckpoint == nil, !existing.isEmpty {
             let names = existing.map { "\(Self.checkpointPrefix)\($0)" }
             guard args.overwriteOutputDir else {

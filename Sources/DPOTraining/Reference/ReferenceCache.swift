@@ -18,7 +18,11 @@ enum ReferenceCache {
             directories.append(try AdapterDirectory.readConfig(referenceDirectory).baseDirectory)
         }
         for directory in directories {
-            let names = ((try? fm.contentsOfDirectory(atPath: directory)) ?? [])
+            let listed: [String]
+            do { listed = try fm.contentsOfDirectory(atPath: directory) } catch {
+                throw DPOError.file(directory, "cannot list the reference model's files: \(error.localizedDescription)")
+            }
+            let names = listed
                 .filter { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json"
                     || $0 == AdapterDirectory.configFile }.sorted()
             for name in names {
