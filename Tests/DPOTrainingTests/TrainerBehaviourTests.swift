@@ -35,6 +35,28 @@ final class TrainerBehaviourTests: XCTestCase {
         for c in checkpoints { _ = try ModelDirectory.load(a.outputDir + "/" + c) }
     }
 
+    /// A step slower than the threshold says after each of its micro-batches but the last how many
+    /// are done; a fast one says nothing.
+    func testASlowStepSaysHowManyMicroBatchesAreDone() throws {
+        var a = baseArguments("slow-step")
+        a.maxSteps = 2
+        a.perDeviceTrainBatchSize = 1
+        a.gradientAccumulationSteps = 3
+        for (threshold, expected) in [(0.0, ["step 1/2: micro-batch 1 of 3", "step 1/2: micro-batch 2 of 3",
+                                             "step 2/2: micro-batch 1 of 3", "step 2/2: micro-batch 2 of 3"]),
+                                      (3600.0, [])] {
+            let trainer = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+            trainer.slowStepNoteSeconds = threshold
+            var notes: [String] = []
+            trainer.slowStepNote = { notes.append($0) }
+            try trainer.run()
+            XCTAssertEqual(notes.map { $0.split(separator: " ").prefix(6).joined(separator: " ") },
+                           expected, "threshold \(threshold)")
+            XCTAssertTrue(notes.allSatisfy { $0.contains(" on this rank done after ") && $0.hasSuffix("s\n") }, "\(notes)")
+            a.outputDir = Fixtures.temporaryDirectory("slow-step")
+        }
+    }
+
     /// precompute_ref_log_probs gives the numbers of an in-memory reference, and a second run reads
     /// the cache instead of computing it again.
     func testPrecomputedReferenceLogProbs() throws {

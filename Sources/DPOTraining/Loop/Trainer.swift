@@ -37,6 +37,10 @@ public final class Trainer {
     /// Called on rank 0 for each metrics line (tests read them).
     public var onLog: ((MetricsLine) -> Void)?
     public var printProgress = true
+    /// A step slower than this (seconds) says on rank 0 how many of its micro-batches are done, after
+    /// each of them, so that a long step (a 3B model on a CPU node: most of an hour) shows it is moving.
+    var slowStepNoteSeconds = 60.0
+    var slowStepNote: (String) -> Void = { Console.note($0) }
     /// Ends `run` after this step (and its checkpoint) as if the job were killed there: for tests of resume.
     public var interruptAfterStep: Int?
     /// Bytes this rank may use; nil: the machine's memory divided among the ranks on it.
@@ -146,8 +150,14 @@ public final class Trainer {
         let batch = globalBatch(step: globalStep)
         let normalizer = batch.reduce(0) { $0 + objective.normalizerWeight(of: $1) }
         let micros = microBatches(of: batch).filter { !$0.isEmpty }
+        var done = 0
         try sync.sumGradients(of: micros, into: trainable, source: policy) { micro in
             try objective.trainMicroBatch(micro, normalizer: normalizer, sums: &sums)
+            done += 1
+            let elapsed = Date().timeIntervalSince(started)
+            if comm.isMain, printProgress, elapsed >= slowStepNoteSeconds, done < micros.count {
+                slowStepNote("step \(globalStep + 1)/\(totalSteps): micro-batch \(done) of \(micros.count) on this rank done after \(formatDuration(elapsed))\n")
+            }
         }
         sums.reduce(over: comm)
         guard sums[.loss].isFinite else {
