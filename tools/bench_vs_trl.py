@@ -40,6 +40,22 @@ DEFAULT_TOKENIZER = REPO.parent / "shared" / "tokenizers" / "smollm2-135m"
 
 # ----------------------------------------------------------------------------------------------- workload
 
+def made_up_text(tok, rng: random.Random, chunk: int = 8):
+    """A function of a token count: made-up words until the tokenizer counts that many tokens (within a word)."""
+    syllables = ["ka", "lo", "mi", "ten", "ra", "su", "vel", "dor", "an", "ish", "po", "te", "gra", "un", "es", "ti"]
+    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))) for _ in range(3000)]
+
+    def text(tokens: int) -> str:
+        out = []
+        while len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) < tokens:
+            out.extend(rng.choice(words) for _ in range(chunk))
+        while len(out) > 1 and len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) > tokens:
+            out.pop()
+        return " ".join(out)
+
+    return text
+
+
 def make_workload(work: Path, tokenizer_dir: Path, pairs: int, seed: int) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -61,17 +77,7 @@ def make_workload(work: Path, tokenizer_dir: Path, pairs: int, seed: int) -> Non
     tok.save_pretrained(model_dir)
 
     rng = random.Random(seed)
-    syllables = ["ka", "lo", "mi", "ten", "ra", "su", "vel", "dor", "an", "ish", "po", "te", "gra", "un", "es", "ti"]
-    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))) for _ in range(3000)]
-
-    def text(tokens: int) -> str:
-        # Words until the tokenizer counts `tokens` tokens (within a word).
-        out = []
-        while len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) < tokens:
-            out.extend(rng.choice(words) for _ in range(8))
-        while len(out) > 1 and len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) > tokens:
-            out.pop()
-        return " ".join(out)
+    text = made_up_text(tok, rng)
 
     with open(work / f"pairs-{pairs}.jsonl", "w") as f:
         for _ in range(pairs):

@@ -18,10 +18,14 @@ import argparse
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, SmolLM3Config, SmolLM3ForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_vs_trl import made_up_text  # noqa: E402
 
 TOKENIZER = Path(__file__).resolve().parent.parent.parent / "shared" / "tokenizers" / "smollm3"
 
@@ -54,17 +58,7 @@ def main():
         model.save_pretrained(model_dir, max_shard_size="2GB")
         del model
 
-    rng = random.Random(0)
-    syllables = ["ka", "lo", "mi", "ten", "ra", "su", "vel", "dor", "an", "ish", "po", "te", "gra", "un", "es", "ti"]
-    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 3))) for _ in range(3000)]
-
-    def text(tokens: int) -> str:
-        out = []
-        while len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) < tokens:
-            out.extend(rng.choice(words) for _ in range(16))
-        while len(out) > 1 and len(tok(" ".join(out), add_special_tokens=False)["input_ids"]) > tokens:
-            out.pop()
-        return " ".join(out)
+    text = made_up_text(tok, random.Random(0), chunk=16)
 
     with open(args.out / "pairs.jsonl", "w") as f:
         for _ in range(args.pairs):
