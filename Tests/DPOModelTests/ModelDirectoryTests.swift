@@ -134,6 +134,18 @@ final class ModelDirectoryTests: XCTestCase {
         XCTAssertEqual(config.spec.mlpActivation, .geluTanh)
     }
 
+    /// The config.json dpo-dist writes for a Gemma 3 it has no original config of reads back as the same model.
+    func testGemma3WrittenConfigReadsBack() throws {
+        var (gemma, _) = try ModelConfig.load(path: Fixtures.model("gemma3") + "/model/config.json")
+        let written = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: gemma.json())) as! [String: Any]
+        XCTAssertNil(written["hidden_act"])
+        let back = try ModelConfig(json: written, path: "config.json")
+        gemma.form = back.form
+        XCTAssertEqual(back, gemma)
+        XCTAssertEqual(back.spec.slidingRopeTheta, 1e4)
+        XCTAssertEqual(back.spec.attentionScalar, 24)
+    }
+
     func testGemma3SoftCappingAndTheMultimodalModelAreRefused() throws {
         for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
             let dir = try copyFixture("gemma3")
