@@ -194,31 +194,30 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testSwiGLUForwardAndBackward() {
-        let n = 20
-        let gate = randoms(n, scale: 3), up = randoms(n), g = randoms(n)
-        var out = [Float](repeating: 0, count: n), dgate = out, dup = out
-        swigluForward(out: &out, gate: gate, up: up, count: n)
-        swigluBackward(dgate: &dgate, dup: &dup, dout: g, gate: gate, up: up, count: n)
-        let gd = gate.map(Double.init), ud = up.map(Double.init), wd = g.map(Double.init)
-        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { $0 / (1 + exp(-$0)) * $1 } }
-        assertClose(out, f(gd, ud), tol: 1e-6, "swiglu forward")
-        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d gate")
-        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d up")
+        checkGatedActivation("swiglu", forward: swigluForward, backward: swigluBackward) { $0 / (1 + exp(-$0)) }
     }
 
     /// GeGLU with transformers' gelu_pytorch_tanh (Gemma 3's MLP), against its formula in float64.
     func testGeGLUTanhForwardAndBackward() {
+        checkGatedActivation("geglu", forward: gegluTanhForward, backward: gegluTanhBackward) {
+            0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0)))
+        }
+    }
+
+    /// h = act(gate) ⊙ up: the forward against `act` in float64, dgate and dup against central differences.
+    func checkGatedActivation(_ what: String, forward: (FloatPtr, ConstFloatPtr, ConstFloatPtr, Int) -> Void,
+                              backward: (FloatPtr, FloatPtr, ConstFloatPtr, ConstFloatPtr, ConstFloatPtr, Int) -> Void,
+                              line: UInt = #line, _ act: @escaping (Double) -> Double) {
         let n = 20
         let gate = randoms(n, scale: 3), up = randoms(n), g = randoms(n)
         var out = [Float](repeating: 0, count: n), dgate = out, dup = out
-        gegluTanhForward(out: &out, gate: gate, up: up, count: n)
-        gegluTanhBackward(dgate: &dgate, dup: &dup, dout: g, gate: gate, up: up, count: n)
+        forward(&out, gate, up, n)
+        backward(&dgate, &dup, g, gate, up, n)
         let gd = gate.map(Double.init), ud = up.map(Double.init), wd = g.map(Double.init)
-        func gelu(_ x: Double) -> Double { 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x))) }
-        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { gelu($0) * $1 } }
-        assertClose(out, f(gd, ud), tol: 1e-6, "geglu forward")
-        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, "geglu d gate")
-        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, "geglu d up")
+        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { act($0) * $1 } }
+        assertClose(out, f(gd, ud), tol: 1e-6, what + " forward", line: line)
+        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, what + " d gate", line: line)
+        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, what + " d up", line: line)
     }
 
     /// Packed sequences of different lengths, grouped-query heads, and a block size smaller than the
