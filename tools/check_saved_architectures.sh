@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A model of each of the qwen3, olmo2, phi3 and mistral-window fixtures saved by dpo-dist loads in transformers and computes
+# A model of each of the qwen3, olmo2, phi3, mistral-window and gemma3 fixtures saved by dpo-dist loads in transformers and computes
 # what dpo-dist computes (tools/check_saved_model.py):
 #   1. `train --learning-rate 0` (one step that leaves every weight as it is, then the final save): transformers'
 #      logits on the fixture's sequences equal the fixture's reference logits (1e-4 abs);
@@ -15,7 +15,7 @@ python=${PYTHON:-$HOME/venvs/dpo-dist-tools/bin/python}
 fixtures=$repo/Tests/DPOTestSupport/Fixtures
 rm -rf "$work"
 mkdir -p "$work"
-for name in qwen3 olmo2 phi3 mistral-window; do
+for name in qwen3 olmo2 phi3 mistral-window gemma3; do
     echo "== $name: saved unchanged (lr 0)"
     "$bin" train --model "$fixtures/models/$name/model" --train-file "$fixtures/trl/train.jsonl" \
         --output-dir "$work/$name-lr0" --max-steps 1 --learning-rate 0 --per-device-train-batch-size 4 >"$work/$name-lr0.log" 2>&1

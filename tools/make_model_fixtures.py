@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make the tiny-model reference fixtures under Tests/DPOTestSupport/Fixtures/models/.
 
-For each of eight tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3, qwen3, olmo2, phi3, mistral-window:
-sliding window 8) this script
+For each of nine tiny models (llama-tied, qwen2-untied, llama3-bf16, smollm3, qwen3, olmo2, phi3, mistral-window:
+sliding window 8, gemma3: sliding window 8 in layers 0 and 2, full attention in layer 1) this script
   * trains a byte-level BPE tokenizer (vocab 320) with the `tokenizers` library,
   * builds the model with transformers, trains it briefly (AdamW, fp32) so its logits are not uniform,
   * saves it as a Hugging Face model directory `<name>/model/` (config.json in the stated form),
@@ -44,6 +44,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
@@ -195,10 +197,17 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, model_dir: Path) -> None:
 # Config forms
 
 
+def per_layer_type_rope(cfg: dict) -> bool:
+    """Gemma 3's `rope_parameters`: one dict per layer type (full_attention, sliding_attention)."""
+    return isinstance(cfg.get("rope_parameters"), dict) and "full_attention" in cfg["rope_parameters"]
+
+
 def config_to_v5(cfg: dict) -> dict:
     """transformers-5 form: `rope_parameters` (rope_type, rope_theta, scaling keys) and `dtype`."""
     c = copy.deepcopy(cfg)
-    if "rope_parameters" not in c or c["rope_parameters"] is None:
+    if per_layer_type_rope(c):
+        pass  # already in the transformers-5 form
+    elif "rope_parameters" not in c or c["rope_parameters"] is None:
         rp = dict(c.pop("rope_scaling", None) or {})
         if "type" in rp:
             rp.setdefault("rope_type", rp.pop("type"))
@@ -216,6 +225,17 @@ def config_to_v4(cfg: dict) -> dict:
     """transformers-4 form: top-level `rope_theta`, `rope_scaling` (null for default RoPE, else a dict with
     "rope_type"), `torch_dtype`."""
     c = config_to_v5(cfg)
+    if per_layer_type_rope(c):
+        # Gemma 3's transformers-4 keys: rope_theta and rope_scaling for the full layers, rope_local_base_freq for
+        # the sliding ones.
+        rp = c.pop("rope_parameters")
+        full, local = dict(rp["full_attention"]), dict(rp["sliding_attention"])
+        assert local == {"rope_type": "default", "rope_theta": local["rope_theta"]}, local
+        c["rope_theta"] = full.pop("rope_theta")
+        c["rope_local_base_freq"] = local["rope_theta"]
+        c["rope_scaling"] = None if full == {"rope_type": "default"} else full
+        c["torch_dtype"] = c.pop("dtype")
+        return c
     rp = dict(c.pop("rope_parameters"))
     c["rope_theta"] = rp.pop("rope_theta")
     if "partial_rotary_factor" in rp:  # Phi-3's transformers-4 configs keep it at the top level
@@ -299,6 +319,17 @@ def build_config(name: str, vocab_size: int, bos_id: int, eos_id: int):
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
             rms_norm_eps=1e-5, sliding_window=None, original_max_position_embeddings=256,
         )
+    if name == "gemma3":
+        # sliding_window_pattern 2: layers 0 and 2 slide (window 8, RoPE theta 1e4), layer 1 attends fully (theta
+        # 1e6). head_dim 16 over hidden 32 / 4 heads, and query_pre_attn_scalar 24, so the attention scale differs
+        # from head_dim^-0.5. Soft-capping stays off (Gemma 3's default).
+        return Gemma3TextConfig(
+            **dict(small, num_hidden_layers=3), num_key_value_heads=2, head_dim=16, tie_word_embeddings=True,
+            rms_norm_eps=1e-6, query_pre_attn_scalar=24, sliding_window=8, sliding_window_pattern=2,
+            rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                             "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}},
+            hidden_activation="gelu_pytorch_tanh",
+        )
     raise ValueError(name)
 
 
@@ -311,9 +342,11 @@ MODEL_CLASSES = {
     "olmo2": Olmo2ForCausalLM,
     "phi3": Phi3ForCausalLM,
     "mistral-window": MistralForCausalLM,
+    "gemma3": Gemma3ForCausalLM,
 }
 CONFIG_FORM = {"llama-tied": "v4", "qwen2-untied": "v5", "llama3-bf16": "v4", "smollm3": "v5",
-               "qwen3": "v5", "olmo2": "v4", "phi3": "v5", "mistral-window": "v5"}
+               "qwen3": "v5", "olmo2": "v4", "phi3": "v5", "mistral-window": "v5",
+               "gemma3": "v5"}
 SAVE_DTYPE = {"llama3-bf16": torch.bfloat16}
 
 

@@ -2,8 +2,8 @@
 """Make Tests/DPOTestSupport/Fixtures/models/sliding_windows.json: which layers of a model attend through a
 sliding window, as transformers decides it from config.json.
 
-For each raw config below (Qwen2, Qwen3, SmolLM3, Phi-3, Mistral, with and without `layer_types`,
-`use_sliding_window`, `max_window_layers`), transformers builds the config class, and the script records the
+For each raw config below (Qwen2, Qwen3, SmolLM3, Phi-3, Mistral, Gemma 3, with and without `layer_types`,
+`use_sliding_window`, `max_window_layers`, `sliding_window_pattern`), transformers builds the config class, and the script records the
 window each layer's attention mask uses: for Mistral and Phi-3 `config.sliding_window` in every layer (their
 models build one mask for all layers); for the others `config.sliding_window` where `config.layer_types[i]` is "sliding_attention" (the mask
 that layer gets from `causal_mask_mapping`), else null. Each entry is checked by running the model: its logits
@@ -49,6 +49,15 @@ CASES = [
     ("mistral, sliding_window null", dict(model_type="mistral", architectures=["MistralForCausalLM"],
      sliding_window=None)),
     ("mistral, sliding_window absent", dict(model_type="mistral", architectures=["MistralForCausalLM"])),
+    ("gemma3, sliding_window_pattern 2", dict(model_type="gemma3_text", architectures=["Gemma3ForCausalLM"],
+     head_dim=8, sliding_window=3, sliding_window_pattern=2)),
+    ("gemma3, sliding_window_pattern absent (6)", dict(model_type="gemma3_text", architectures=["Gemma3ForCausalLM"],
+     head_dim=8, sliding_window=3)),
+    ("gemma3, explicit layer_types", dict(model_type="gemma3_text", architectures=["Gemma3ForCausalLM"],
+     head_dim=8, sliding_window=4, sliding_window_pattern=2,
+     layer_types=["full_attention", "full_attention", "sliding_attention", "full_attention"])),
+    ("gemma3, sliding_window absent (4096)", dict(model_type="gemma3_text", architectures=["Gemma3ForCausalLM"],
+     head_dim=8, sliding_window_pattern=3)),
 ]
 
 

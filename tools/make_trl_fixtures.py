@@ -6,7 +6,8 @@ and records every metric TRL logs at every step, so the Swift trainer can be che
 Cases (see CASES): sigmoid, ipo, hinge, robust (label_smoothing 0.1), sigmoid_accum (2 x 2 micro-batches, compared
 with sigmoid), sigmoid_wd (weight decay 0.1), sigmoid_linear_warmup (linear, 3 warmup steps) on llama-tied, and
 qwen2_sigmoid_wd on qwen2-untied (biases, untied head: which parameters get weight decay), qwen3_sigmoid,
-olmo2_sigmoid and phi3_sigmoid on the qwen3, olmo2 and phi3 fixtures (each with weight decay 0.1), mistral_sigmoid on
+olmo2_sigmoid, phi3_sigmoid and gemma3_sigmoid on the qwen3, olmo2, phi3 and gemma3 fixtures (each with weight decay
+0.1), mistral_sigmoid on
 mistral-window (sliding-window attention), sigmoid_eval (sigmoid
 with an eval of all rows in one batch after steps 5 and 10), and sft: TRL's SFTTrainer on the rows' prompt and
 chosen, with the same eval, for SFT's loss, entropy and mean_token_accuracy.
@@ -169,6 +170,9 @@ CASES = {
     "qwen3_sigmoid": dict(model="qwen3", config=dict(weight_decay=0.1)),
     "olmo2_sigmoid": dict(model="olmo2", config=dict(weight_decay=0.1)),
     "phi3_sigmoid": dict(model="phi3", config=dict(weight_decay=0.1)),
+    # Gemma 3: four (1+w) norms per layer, GeGLU, scaled embeddings, query_pre_attn_scalar, sliding (window 8) and
+    # full layers with their own RoPE theta; weight decay 0.1 (none on its four norms and q/k norms).
+    "gemma3_sigmoid": dict(model="gemma3", config=dict(weight_decay=0.1)),
     # TRL's default precision: bf16 autocast (matrix products in bf16, fp32 master weights). Its
     # independent check is the fp32 plain-PyTorch run, so it reports what bf16 changes.
     "sigmoid_bf16": dict(model="llama-tied", config=dict(bf16=True)),

@@ -17,12 +17,15 @@ public struct AttentionShape {
     public var qStride: Int { heads * headDim }
     public var kvStride: Int { kvHeads * headDim }
     public var group: Int { heads / kvHeads }
-    public var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// What q·k is multiplied by before the softmax: head_dim^-0.5 unless the model says otherwise
+    /// (Gemma 3's query_pre_attn_scalar^-0.5).
+    public let scale: Float
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 128, window: Int? = nil) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 128, window: Int? = nil, scale: Float? = nil) {
         precondition(window.map { $0 >= 1 } ?? true, "a sliding window holds at least the query itself")
         self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.blockRows = blockRows
         self.window = window
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
     }
 }
 

@@ -43,13 +43,14 @@ final class KernelGradientTests: XCTestCase {
         return out
     }
 
-    static func rmsnorm(_ x: [Double], _ w: [Double], eps: Double, rows: Int, C: Int) -> [Double] {
+    /// `offset` 1: Gemma 3's (1 + w).
+    static func rmsnorm(_ x: [Double], _ w: [Double], eps: Double, rows: Int, C: Int, offset: Double = 0) -> [Double] {
         var out = x
         for r in 0..<rows {
             var ss = 0.0
             for c in 0..<C { ss += x[r * C + c] * x[r * C + c] }
             let rs = 1 / (ss / Double(C) + eps).squareRoot()
-            for c in 0..<C { out[r * C + c] = w[c] * x[r * C + c] * rs }
+            for c in 0..<C { out[r * C + c] = (offset + w[c]) * x[r * C + c] * rs }
         }
         return out
     }
@@ -68,9 +69,10 @@ final class KernelGradientTests: XCTestCase {
         return out
     }
 
-    static func attention(q: [Double], k: [Double], v: [Double], starts: [Int], lengths: [Int], H: Int, Hkv: Int, D: Int) -> [Double] {
+    static func attention(q: [Double], k: [Double], v: [Double], starts: [Int], lengths: [Int], H: Int, Hkv: Int, D: Int,
+                          scale: Double? = nil) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
-        let scale = 1 / Double(D).squareRoot()
+        let scale = scale ?? 1 / Double(D).squareRoot()
         for (s0, L) in zip(starts, lengths) { for h in 0..<H {
             let kh = h / (H / Hkv)
             for i in 0..<L {
@@ -133,18 +135,25 @@ final class KernelGradientTests: XCTestCase {
         XCTAssertEqual(frozenNdx, ndx)
     }
 
-    func testRMSNormForwardAndBackward() {
+    func testRMSNormForwardAndBackward() { checkRMSNorm(offset: 0) }
+
+    /// Gemma 3's norm: (1 + w) · x · r, with weights near 0 as Gemma stores them.
+    func testRMSNormWithUnitOffsetForwardAndBackward() { checkRMSNorm(offset: 1, weightScale: 0.3) }
+
+    func checkRMSNorm(offset: Float, weightScale: Float = 1, line: UInt = #line) {
         let rows = 4, C = 9
-        let x = randoms(rows * C), w = randoms(C), g = randoms(rows * C)
+        let x = randoms(rows * C), w = randoms(C, scale: weightScale), g = randoms(rows * C)
         var out = [Float](repeating: 0, count: rows * C), rstd = [Float](repeating: 0, count: rows)
         var dx = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: C)
-        rmsnormForward(out: &out, rstd: &rstd, inp: x, weight: w, eps: 1e-5, rows: rows, channels: C)
-        rmsnormBackward(dinp: &dx, dweight: &dw, dout: g, inp: x, weight: w, rstd: rstd, rows: rows, channels: C)
-        let xd = x.map(Double.init), wd = w.map(Double.init), gd = g.map(Double.init)
-        assertClose(out, Self.rmsnorm(xd, wd, eps: 1e-5, rows: rows, C: C), tol: 1e-6, "rmsnorm forward")
-        func loss(_ x: [Double], _ w: [Double]) -> Double { zip(Self.rmsnorm(x, w, eps: 1e-5, rows: rows, C: C), gd).map(*).reduce(0, +) }
-        assertClose(dx, numericGradient(xd) { loss($0, wd) }, tol: 1e-5, "rmsnorm d input")
-        assertClose(dw, numericGradient(wd) { loss(xd, $0) }, tol: 1e-5, "rmsnorm d weight")
+        rmsnormForward(out: &out, rstd: &rstd, inp: x, weight: w, eps: 1e-5, rows: rows, channels: C, weightOffset: offset)
+        rmsnormBackward(dinp: &dx, dweight: &dw, dout: g, inp: x, weight: w, rstd: rstd, rows: rows, channels: C, weightOffset: offset)
+        let xd = x.map(Double.init), wd = w.map(Double.init), gd = g.map(Double.init), o = Double(offset)
+        assertClose(out, Self.rmsnorm(xd, wd, eps: 1e-5, rows: rows, C: C, offset: o), tol: 1e-6, "rmsnorm forward", line: line)
+        func loss(_ x: [Double], _ w: [Double]) -> Double {
+            zip(Self.rmsnorm(x, w, eps: 1e-5, rows: rows, C: C, offset: o), gd).map(*).reduce(0, +)
+        }
+        assertClose(dx, numericGradient(xd) { loss($0, wd) }, tol: 1e-5, "rmsnorm d input", line: line)
+        assertClose(dw, numericGradient(wd) { loss(xd, $0) }, tol: 1e-5, "rmsnorm d weight", line: line)
     }
 
     func testRopeForwardAndInverseIsBackward() {
@@ -185,25 +194,44 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testSwiGLUForwardAndBackward() {
+        checkGatedActivation("swiglu", forward: swigluForward, backward: swigluBackward) { $0 / (1 + exp(-$0)) }
+    }
+
+    /// GeGLU with transformers' gelu_pytorch_tanh (Gemma 3's MLP), against its formula in float64.
+    func testGeGLUTanhForwardAndBackward() {
+        checkGatedActivation("geglu", forward: gegluTanhForward, backward: gegluTanhBackward) {
+            0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0)))
+        }
+    }
+
+    /// h = act(gate) ⊙ up: the forward against `act` in float64, dgate and dup against central differences.
+    func checkGatedActivation(_ what: String, forward: (FloatPtr, ConstFloatPtr, ConstFloatPtr, Int) -> Void,
+                              backward: (FloatPtr, FloatPtr, ConstFloatPtr, ConstFloatPtr, ConstFloatPtr, Int) -> Void,
+                              line: UInt = #line, _ act: @escaping (Double) -> Double) {
         let n = 20
         let gate = randoms(n, scale: 3), up = randoms(n), g = randoms(n)
         var out = [Float](repeating: 0, count: n), dgate = out, dup = out
-        swigluForward(out: &out, gate: gate, up: up, count: n)
-        swigluBackward(dgate: &dgate, dup: &dup, dout: g, gate: gate, up: up, count: n)
+        forward(&out, gate, up, n)
+        backward(&dgate, &dup, g, gate, up, n)
         let gd = gate.map(Double.init), ud = up.map(Double.init), wd = g.map(Double.init)
-        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { $0 / (1 + exp(-$0)) * $1 } }
-        assertClose(out, f(gd, ud), tol: 1e-6, "swiglu forward")
-        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d gate")
-        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, "swiglu d up")
+        func f(_ gt: [Double], _ u: [Double]) -> [Double] { zip(gt, u).map { act($0) * $1 } }
+        assertClose(out, f(gd, ud), tol: 1e-6, what + " forward", line: line)
+        assertClose(dgate, numericGradient(gd) { zip(f($0, ud), wd).map(*).reduce(0, +) }, tol: 1e-5, what + " d gate", line: line)
+        assertClose(dup, numericGradient(ud) { zip(f(gd, $0), wd).map(*).reduce(0, +) }, tol: 1e-5, what + " d up", line: line)
     }
 
     /// Packed sequences of different lengths, grouped-query heads, and a block size smaller than the
     /// sequences so the blocked causal loop is exercised across block edges.
-    func testAttentionForwardAndBackward() {
+    func testAttentionForwardAndBackward() { checkAttention(scale: nil) }
+
+    /// A scale of the model's own (Gemma 3's query_pre_attn_scalar^-0.5) instead of head_dim^-0.5.
+    func testAttentionWithItsOwnScale() { checkAttention(scale: 0.7) }
+
+    func checkAttention(scale: Float?, line: UInt = #line) {
         let H = 4, Hkv = 2, D = 6
         let starts = [0, 7, 9], lengths = [7, 2, 11]
         let T = 20
-        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3)
+        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3, scale: scale)
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
         var scratch = [Float](repeating: 0, count: 2 * 3 * 11)
@@ -213,13 +241,13 @@ final class KernelGradientTests: XCTestCase {
                           sequences: 3, shape: shape, scratch: &scratch, longest: 11, matmul: blas)
         let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init), gd = g.map(Double.init)
         func att(_ q: [Double], _ k: [Double], _ v: [Double]) -> [Double] {
-            Self.attention(q: q, k: k, v: v, starts: starts, lengths: lengths, H: H, Hkv: Hkv, D: D)
+            Self.attention(q: q, k: k, v: v, starts: starts, lengths: lengths, H: H, Hkv: Hkv, D: D, scale: scale.map(Double.init))
         }
-        assertClose(out, att(qd, kd, vd), tol: 1e-5, "attention forward")
+        assertClose(out, att(qd, kd, vd), tol: 1e-5, "attention forward", line: line)
         func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double { zip(att(q, k, v), gd).map(*).reduce(0, +) }
-        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "attention dq")
-        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "attention dk")
-        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "attention dv")
+        assertClose(dq, numericGradient(qd) { loss($0, kd, vd) }, tol: 1e-4, "attention dq", line: line)
+        assertClose(dk, numericGradient(kd) { loss(qd, $0, vd) }, tol: 1e-4, "attention dk", line: line)
+        assertClose(dv, numericGradient(vd) { loss(qd, kd, $0) }, tol: 1e-4, "attention dv", line: line)
     }
 
     /// Attention with an explicit mask: row i of sequence s (own tokens at `starts[s]`, prefix rows at

@@ -100,6 +100,72 @@ final class ModelDirectoryTests: XCTestCase {
         XCTAssertFalse(config.tieWordEmbeddings)
     }
 
+    /// Gemma 3's keys as Gemma3TextConfig reads them, in both config forms, and its defaults where
+    /// config.json is silent.
+    func testGemma3SpecAndDefaults() throws {
+        for file in ["/model/config.json", "/config.v4.json"] {
+            let (gemma, _) = try ModelConfig.load(path: Fixtures.model("gemma3") + file)
+            XCTAssertEqual(gemma.spec.normPlacement, .aroundSublayer)
+            XCTAssertEqual(gemma.spec.qkNorm, .perHead)
+            XCTAssertEqual(gemma.spec.normWeightOffset, 1)
+            XCTAssertEqual(gemma.spec.mlpActivation, .geluTanh)
+            XCTAssertTrue(gemma.spec.scalesEmbedding)
+            XCTAssertEqual(gemma.spec.attentionScalar, 24)
+            XCTAssertEqual(gemma.spec.layerWindows, [8, nil, 8])
+            XCTAssertEqual(gemma.ropeTheta, 1e6, file)
+            XCTAssertEqual(gemma.spec.slidingRopeTheta, 1e4, file)
+            XCTAssertTrue(gemma.tieWordEmbeddings)
+        }
+        let path = Fixtures.model("gemma3") + "/model/config.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        for key in ["head_dim", "tie_word_embeddings", "pad_token_id", "rope_parameters", "query_pre_attn_scalar",
+                    "layer_types", "sliding_window", "sliding_window_pattern", "_sliding_window_pattern", "hidden_activation"] {
+            json.removeValue(forKey: key)
+        }
+        json["num_hidden_layers"] = 7
+        let config = try ModelConfig(json: json, path: path)
+        XCTAssertEqual(config.headDim, 256)
+        XCTAssertTrue(config.tieWordEmbeddings)
+        XCTAssertEqual(config.padTokenID, 0)
+        XCTAssertEqual(config.ropeTheta, 1e6)
+        XCTAssertEqual(config.spec.slidingRopeTheta, 1e4)
+        XCTAssertEqual(config.spec.attentionScalar, 256)
+        XCTAssertEqual(config.spec.layerWindows, [4096, 4096, 4096, 4096, 4096, nil, 4096])  // every 6th layer full
+        XCTAssertEqual(config.spec.mlpActivation, .geluTanh)
+    }
+
+    /// The config.json dpo-dist writes for a Gemma 3 it has no original config of reads back as the same model.
+    func testGemma3WrittenConfigReadsBack() throws {
+        var (gemma, _) = try ModelConfig.load(path: Fixtures.model("gemma3") + "/model/config.json")
+        let written = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: gemma.json())) as! [String: Any]
+        XCTAssertNil(written["hidden_act"])
+        let back = try ModelConfig(json: written, path: "config.json")
+        gemma.form = back.form
+        XCTAssertEqual(back, gemma)
+        XCTAssertEqual(back.spec.slidingRopeTheta, 1e4)
+        XCTAssertEqual(back.spec.attentionScalar, 24)
+    }
+
+    func testGemma3SoftCappingAndTheMultimodalModelAreRefused() throws {
+        for key in ["attn_logit_softcapping", "final_logit_softcapping"] {
+            let dir = try copyFixture("gemma3")
+            try editConfig(dir) { $0[key] = 30.0 }
+            assertLoadFails(dir, contains: ["config.json", key, "soft-capping"])
+        }
+        let act = try copyFixture("gemma3")
+        try editConfig(act) { $0["hidden_activation"] = "gelu" }
+        assertLoadFails(act, contains: ["config.json", "hidden_activation", "\"gelu\""])
+        let bidirectional = try copyFixture("gemma3")
+        try editConfig(bidirectional) { $0["use_bidirectional_attention"] = true }
+        assertLoadFails(bidirectional, contains: ["config.json", "use_bidirectional_attention"])
+        let multimodal = try copyFixture("gemma3")
+        try editConfig(multimodal) {
+            $0["architectures"] = ["Gemma3ForConditionalGeneration"]
+            $0["model_type"] = "gemma3"
+        }
+        assertLoadFails(multimodal, contains: ["config.json", "Gemma3ForConditionalGeneration", "Gemma3ForCausalLM", "gemma3_text"])
+    }
+
     func testPhi3LongRopeIsRefused() throws {
         for type in ["longrope", "su"] {
             let dir = try copyFixture("phi3")

@@ -63,4 +63,21 @@ final class SlidingWindowConfigTests: XCTestCase {
         XCTAssertEqual(Array(windowed[0..<(8 * V)]), Array(full[0..<(8 * V)]))
         XCTAssertGreaterThan(zip(windowed[(20 * V)...], full[(20 * V)...]).map { abs($0 - $1) }.max()!, 1e-2)
     }
+
+    /// The Gemma 3 fixture's window (8, layers 0 and 2) and its sliding layers' own RoPE theta (1e4
+    /// against the full layer's 1e6) each change its logits past the window, so the reference test
+    /// against transformers tests both.
+    func testTheWindowAndTheLocalThetaChangeTheGemma3Fixture() throws {
+        let loaded = try ModelDirectory.load(Fixtures.model("gemma3") + "/model")
+        var batch = TokenBatch()
+        batch.append((0..<30).map { 3 + ($0 * 7) % 50 }, scoreFrom: 1)
+        let ours = loaded.model.logits(batch)
+        let V = loaded.model.config.vocabSize
+        for change in ["no window", "one theta"] {
+            var config = loaded.model.config
+            if change == "no window" { config.spec.layerWindows = [nil, nil, nil] } else { config.spec.slidingRopeTheta = nil }
+            let other = Transformer(config: config, values: loaded.model.parameters.values).logits(batch)
+            XCTAssertGreaterThan(zip(ours[(20 * V)...], other[(20 * V)...]).map { abs($0 - $1) }.max()!, 1e-2, change)
+        }
+    }
 }

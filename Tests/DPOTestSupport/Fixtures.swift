@@ -7,7 +7,7 @@ public enum Fixtures {
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
     }()
     public static let modelNames = ["llama-tied", "qwen2-untied", "llama3-bf16", "smollm3", "qwen3", "olmo2", "phi3",
-                                    "mistral-window"]
+                                    "mistral-window", "gemma3"]
     public static func model(_ name: String) -> String { root + "/models/" + name }
     public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path

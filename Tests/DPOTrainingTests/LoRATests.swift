@@ -275,6 +275,27 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(config.baseDirectory, a.model)
         XCTAssertTrue(saved.model.adapters!.parameters.values.buffer.elementsEqual(trainer.policy.adapters!.parameters.values.buffer))
     }
+
+    /// Gemma 3's layout (four norms per layer, q/k norms, GeGLU): an all-linear adapter on each of
+    /// its seven linears trains while the base stays as it was; PEFT's default for gemma3_text is q and v.
+    func testAllLinearAdapterTrainsOnGemma3() throws {
+        var a = TrainingRuns.arguments("lora-gemma3", model: "gemma3", steps: 2, perDevice: 4)
+        a.usePeft = true
+        a.loraR = 4
+        a.loraTargetModules = ["all-linear"]
+        let (lines, trainer) = try TrainingRuns.dpo(a)
+        let values = Metrics.values(lines)
+        XCTAssertEqual(values[0]["rewards/margins"], 0)  // B starts at zero: the adapted model is the base
+        XCTAssertNotEqual(values[1]["rewards/margins"], 0)
+        let adapters = try XCTUnwrap(trainer.policy.adapters)
+        XCTAssertEqual(adapters.targetModules, ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"])
+        XCTAssertEqual(adapters.parameters.tensors.count, 2 * 7 * 3)
+        let start = try ModelDirectory.load(a.model).model
+        XCTAssertTrue(trainer.policy.parameters.values.buffer.elementsEqual(start.parameters.values.buffer), "the base moved")
+        var defaults = TrainingRuns.arguments("lora-gemma3-default", model: "gemma3", steps: 1, perDevice: 4)
+        defaults.usePeft = true
+        XCTAssertEqual(try TrainingRuns.dpo(defaults).trainer.policy.adapters?.targetModules, ["q_proj", "v_proj"])
+    }
 }
 
 /// LoRA runs on several ranks, resumed, with ZeRO-1: the adapters are the ParameterSet that the

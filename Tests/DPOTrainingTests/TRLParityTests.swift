@@ -150,6 +150,9 @@ final class TRLParityTests: XCTestCase {
     func testOLMo2() throws { try runCase("olmo2_sigmoid") }
     /// Fused qkv_proj and gate_up_proj, RoPE on 12 of each head's 16 dimensions.
     func testPhi3() throws { try runCase("phi3_sigmoid") }
+    /// Four (1+w) norms per layer, GeGLU, scaled embeddings, query_pre_attn_scalar 24, window-8 and full
+    /// layers with their own RoPE theta, tied head; weight decay 0.1 (none on any norm).
+    func testGemma3() throws { try runCase("gemma3_sigmoid") }
 
     /// --bf16 (oneDNN: bf16 operands, fp32 accumulation and results) on the sigmoid case, against TRL's
     /// own bf16 run (autocast: bf16 results too) and against TRL's fp32 run. For each metric, bf16

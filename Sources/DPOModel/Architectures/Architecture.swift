@@ -19,11 +19,15 @@ public struct Architecture: Sendable, Equatable {
     /// `head_dim` when config.json does not say: nil for hidden_size / num_attention_heads (Qwen3's
     /// config class defaults to 128 instead).
     var defaultHeadDim: Int? = nil
+    /// RoPE theta when config.json does not say (Gemma 3's config class defaults to 1e6).
+    var defaultRopeTheta: Double = 10000
+    /// `pad_token_id` when config.json does not say (Gemma 3's config class defaults to 0).
+    var defaultPadTokenID: Int? = nil
 
     public static func == (a: Architecture, b: Architecture) -> Bool { a.className == b.className }
 
     /// Every architecture dpo-dist runs, in the order error messages list them.
-    public static let registry: [Architecture] = [.llama, .mistral, .qwen2, .qwen3, .smollm3, .olmo2, .phi3]
+    public static let registry: [Architecture] = [.llama, .mistral, .qwen2, .qwen3, .smollm3, .olmo2, .phi3, .gemma3]
 
     public static func named(_ className: String) -> Architecture? {
         registry.first { $0.className == className }
@@ -55,6 +59,19 @@ public struct DecoderSpec: Equatable, Sendable {
     /// (`gate_up_proj`, rows gate then up), as Phi-3 stores them; the decoder reads each part as a
     /// view into it.
     public var fusedProjections = false
+    /// Every RMSNorm (the layers', q/k's and the final one) scales by (offset + weight): 1 for Gemma 3,
+    /// whose norm weights are stored centred on 0, else 0.
+    public var normWeightOffset: Float = 0
+    /// The MLP's activation on gate_proj's output.
+    public var mlpActivation: MLPActivation = .silu
+    /// q·k is multiplied by attentionScalar^-0.5 before the softmax (Gemma 3's
+    /// query_pre_attn_scalar); nil: head_dim^-0.5.
+    public var attentionScalar: Double? = nil
+    /// The embeddings are multiplied by √hidden_size (Gemma 3), in fp32.
+    public var scalesEmbedding = false
+    /// The RoPE theta of the sliding-window layers when it is their own (Gemma 3's local base
+    /// frequency, without scaling); nil: every layer uses the model's theta and scaling.
+    public var slidingRopeTheta: Double? = nil
 
     public init(qkvBias: Bool = false, oBias: Bool = false, mlpBias: Bool = false, layerUsesRope: [Bool],
                 layerWindows: [Int?]? = nil) {
@@ -77,6 +94,16 @@ public enum NormPlacement: Sendable, Equatable {
     case beforeSublayer
     /// OLMo 2: `x + norm(f(x))`: each sublayer's output is normalized before the residual add.
     case afterSublayer
+    /// Gemma 3: `x + outNorm(f(inNorm(x)))`: four norms per layer.
+    case aroundSublayer
+}
+
+/// The activation of the gated MLP: `down(act(gate(h)) ⊙ up(h))`.
+public enum MLPActivation: Sendable, Equatable {
+    /// SwiGLU (`hidden_act` silu).
+    case silu
+    /// GeGLU with the tanh form of GELU (`gelu_pytorch_tanh`).
+    case geluTanh
 }
 
 /// RMSNorm on the projected q and k, before RoPE.
@@ -106,6 +133,9 @@ public struct TensorNames: Sendable, Equatable {
     public var kNorm = "self_attn.k_norm"
     /// The MLP sublayer's norm: on its input, or with `NormPlacement.afterSublayer` on its output.
     public var postNorm = "post_attention_layernorm"
+    /// With `NormPlacement.aroundSublayer`, the norms on the attention's and the MLP's outputs.
+    public var attentionOutputNorm = "post_attention_layernorm"
+    public var mlpOutputNorm = "post_feedforward_layernorm"
     public var gate = "mlp.gate_proj"
     public var up = "mlp.up_proj"
     public var down = "mlp.down_proj"

@@ -71,14 +71,13 @@ extension ModelConfig {
         let json = ConfigJSON(values, path: path)
         let names = values["architectures"] as? [String] ?? []
         guard let name = names.first else { throw json.fail("missing \"architectures\"") }
+        if name == "Gemma3ForConditionalGeneration" || values["model_type"] as? String == "gemma3" {
+            throw json.fail("\"\(name)\" (model_type gemma3: Gemma 3 with its vision tower) is not supported; dpo-dist runs Gemma 3's text model, Gemma3ForCausalLM (model_type gemma3_text)")
+        }
         guard let arch = Architecture.named(name) else {
             let known = Architecture.registry.map(\.className).joined(separator: ", ")
             throw json.fail("unsupported architecture \"\(name)\" (supported: \(known))")
         }
-        if let act = values["hidden_act"] as? String, act != "silu" {
-            throw json.fail("unsupported hidden_act \"\(act)\" (only silu)")
-        }
-
         architecture = arch
         vocabSize = try json.int("vocab_size")
         hiddenSize = try json.int("hidden_size")
@@ -110,6 +109,8 @@ extension ModelConfig {
         maxPositionEmbeddings = try json.int("max_position_embeddings", default: 2048)
         if let pad = values["pad_token_id"] as? NSNumber, !isJSONBoolean(pad) {
             padTokenID = pad.intValue >= 0 && pad.intValue < vocabSize ? pad.intValue : nil
+        } else if values["pad_token_id"] == nil {
+            padTokenID = arch.defaultPadTokenID
         } else {
             padTokenID = nil
         }
@@ -117,21 +118,28 @@ extension ModelConfig {
         // The architecture's own keys before the shared RoPE keys, so that an architecture refuses a rope
         // type in its own words (Phi-3's longrope).
         spec = try arch.readSpec(json, numLayers)
+        // Architectures with an activation key of their own (Gemma 3's hidden_activation) read it in readSpec.
+        if spec.mlpActivation == .silu, let act = values["hidden_act"] as? String, act != "silu" {
+            throw json.fail("unsupported hidden_act \"\(act)\" (only silu)")
+        }
         let rotated = Int(Double(headDim) * spec.partialRotaryFactor)  // `rotaryDim`, before self is whole
         guard rotated >= 2, rotated % 2 == 0 else {
             throw json.fail("head_dim \(headDim) × partial_rotary_factor \(spec.partialRotaryFactor) = \(rotated) rotated dimensions; RoPE needs an even number, at least 2")
         }
 
-        // transformers 5 keeps theta and scaling together in rope_parameters; 4 has them apart.
+        // transformers 5 keeps theta and scaling together in rope_parameters; 4 has them apart. With one
+        // entry per layer type (Gemma 3) these are the full-attention layers'; the architecture reads the
+        // sliding layers' own.
         let rope: [String: Any]?
-        if let params = values["rope_parameters"] as? [String: Any] {
+        if var params = values["rope_parameters"] as? [String: Any] {
             form = .v5
+            if let full = params["full_attention"] as? [String: Any] { params = full }
             rope = params
-            ropeTheta = try json.double("rope_theta", in: params, default: try json.double("rope_theta", default: 10000))
+            ropeTheta = try json.double("rope_theta", in: params, default: try json.double("rope_theta", default: arch.defaultRopeTheta))
         } else {
             form = .v4
             rope = values["rope_scaling"] as? [String: Any]
-            ropeTheta = try json.double("rope_theta", default: 10000)
+            ropeTheta = try json.double("rope_theta", default: arch.defaultRopeTheta)
         }
         let ropeType = (rope?["rope_type"] as? String) ?? (rope?["type"] as? String) ?? "default"
         switch (ropeType, rope) {

@@ -5,7 +5,9 @@ import Foundation
 /// KV = kv_heads·head_dim, I intermediate, H heads).
 /// With the norms after their sublayers (OLMo 2), norm1 and norm2 hold the norms' inputs (o_proj's
 /// and down_proj's outputs) instead of their outputs. With q/k norms, qRaw and kRaw hold the
-/// projections before them; otherwise those four views are empty.
+/// projections before them; otherwise those four views are empty. With norms around the sublayers
+/// (Gemma 3), oOut and downOut hold o_proj's and down_proj's outputs, the output norms' inputs;
+/// otherwise they are empty.
 struct LayerActivations {
     let norm1: FloatPtr, rstd1: FloatPtr    // (T, C), (T): input_layernorm
     let qRaw: FloatPtr, kRaw: FloatPtr      // (T, Q), (T, KV): q_proj, k_proj before q_norm, k_norm
@@ -14,7 +16,9 @@ struct LayerActivations {
     let att: FloatPtr, lse: FloatPtr        // (T, Q), (T, H): attention output, softmax log-sum-exp
     let mid: FloatPtr                       // (T, C): residual stream after attention
     let norm2: FloatPtr, rstd2: FloatPtr    // (T, C), (T): post_attention_layernorm
-    let gate: FloatPtr, up: FloatPtr, hidden: FloatPtr  // (T, I) ×3: silu(gate) ⊙ up
+    let gate: FloatPtr, up: FloatPtr, hidden: FloatPtr  // (T, I) ×3: act(gate) ⊙ up
+    let oOut: FloatPtr, oRstd: FloatPtr     // (T, C), (T): post_attention_layernorm's input and rstd
+    let downOut: FloatPtr, downRstd: FloatPtr  // (T, C), (T): post_feedforward_layernorm's
 }
 
 /// The final norm and the LM head's rows (T tokens, S scored rows).
@@ -102,11 +106,14 @@ final class Activations {
         // q/k norms keep the projections before them, and one rstd per normalized row.
         let qkNorm = c.spec.qkNorm != .none, perHead = c.spec.qkNorm == .perHead
         let qRstd = qkNorm ? (perHead ? T * H : T) : 0, kRstd = qkNorm ? (perHead ? T * c.numKVHeads : T) : 0
+        let around = c.spec.normPlacement == .aroundSublayer
         let layers = (0..<kept.layerSlots(layers: c.numLayers)).map { _ in
             LayerActivations(norm1: take(T * C), rstd1: take(T), qRaw: take(qkNorm ? T * Q : 0), kRaw: take(qkNorm ? T * KV : 0),
                              qRstd: take(qRstd), kRstd: take(kRstd), q: take(T * Q), k: take(T * KV), v: take(T * KV),
                              att: take(T * Q), lse: take(T * H), mid: take(T * C), norm2: take(T * C), rstd2: take(T),
-                             gate: take(T * I), up: take(T * I), hidden: take(T * I))
+                             gate: take(T * I), up: take(T * I), hidden: take(T * I),
+                             oOut: take(around ? T * C : 0), oRstd: take(around ? T : 0),
+                             downOut: take(around ? T * C : 0), downRstd: take(around ? T : 0))
         }
         let residuals = (0..<kept.residuals(layers: c.numLayers)).map { _ in take(T * C) }
         let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),

@@ -39,6 +39,8 @@ public final class Transformer {
     public var attentionBlockRows = 128
 
     private var rope: RopeTable
+    /// The sliding layers' table when they rotate with a theta of their own (Gemma 3).
+    private var slidingRope: RopeTable?
     private var acts: Activations?
     private var lastBatchTokens = 0
     private var lastScored = 0
@@ -49,8 +51,12 @@ public final class Transformer {
         layout = ParameterLayout(config: config)
         parameters = ParameterSet(tensors: layout.tensors, values: values)
         self.matmul = matmul
-        rope = RopeTable(headDim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-                         positions: max(config.maxPositionEmbeddings, 1))
+        (rope, slidingRope) = Self.ropeTables(config, positions: max(config.maxPositionEmbeddings, 1))
+    }
+
+    private static func ropeTables(_ c: ModelConfig, positions: Int) -> (RopeTable, RopeTable?) {
+        (RopeTable(headDim: c.rotaryDim, theta: c.ropeTheta, scaling: c.ropeScaling, positions: positions),
+         c.spec.slidingRopeTheta.map { RopeTable(headDim: c.rotaryDim, theta: $0, scaling: .none, positions: positions) })
     }
 
     public var parameterCount: Int { layout.count }
@@ -98,7 +104,7 @@ public final class Transformer {
         for t in layout.tensors {
             let p = parameters.values.pointer + t.offset
             if layout.isNormWeight(t) {
-                p.update(repeating: 1, count: t.count)
+                p.update(repeating: 1 - config.spec.normWeightOffset, count: t.count)
             } else if layout.isBias(t) {
                 p.update(repeating: 0, count: t.count)
             } else {
@@ -110,8 +116,7 @@ public final class Transformer {
     /// Makes sure activation storage fits a batch; allocates only when it grows.
     public func reserve(tokens: Int, longestSequence: Int, scoredRows: Int) {
         if longestSequence > rope.positions {
-            rope = RopeTable(headDim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-                             positions: longestSequence)
+            (rope, slidingRope) = Self.ropeTables(config, positions: longestSequence)
         }
         if let a = acts, a.tokens >= tokens, a.longest >= longestSequence, a.scored >= scoredRows { return }
         let old = acts
@@ -205,6 +210,7 @@ public final class Transformer {
                 onGradientsFinal?(adapters?.layerRanges[l].lowerBound ?? layout.layers[l].range.lowerBound)
             }
             if let G {
+                if config.spec.scalesEmbedding { scaleInPlace(dx, T * C, embeddingScale) }
                 embeddingBackward(dtable: G + layout.embed, dout: dx, tokens: b.tokens, rows: T, channels: C,
                                   skipToken: config.padTokenID)
             }
@@ -228,6 +234,7 @@ public final class Transformer {
         batch.withPointers { b in
             embeddingForward(out: a.residual(0), tokens: b.tokens, table: parameters.values.pointer + layout.embed,
                              rows: T, channels: config.hiddenSize)
+            if config.spec.scalesEmbedding { scaleInPlace(a.residual(0), T * config.hiddenSize, embeddingScale) }
             for l in 0..<config.numLayers {
                 attentionForward(layer: l, batch: b)
                 mlpForward(layer: l, rows: T)
@@ -246,9 +253,24 @@ public final class Transformer {
 
     // MARK: - Attention step: mid = x + o_proj(attention(RoPE(q), RoPE(k), v)), q, k, v of input_layernorm(x)
     // (with the norm after the sublayer, OLMo 2: mid = x + norm(o_proj(attention(...))), q, k, v of x;
-    // with q/k norms, q = q_norm(q_proj(·)) and k = k_norm(k_proj(·)) before RoPE)
+    // with q/k norms, q = q_norm(q_proj(·)) and k = k_norm(k_proj(·)) before RoPE; with norms around
+    // the sublayer, Gemma 3: mid = x + post_attention_layernorm(o_proj(...)), q, k, v of input_layernorm(x))
 
-    private var normsBefore: Bool { config.spec.normPlacement == .beforeSublayer }
+    private var normsBefore: Bool { config.spec.normPlacement != .afterSublayer }
+
+    /// Gemma 3's √hidden_size, rounded to fp32 as transformers' embed_scale buffer.
+    private var embeddingScale: Float { Float(Double(config.hiddenSize).squareRoot()) }
+
+    /// The norm on a sublayer's output, if it has one, with the buffers that keep its input (the
+    /// sublayer's output before it) and rstd: OLMo 2's reuse the input-norm slots, Gemma 3's have their own.
+    private func outputNorm(attention: Bool, layer l: Int) -> (w: NormView, inp: FloatPtr, rstd: FloatPtr)? {
+        let w = layout.layers[l], s = acts!.layer(l)
+        switch config.spec.normPlacement {
+        case .beforeSublayer: return nil
+        case .afterSublayer: return attention ? (w.inputNorm, s.norm1, s.rstd1) : (w.postNorm, s.norm2, s.rstd2)
+        case .aroundSublayer: return attention ? (w.attentionOutputNorm!, s.oOut, s.oRstd) : (w.mlpOutputNorm!, s.downOut, s.downRstd)
+        }
+    }
 
     private func attentionForward(layer l: Int, batch b: TokenBatch.Pointers) {
         let a = acts!, w = layout.layers[l], s = a.layer(l), x = a.residual(l), T = b.tokenCount
@@ -270,17 +292,17 @@ public final class Transformer {
         }
         linear(w.v, out: s.v, inp: h, rows: T)
         if config.spec.layerUsesRope[l] {
-            rotate(s.q, heads: config.numHeads, batch: b, inverse: false)
-            rotate(s.k, heads: config.numKVHeads, batch: b, inverse: false)
+            rotate(s.q, heads: config.numHeads, layer: l, batch: b, inverse: false)
+            rotate(s.k, heads: config.numKVHeads, layer: l, batch: b, inverse: false)
         }
         DPOKernels.attentionForward(out: s.att, lse: s.lse, q: s.q, k: s.k, v: s.v, starts: b.starts, lengths: b.lengths,
                                     prefixStarts: b.prefixStarts, prefixLengths: b.prefixLengths, sequences: b.sequenceCount,
                                     shape: attentionShape(layer: l), scratch: a.attentionScratch, matmul: matmul)
-        if normsBefore {
-            linear(w.o, out: s.mid, inp: s.att, rows: T)
+        if let n = outputNorm(attention: true, layer: l) {
+            linear(w.o, out: n.inp, inp: s.att, rows: T)
+            norm(n.w, out: s.mid, rstd: n.rstd, inp: n.inp, rows: T)
         } else {
-            linear(w.o, out: s.norm1, inp: s.att, rows: T)
-            norm(w.inputNorm, out: s.mid, rstd: s.rstd1, inp: s.norm1, rows: T)
+            linear(w.o, out: s.mid, inp: s.att, rows: T)
         }
         addInPlace(s.mid, x, count: T * config.hiddenSize)
     }
@@ -288,7 +310,7 @@ public final class Transformer {
     /// dx: d(mid) in; d(x) out (the skip connection carries d(mid) through, the norm path adds to it).
     private func attentionBackward(layer l: Int, dx: FloatPtr, batch b: TokenBatch.Pointers) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l), T = b.tokenCount
-        let dOProj = throughOutputNorm(w.inputNorm, dx: dx, inp: s.norm1, rstd: s.rstd1, rows: T)
+        let dOProj = throughOutputNorm(outputNorm(attention: true, layer: l), dx: dx, rows: T)
         linearBackward(w.o, dinp: d.dAtt, dout: dOProj, inp: s.att, rows: T, accumulate: false)
         d.dK.update(repeating: 0, count: T * config.kvDim)
         d.dV.update(repeating: 0, count: T * config.kvDim)
@@ -298,8 +320,8 @@ public final class Transformer {
                                      shape: attentionShape(layer: l), scratch: a.attentionScratch, longest: a.longest,
                                      matmul: matmul)
         if config.spec.layerUsesRope[l] {
-            rotate(d.dQ, heads: config.numHeads, batch: b, inverse: true)
-            rotate(d.dK, heads: config.numKVHeads, batch: b, inverse: true)
+            rotate(d.dQ, heads: config.numHeads, layer: l, batch: b, inverse: true)
+            rotate(d.dK, heads: config.numKVHeads, layer: l, batch: b, inverse: true)
         }
         var dq = d.dQ, dk = d.dK
         if let qNorm = w.qNorm, let kNorm = w.kNorm {
@@ -325,7 +347,8 @@ public final class Transformer {
     }
 
     // MARK: - MLP step: out = mid + down(silu(gate(h)) ⊙ up(h)), h = post_attention_layernorm(mid)
-    // (with the norm after the sublayer: out = mid + norm(down(silu(gate(mid)) ⊙ up(mid))))
+    // (with the norm after the sublayer: out = mid + norm(down(silu(gate(mid)) ⊙ up(mid))); around it,
+    // Gemma 3: out = mid + post_feedforward_layernorm(down(gelu(gate(h)) ⊙ up(h))), h = pre_feedforward_layernorm(mid))
 
     private func mlpForward(layer l: Int, rows T: Int) {
         let a = acts!, w = layout.layers[l], s = a.layer(l), out = a.residual(l + 1)
@@ -338,12 +361,15 @@ public final class Transformer {
         }
         linear(w.gate, out: s.gate, inp: h, rows: T)
         linear(w.up, out: s.up, inp: h, rows: T)
-        swigluForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
-        if normsBefore {
-            linear(w.down, out: out, inp: s.hidden, rows: T)
+        switch config.spec.mlpActivation {
+        case .silu: swigluForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        case .geluTanh: gegluTanhForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        }
+        if let n = outputNorm(attention: false, layer: l) {
+            linear(w.down, out: n.inp, inp: s.hidden, rows: T)
+            norm(n.w, out: out, rstd: n.rstd, inp: n.inp, rows: T)
         } else {
-            linear(w.down, out: s.norm2, inp: s.hidden, rows: T)
-            norm(w.postNorm, out: out, rstd: s.rstd2, inp: s.norm2, rows: T)
+            linear(w.down, out: out, inp: s.hidden, rows: T)
         }
         addInPlace(out, s.mid, count: T * config.hiddenSize)
     }
@@ -351,9 +377,14 @@ public final class Transformer {
     /// dx: d(out) in; d(mid) out.
     private func mlpBackward(layer l: Int, dx: FloatPtr, rows T: Int) {
         let a = acts!, d = a.gradients!, w = layout.layers[l], s = a.layer(l)
-        let dDown = throughOutputNorm(w.postNorm, dx: dx, inp: s.norm2, rstd: s.rstd2, rows: T)
+        let dDown = throughOutputNorm(outputNorm(attention: false, layer: l), dx: dx, rows: T)
         linearBackward(w.down, dinp: d.dHidden, dout: dDown, inp: s.hidden, rows: T, accumulate: false)
-        swigluBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        switch config.spec.mlpActivation {
+        case .silu:
+            swigluBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        case .geluTanh:
+            gegluTanhBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
+        }
         if normsBefore {
             linearBackward(w.gate, dinp: d.dNorm, dout: d.dGate, inp: s.norm2, rows: T, accumulate: false)
             linearBackward(w.up, dinp: d.dNorm, dout: d.dUp, inp: s.norm2, rows: T, accumulate: true)
@@ -364,13 +395,13 @@ public final class Transformer {
         }
     }
 
-    /// d(sublayer output) from d(after the residual add): dx itself, or with the norm after the
-    /// sublayer, dx through that norm (whose input was `inp`), into the dNorm scratch.
-    private func throughOutputNorm(_ w: NormView, dx: FloatPtr, inp: ConstFloatPtr, rstd: ConstFloatPtr, rows T: Int) -> FloatPtr {
-        if normsBefore { return dx }
+    /// d(sublayer output) from d(after the residual add): dx itself, or with a norm on the sublayer's
+    /// output (see `outputNorm`), dx through that norm, into the dNorm scratch.
+    private func throughOutputNorm(_ n: (w: NormView, inp: FloatPtr, rstd: FloatPtr)?, dx: FloatPtr, rows T: Int) -> FloatPtr {
+        guard let n else { return dx }
         let dNorm = acts!.gradients!.dNorm
         dNorm.update(repeating: 0, count: T * config.hiddenSize)
-        normBackward(w, dinp: dNorm, dout: dx, inp: inp, rstd: rstd, rows: T)
+        normBackward(n.w, dinp: dNorm, dout: dx, inp: n.inp, rstd: n.rstd, rows: T)
         return dNorm
     }
 
@@ -395,18 +426,20 @@ public final class Transformer {
 
     private func norm(_ w: NormView, out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, rows: Int) {
         rmsnormForward(out: out, rstd: rstd, inp: inp, weight: parameters.values.pointer + w.weight, eps: config.rmsNormEps,
-                       rows: rows, channels: w.channels)
+                       rows: rows, channels: w.channels, weightOffset: config.spec.normWeightOffset)
     }
 
     private func normBackward(_ w: NormView, dinp: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr, rstd: ConstFloatPtr,
                               rows: Int) {
         rmsnormBackward(dinp: dinp, dweight: parameters.gradients.map { $0.pointer + w.weight }, dout: dout, inp: inp,
-                        weight: parameters.values.pointer + w.weight, rstd: rstd, rows: rows, channels: w.channels)
+                        weight: parameters.values.pointer + w.weight, rstd: rstd, rows: rows, channels: w.channels,
+                        weightOffset: config.spec.normWeightOffset)
     }
 
-    private func rotate(_ x: FloatPtr, heads: Int, batch b: TokenBatch.Pointers, inverse: Bool) {
-        rope.cos.withUnsafeBufferPointer { cos in
-            rope.sin.withUnsafeBufferPointer { sin in
+    private func rotate(_ x: FloatPtr, heads: Int, layer l: Int, batch b: TokenBatch.Pointers, inverse: Bool) {
+        let table = config.spec.layerWindows[l] != nil ? slidingRope ?? rope : rope
+        table.cos.withUnsafeBufferPointer { cos in
+            table.sin.withUnsafeBufferPointer { sin in
                 ropeApply(x, positions: b.positions, cos: cos.baseAddress!, sin: sin.baseAddress!, rows: b.tokenCount,
                           heads: heads, headDim: config.headDim, rotaryDim: config.rotaryDim, inverse: inverse)
             }
@@ -415,7 +448,7 @@ public final class Transformer {
 
     private func attentionShape(layer l: Int) -> AttentionShape {
         AttentionShape(heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim, blockRows: attentionBlockRows,
-                       window: config.spec.layerWindows[l])
+                       window: config.spec.layerWindows[l], scale: config.spec.attentionScalar.map { Float(pow($0, -0.5)) })
     }
 
     // MARK: - Logits for eval and generation

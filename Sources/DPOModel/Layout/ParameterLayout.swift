@@ -41,6 +41,9 @@ public struct LayerViews: Sendable {
     public var qNorm: NormView?
     public var kNorm: NormView?
     public var postNorm: NormView
+    /// With `NormPlacement.aroundSublayer` (Gemma 3), the norms on attention's and the MLP's outputs.
+    public var attentionOutputNorm: NormView?
+    public var mlpOutputNorm: NormView?
     public var gate: LinearView
     public var up: LinearView
     public var down: LinearView
@@ -119,6 +122,8 @@ public struct ParameterLayout: Sendable {
                 qNorm = norm(p + names.qNorm + ".weight", channels: c.qDim)
                 kNorm = norm(p + names.kNorm + ".weight", channels: c.kvDim)
             }
+            let around = spec.normPlacement == .aroundSublayer
+            let attentionOutputNorm = around ? norm(p + names.attentionOutputNorm + ".weight") : nil
             let postNorm = norm(p + names.postNorm + ".weight")
             let gate: LinearView, up: LinearView
             if spec.fusedProjections {
@@ -130,7 +135,9 @@ public struct ParameterLayout: Sendable {
                 up = linear(p + names.up, in: C, out: I, bias: spec.mlpBias)
             }
             let down = linear(p + names.down, in: I, out: C, bias: spec.mlpBias)
+            let mlpOutputNorm = around ? norm(p + names.mlpOutputNorm + ".weight") : nil
             return LayerViews(inputNorm: inputNorm, q: q, k: k, v: v, o: o, qNorm: qNorm, kNorm: kNorm, postNorm: postNorm,
+                              attentionOutputNorm: attentionOutputNorm, mlpOutputNorm: mlpOutputNorm,
                               gate: gate, up: up, down: down, range: start..<offset)
         }
         finalNorm = norm(names.finalNorm)
@@ -142,7 +149,7 @@ public struct ParameterLayout: Sendable {
 
     public func tensor(named name: String) -> NamedTensor? { index[name].map { tensors[$0] } }
 
-    /// Norm weights start at 1 (as nn.RMSNorm); they are the tensors of rank 1 named `*norm.weight`.
+    /// Norm weights start at 1 (as nn.RMSNorm; at 0 where the norm scales by 1 + weight); they are the tensors of rank 1 named `*norm.weight`.
     public func isNormWeight(_ t: NamedTensor) -> Bool { t.shape.count == 1 && t.name.hasSuffix("norm.weight") }
     public func isBias(_ t: NamedTensor) -> Bool { t.name.hasSuffix(".bias") }
 }
