@@ -20,6 +20,8 @@ Fixtures/tokenizers/:
   tiny-spm-first/, -always/, -never/           three tiny SentencePiece-style ones (Metaspace with
                                                each prepend_scheme, split or not, byte fallback
                                                over some bytes, Strip/Replace normalizers)
+  tiny-gemma/                                  tokenizer_class GemmaTokenizer over a tiny BPE whose file states a
+                                               Metaspace: its ids are AutoTokenizer's (the class rebuilds the pipeline)
   <name>.ids.json                              for each tiny and each real tokenizer: the ids of
                                                every test string with and without special tokens,
                                                and what `decode` returns for them; for the real
@@ -315,6 +317,35 @@ def make_tiny_spm(prepend_scheme, split):
     return t, {"eos_token": "</s>", "bos_token": "<s>"}
 
 
+def make_tiny_gemma():
+    """A tokenizer folder that AutoTokenizer loads as GemmaTokenizer (tokenizer_class), which rebuilds the pipeline:
+    the file states a Metaspace pre-tokenizer with a prefix space, which the class replaces by Replace(" ", "▁") with
+    no prefix space, so following the file would give other ids. BPE with byte fallback over some bytes and a fused
+    unk, Gemma's special tokens (pad, eos, bos, unk, mask: ids 0-4) and a BOS template."""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(content=" ", left=1, right=0)])
+    trainer = trainers.BpeTrainer(vocab_size=280, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyz\u2581"))
+    tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))])
+    t = json.loads(tok.to_str())
+    vocab = t["model"]["vocab"]
+    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
+    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
+        vocab.setdefault(f"<0x{byte:02X}>", next_id)
+        next_id += 1
+    config = {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>",
+              "pad_token": "<pad>", "mask_token": "<mask>", "add_bos_token": True, "add_eos_token": False}
+    save_tokenizer_dir("tiny-gemma", t, config)
+    from transformers import AutoTokenizer
+    auto = AutoTokenizer.from_pretrained(os.path.join(OUT, "tiny-gemma"))
+    assert type(auto).__name__ == "GemmaTokenizer", type(auto).__name__
+    return auto
+
+
 def fixture(name, tok, texts):
     vocab = tok.get_vocab(with_added_tokens=True) if isinstance(tok, Tokenizer) else tok.get_vocab()
     cases = []
@@ -374,7 +405,8 @@ def main():
               "tiny-bpe-unk": lambda: save_tokenizer_dir("tiny-bpe-unk", *make_tiny_unk()),
               "tiny-spm-first": lambda: save_tokenizer_dir("tiny-spm-first", *make_tiny_spm("first", True)),
               "tiny-spm-always": lambda: save_tokenizer_dir("tiny-spm-always", *make_tiny_spm("always", False)),
-              "tiny-spm-never": lambda: save_tokenizer_dir("tiny-spm-never", *make_tiny_spm("never", True))}
+              "tiny-spm-never": lambda: save_tokenizer_dir("tiny-spm-never", *make_tiny_spm("never", True)),
+              "tiny-gemma": make_tiny_gemma}
     for name in REAL:
         makers[name] = lambda name=name: auto_tokenizer(name)
     for name, model_type in WITH_MODEL_TYPE:

@@ -22,6 +22,11 @@ extension Tokenizer {
         case gpt2(addPrefixSpace: Bool, nfc: Bool)
         /// `Qwen2Tokenizer`: NFC, Qwen2's split regex, then ByteLevel without its regex.
         case qwen2(addPrefixSpace: Bool)
+        /// `GemmaTokenizer` (Gemma, Gemma 2, Gemma 3): normalizer Replace(" ", "▁"), no prefix space,
+        /// pre-tokenizer Split(" ", merged with previous) (which finds no space left), BPE with
+        /// byte_fallback and fuse_unk over the class's unk token; decoder Replace("▁", " "),
+        /// ByteFallback, Fuse.
+        case gemma(unkToken: String)
 
         // MARK: - Which class
 
@@ -86,9 +91,12 @@ extension Tokenizer {
                 return (.gpt2(addPrefixSpace: addPrefixSpace ?? false, nfc: true), name)
             case "Qwen2Tokenizer":
                 return (.qwen2(addPrefixSpace: addPrefixSpace ?? false), name)
+            case "GemmaTokenizer":
+                let unk = config?["unk_token"]?.string ?? config?["unk_token"]?["content"]?.string ?? "<unk>"
+                return (.gemma(unkToken: unk), name)
             default:
                 if ownPipelineClasses.contains(name) {
-                    throw DPOError.file(declaredPath ?? "tokenizer_config.json", "tokenizer_class \"\(name)\": transformers 5.24 builds this class's own pipeline instead of tokenizer.json's, and dpo-dist does not follow it (it follows LlamaTokenizer, GPT2Tokenizer, CodeGenTokenizer, WhisperTokenizer, GPTNeoXTokenizer, Qwen2Tokenizer and PreTrainedTokenizerFast)")
+                    throw DPOError.file(declaredPath ?? "tokenizer_config.json", "tokenizer_class \"\(name)\": transformers 5.24 builds this class's own pipeline instead of tokenizer.json's, and dpo-dist does not follow it (it follows LlamaTokenizer, GemmaTokenizer, GPT2Tokenizer, CodeGenTokenizer, WhisperTokenizer, GPTNeoXTokenizer, Qwen2Tokenizer and PreTrainedTokenizerFast)")
                 }
                 return (.file, "TokenizersBackend")
             }
@@ -125,7 +133,7 @@ extension Tokenizer {
         private static let ownPipelineClasses: Set<String> = [
             "AlbertTokenizer", "BarthezTokenizer", "BertTokenizer", "BigBirdTokenizer", "BlenderbotTokenizer",
             "CLIPTokenizer", "CamembertTokenizer", "CodeLlamaTokenizer", "CohereTokenizer", "DebertaTokenizer",
-            "DebertaV2Tokenizer", "EsmcTokenizer", "FunnelTokenizer", "GemmaTokenizer", "HerbertTokenizer",
+            "DebertaV2Tokenizer", "EsmcTokenizer", "FunnelTokenizer", "HerbertTokenizer",
             "LasrTokenizer", "LayoutLMv2Tokenizer", "LayoutLMv3Tokenizer", "LayoutXLMTokenizer", "LukeTokenizer",
             "MBart50Tokenizer", "MBartTokenizer", "MPNetTokenizer", "MarkupLMTokenizer", "NllbTokenizer",
             "NougatTokenizer", "OpenAIGPTTokenizer", "PegasusTokenizer", "Qwen3_5Tokenizer", "ReformerTokenizer",
@@ -157,6 +165,12 @@ extension Tokenizer {
                 model.byteFallback = true
                 model.continuingSubwordPrefix = nil
                 model.endOfWordSuffix = nil
+            case .gemma(let unk):
+                model.unkToken = unk
+                model.fuseUnk = true
+                model.byteFallback = true
+                model.continuingSubwordPrefix = nil
+                model.endOfWordSuffix = nil
             case .gpt2, .qwen2:
                 model.unkToken = nil
                 model.fuseUnk = false
@@ -184,6 +198,10 @@ extension Tokenizer {
                 return (nfc ? .nfc : nil,
                         .byteLevel(addPrefixSpace: addPrefixSpace, regex: try SplitPattern.compile(ByteLevel.gpt2Pattern, section: section)),
                         .byteLevel)
+            case .gemma:
+                return (.replace(.literal(Array(" ".utf8)), content: "▁"),
+                        .split(.character { $0 == " " }, behavior: .mergedWithPrevious, invert: false),
+                        .sequence([.replace(.literal(Array("▁".utf8)), content: " "), .byteFallback, .fuse]))
             case .qwen2(let addPrefixSpace):
                 return (.nfc,
                         .sequence([.split(try SplitPattern.compile(Self.qwen2Pattern, section: section), behavior: .isolated, invert: false),

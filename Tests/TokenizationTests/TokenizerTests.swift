@@ -18,6 +18,8 @@ final class TokenizerTests: XCTestCase {
     func testTinySentencePieceFirstSplit() throws { try checkFixture("tiny-spm-first") }
     func testTinySentencePieceAlwaysUnsplit() throws { try checkFixture("tiny-spm-always") }
     func testTinySentencePieceNeverSplit() throws { try checkFixture("tiny-spm-never") }
+    /// tokenizer_class GemmaTokenizer, which replaces the file's Metaspace by Replace(" ", "▁").
+    func testTinyGemmaFollowsGemmaTokenizer() throws { try checkFixture("tiny-gemma") }
     func testGPT2() throws { try checkFixture("gpt2") }
     func testGPTNeoX20B() throws { try checkFixture("gpt-neox-20b") }
     func testPhi2() throws { try checkFixture("phi-2") }
@@ -89,9 +91,9 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testATokenizerClassWithAPipelineDPODistDoesNotFollowIsRefused() throws {
-        let directory = try copyOfShared("llama2", editingConfig: { $0["tokenizer_class"] = "GemmaTokenizer" })
+        let directory = try copyOfShared("llama2", editingConfig: { $0["tokenizer_class"] = "T5Tokenizer" })
         assertThrowsDPOError(try Tokenizer(directory: directory),
-                             startsWith: "\(directory)/tokenizer_config.json: tokenizer_class \"GemmaTokenizer\": transformers 5.24 builds this class's own pipeline")
+                             startsWith: "\(directory)/tokenizer_config.json: tokenizer_class \"T5Tokenizer\": transformers 5.24 builds this class's own pipeline")
         // A name transformers does not know loads as the file states (transformers falls back to TokenizersBackend).
         let unknown = try copyOfShared("llama2", editingConfig: { $0["tokenizer_class"] = "NoSuchTokenizer" })
         XCTAssertEqual(try Tokenizer(directory: unknown).transformersClassName, "TokenizersBackend")
@@ -383,7 +385,8 @@ final class TokenizerTests: XCTestCase {
 private enum TokenizerPaths {
     static let fixtures = Fixtures.root + "/tokenizers"
     static let shared = Fixtures.sharedTokenizers
-    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk", "tiny-spm-first", "tiny-spm-always", "tiny-spm-never"]
+    static let tinyNames = ["tiny-bpe", "tiny-bpe-llama3", "tiny-bpe-unk", "tiny-spm-first", "tiny-spm-always", "tiny-spm-never",
+                                   "tiny-gemma"]
     static let realNames = ["falcon-7b", "gpt-neox-20b", "gpt2", "olmo2-dolma2", "phi-2", "smollm2-135m", "whisper-large-v3",
                             "qwen3", "llama3.2", "smollm3", "phi-4-mini", "llama2", "mistral-7b-v0.1", "phi-3-mini"]
     /// Fixtures of a shared folder with a config.json of a model type beside it: "<folder>@<model_type>".
