@@ -126,6 +126,22 @@ public final class SafetensorsFile: @unchecked Sendable {
         case .i64, .i32, .u8, .bool:
             throw DPOError.file(path, "tensor \"\(name)\" has dtype \(info.dtype.rawValue); expected a floating-point dtype (F32, F16, BF16 or F64)")
         }
+        dropPages(of: source)
+    }
+
+    /// Gives the pages wholly inside `bytes` back: the file's pages read into this private, read-only
+    /// mapping count in the process's resident memory until it is unmapped, so without this, loading
+    /// a model holds its files and its fp32 copy at once (`score` on a 3B model in bf16 shards peaked
+    /// at 18.5 GB, 12.9 GB with this). The data stays in the page cache; a later read faults the same
+    /// bytes back in.
+    private func dropPages(of bytes: UnsafeRawBufferPointer) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let start = bytes.baseAddress, page > 0 else { return }
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + bytes.count) / page * page
+        guard end > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        // Advice only: where the kernel declines, the pages stay until the file is unmapped.
+        _ = madvise(pointer, end - first, MADV_DONTNEED)
     }
 
     /// All of a tensor's values as fp32; a convenience for tests and small tensors.
