@@ -276,7 +276,8 @@ final class TokenizerTests: XCTestCase {
             let text = try ChatRendering.render(messages: chat.messages.map { ["role": $0.role, "content": $0.content] },
                                                 tokenizer: tokenizer, addGenerationPrompt: false, field: "messages",
                                                 fail: { DPOError.file(name, $0) })
-            XCTAssertEqual(text, chat.text, "\(name): rendered chat")
+            // SmolLM3's template prints today's date (strftime_now): the fixture has the day it was made.
+            XCTAssertEqual(withoutTodaysDate(text), withoutTodaysDate(chat.text), "\(name): rendered chat")
             XCTAssertEqual(tokenizer.encode(chat.text, addSpecialTokens: false), chat.ids, "\(name): chat ids")
         }
 
@@ -315,6 +316,12 @@ final class TokenizerTests: XCTestCase {
             }
         }
         XCTAssertEqual(decodeFailures, 0, "\(name): \(decodeFailures) of \(fixture.decode.count) decodes differ")
+    }
+
+    /// `text` with the date after "Today Date: " (as "%d %B %Y") replaced by a placeholder.
+    private func withoutTodaysDate(_ text: String) -> String {
+        text.replacingOccurrences(of: #"Today Date: \d{2} [A-Z][a-z]+ \d{4}"#, with: "Today Date: <date>",
+                                  options: .regularExpression)
     }
 
     private func loadTokenizer(_ name: String) throws -> Tokenizer {
