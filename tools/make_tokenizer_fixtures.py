@@ -285,6 +285,16 @@ def encode_ids(tok, text, add):
     return tok.encode(text, add_special_tokens=add)
 
 
+def add_byte_tokens(t):
+    """Byte tokens for ASCII and for the bytes of é and 한 only: 中, emoji and the like fall back to <unk>."""
+    vocab = t["model"]["vocab"]
+    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
+    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
+        vocab.setdefault(f"<0x{byte:02X}>", next_id)
+        next_id += 1
+    return t
+
+
 def make_tiny_spm(prepend_scheme, split):
     """SentencePiece-style BPE as a tokenizer.json states it (no tokenizer_class): Metaspace, byte
     fallback over only some bytes (so other characters become a fused unk), Strip and Replace
@@ -307,13 +317,7 @@ def make_tiny_spm(prepend_scheme, split):
     tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
     tok.add_tokens([AddedToken("hello world", normalized=True), AddedToken("[X]", normalized=False, rstrip=True)])
-    t = json.loads(tok.to_str())
-    # Byte tokens for ASCII and for the bytes of é and 한 only: 中, emoji and the like fall back to <unk>.
-    vocab = t["model"]["vocab"]
-    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
-    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
-        vocab.setdefault(f"<0x{byte:02X}>", next_id)
-        next_id += 1
+    t = add_byte_tokens(json.loads(tok.to_str()))
     return t, {"eos_token": "</s>", "bos_token": "<s>"}
 
 
@@ -331,12 +335,7 @@ def make_tiny_gemma():
                                   initial_alphabet=list("abcdefghijklmnopqrstuvwxyz\u2581"))
     tok.train_from_iterator([line for line in CORPUS if line.isascii()], trainer)
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))])
-    t = json.loads(tok.to_str())
-    vocab = t["model"]["vocab"]
-    next_id = 1 + max(list(vocab.values()) + [a["id"] for a in t["added_tokens"]])
-    for byte in list(range(0x80)) + [0xC3, 0xA9, 0xED, 0x95, 0x9C]:
-        vocab.setdefault(f"<0x{byte:02X}>", next_id)
-        next_id += 1
+    t = add_byte_tokens(json.loads(tok.to_str()))
     config = {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>",
               "pad_token": "<pad>", "mask_token": "<mask>", "add_bos_token": True, "add_eos_token": False}
     save_tokenizer_dir("tiny-gemma", t, config)

@@ -159,14 +159,9 @@ extension Tokenizer {
             switch self {
             case .file:
                 return schema
-            case .llama:
-                model.unkToken = nil
-                model.fuseUnk = true
-                model.byteFallback = true
-                model.continuingSubwordPrefix = nil
-                model.endOfWordSuffix = nil
-            case .gemma(let unk):
-                model.unkToken = unk
+            case .llama, .gemma:
+                // LlamaTokenizer passes no unk token, GemmaTokenizer its own.
+                if case .gemma(let unk) = self { model.unkToken = unk } else { model.unkToken = nil }
                 model.fuseUnk = true
                 model.byteFallback = true
                 model.continuingSubwordPrefix = nil
