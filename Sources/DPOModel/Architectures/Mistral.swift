@@ -11,5 +11,5 @@ extension Architecture {
             return DecoderSpec(layerUsesRope: Array(repeating: true, count: layers),
                                layerWindows: Array(repeating: window, count: layers))
         },
-        writeSpec: { spec, json in json["sliding_window"] = spec.layerWindows.compactMap { $0 }.first ?? NSNull() })
+        writeSpec: { spec, json in writeSlidingWindow(spec, &json) })
 }

@@ -29,6 +29,6 @@ extension Architecture {
         },
         writeSpec: { spec, json in
             json["partial_rotary_factor"] = spec.partialRotaryFactor
-            json["sliding_window"] = spec.layerWindows.compactMap { $0 }.first ?? NSNull()
+            writeSlidingWindow(spec, &json)
         })
 }

@@ -36,10 +36,14 @@ extension Architecture {
         return window
     }
 
+    /// Writes the window of the sliding layers back as `sliding_window` (null: none slides).
+    static func writeSlidingWindow(_ spec: DecoderSpec, _ json: inout [String: Any]) {
+        json["sliding_window"] = spec.layerWindows.compactMap { $0 }.first ?? NSNull()
+    }
+
     /// Writes the layer windows back as `layer_types` and `sliding_window`.
     static func writeLayerWindows(_ spec: DecoderSpec, _ json: inout [String: Any]) {
-        let window = spec.layerWindows.compactMap { $0 }.first
-        json["sliding_window"] = window ?? NSNull()
+        writeSlidingWindow(spec, &json)
         json["layer_types"] = spec.layerWindows.map { $0 == nil ? "full_attention" : "sliding_attention" }
     }
 }
