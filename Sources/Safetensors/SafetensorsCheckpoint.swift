@@ -76,6 +76,13 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
         return files.keys.sorted().map { files[$0]! }
     }
 
+    /// A BF16 tensor's bits in the mapping of the file that holds it (see
+    /// `SafetensorsFile.mappedBFloat16`), with that file, which must stay alive while they are read.
+    public func mappedBFloat16(_ name: String) -> (bits: UnsafePointer<UInt16>, file: SafetensorsFile)? {
+        guard let location = locations[name], let bits = location.file.mappedBFloat16(name) else { return nil }
+        return (bits, location.file)
+    }
+
     public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
         guard let location = locations[name] else {
             throw DPOError.file(directory, "checkpoint has no tensor named \"\(name)\"")

@@ -144,6 +144,20 @@ public final class SafetensorsFile: @unchecked Sendable {
         _ = madvise(pointer, end - first, MADV_DONTNEED)
     }
 
+    /// A BF16 tensor's bits in place, inside the file's mapping (valid while `self` is alive): the
+    /// pages are the page cache's, shared by every process that maps the file, and faulted in when
+    /// first read. nil when the tensor is not BF16 or not 2-byte aligned in the mapping (the format
+    /// does not require it), or on a big-endian host.
+    public func mappedBFloat16(_ name: String) -> UnsafePointer<UInt16>? {
+        #if _endian(big)
+        return nil
+        #else
+        guard let info = tensors[name], info.dtype == .bf16, let start = bytes(of: info).baseAddress,
+              Int(bitPattern: start) % MemoryLayout<UInt16>.alignment == 0 else { return nil }
+        return start.assumingMemoryBound(to: UInt16.self)
+        #endif
+    }
+
     /// All of a tensor's values as fp32; a convenience for tests and small tensors.
     public func floats(_ name: String) throws -> [Float] {
         let count = try info(name).elementCount

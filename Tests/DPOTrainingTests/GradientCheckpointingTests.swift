@@ -93,7 +93,9 @@ final class GradientCheckpointingTests: XCTestCase {
             t.policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence, scoredRows: batch.tokens)
         }
         XCTAssertLessThan(activations(checkpointed), activations(kept))
-        let state = 4 * kept.policy.parameterCount + 24 * kept.trainable.count
+        let referenceActivations = kept.objective.referenceActivationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence)
+        XCTAssertEqual(referenceActivations, checkpointed.objective.referenceActivationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence))
+        let state = 4 * kept.policy.parameterCount + 24 * kept.trainable.count + referenceActivations
         let budget = state + (activations(kept) + activations(checkpointed)) / 2
         kept.memoryBudget = budget
         checkpointed.memoryBudget = budget

@@ -399,4 +399,76 @@ final class LoRADistributedTests: XCTestCase {
         other.loraAlpha = 64
         XCTAssertThrowsError(try TrainingRuns.dpo(other)) { XCTAssertTrue("\($0)".contains("lora_alpha 32.0 there, 64.0 now"), "\($0)") }
     }
+
+    /// The qwen2-untied fixture saved in bf16, and the same (bf16-exact) values saved in fp32.
+    func bf16AndFP32Copies(_ tag: String) throws -> (bf16: String, fp32: String) {
+        let original = try ModelDirectory.load(Fixtures.model("qwen2-untied") + "/model")
+        let bf16 = Fixtures.temporaryDirectory(tag + "-bf16") + "/model"
+        try ModelDirectory.save(original.model, to: bf16, configJSON: original.configJSON, companionsFrom: original.directory, dtype: .bf16)
+        let rounded = try ModelDirectory.load(bf16)
+        let fp32 = Fixtures.temporaryDirectory(tag + "-fp32") + "/model"
+        try ModelDirectory.save(rounded.model, to: fp32, configJSON: rounded.configJSON, companionsFrom: bf16, dtype: .f32)
+        return (bf16, fp32)
+    }
+
+    /// A base stored in bf16 stays bf16, in its files' mapping: the memory plan counts 2 bytes for
+    /// each of its decoder linears' weights, and the adapter trains exactly as on an fp32 copy of
+    /// the same values (the same metrics and adapter bits), on one rank and on two (whose
+    /// agreement check hashes the bf16 weights), with gradient checkpointing and ZeRO-1.
+    func testABF16BaseStaysBF16AndTrainsAsItsFP32Copy() throws {
+        let (bf16, fp32) = try bf16AndFP32Copies("lora-base")
+        var a = arguments("lora-on-bf16", accumulation: 2)
+        a.model = bf16
+        a.gradientCheckpointing = true
+        var b = a
+        b.model = fp32
+        b.outputDir = Fixtures.temporaryDirectory("lora-on-fp32")
+        let (lines, trainer) = try TrainingRuns.dpo(a)
+        let (expected, copy) = try TrainingRuns.dpo(b)
+        let frozen = try XCTUnwrap(trainer.policy.frozenWeights)
+        XCTAssertTrue(try XCTUnwrap((trainer.objective as? DPOObjective)?.reference).frozenWeights === frozen, "the reference shares the base")
+        XCTAssertNil(copy.policy.frozenWeights)
+        XCTAssertEqual(frozen.tensorNames.count, 7 * trainer.policy.config.numLayers)
+        XCTAssertEqual(Metrics.values(lines), Metrics.values(expected))
+        XCTAssertEqual(adapterValues(trainer), adapterValues(copy))
+
+        let plan = trainer.memoryPlan(), copyPlan = copy.memoryPlan()
+        let items = Dictionary(plan.items, uniquingKeysWith: +)
+        XCTAssertEqual(items["frozen bf16 weights (mapped from the files)"], 2 * frozen.elementCount)
+        XCTAssertEqual(items["parameters"], 4 * (trainer.policy.parameterCount - frozen.elementCount))
+        XCTAssertEqual(items["reference"], 0)
+        // 2 bytes a frozen weight saved; the policy and the reference each widen a weight into an fp32 scratch.
+        XCTAssertEqual(copyPlan.total - plan.total, 2 * frozen.elementCount - 2 * 4 * frozen.largestView)
+        XCTAssertTrue(plan.line.contains("frozen bf16 weights (mapped from the files)"), plan.line)
+
+        var two = a
+        two.outputDir = Fixtures.temporaryDirectory("lora-on-bf16-two")
+        two.gradientAccumulationSteps = 1
+        let (twoLines, adapters) = try simulated(two, ranks: 2, parallel: ParallelOptions(zeroStage: 1))
+        Metrics.assertSame(twoLines, Metrics.values(lines), tolerance: 1e-6, "2 ranks on a bf16 base")
+        XCTAssertEqual(adapters, adapterValues(trainer))
+    }
+
+    /// Full training on a bf16 model: the policy is fp32 (it is trained), the reference, loaded
+    /// again from the same files, keeps its decoder linears in bf16; the run equals the one on an
+    /// fp32 copy, and the plan's reference is that much smaller.
+    func testAFullRunOnABF16ModelKeepsItsReferenceInBF16() throws {
+        let (bf16, fp32) = try bf16AndFP32Copies("full-base")
+        var a = TrainingRuns.arguments("full-on-bf16", steps: 3, perDevice: 2, accumulation: 2)
+        a.model = bf16
+        var b = a
+        b.model = fp32
+        b.outputDir = Fixtures.temporaryDirectory("full-on-fp32")
+        let (lines, trainer) = try TrainingRuns.dpo(a)
+        let (expected, copy) = try TrainingRuns.dpo(b)
+        XCTAssertNil(trainer.policy.frozenWeights, "the policy is trained: fp32")
+        XCTAssertNotNil(try XCTUnwrap((trainer.objective as? DPOObjective)?.reference).frozenWeights)
+        XCTAssertNil(try XCTUnwrap((copy.objective as? DPOObjective)?.reference).frozenWeights)
+        XCTAssertEqual(Metrics.values(lines), Metrics.values(expected))
+        XCTAssertTrue(trainer.policy.parameters.values.buffer.elementsEqual(copy.policy.parameters.values.buffer))
+        let reference = try ModelDirectory.weightBytes(bf16, frozen: true)
+        XCTAssertGreaterThan(reference.bf16, 0)
+        XCTAssertEqual(Dictionary(trainer.memoryPlan().items, uniquingKeysWith: +)["reference"], reference.fp32 + reference.bf16)
+        XCTAssertEqual(Dictionary(copy.memoryPlan().items, uniquingKeysWith: +)["reference"], 4 * copy.policy.parameterCount)
+    }
 }

@@ -207,14 +207,22 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertEqual(plan.items[5].0, "activations (\(batch.tokens) tokens)")
         XCTAssertEqual(plan.items[5].1, t.policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
                                                                  scoredRows: batch.tokens))
-        XCTAssertEqual(plan.total, expected.reduce(0, +) + plan.items[5].1)
+        // The reference model runs in the step too, keeping one layer's activations.
+        let reference = try XCTUnwrap((t.objective as? DPOObjective)?.reference)
+        XCTAssertEqual(plan.items[6].0, "reference activations")
+        XCTAssertEqual(plan.items[6].1, reference.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
+                                                                  scoredRows: batch.tokens))
+        XCTAssertLessThan(plan.items[6].1, plan.items[5].1)
+        XCTAssertEqual(plan.items.count, 7)
+        XCTAssertEqual(plan.total, expected.reduce(0, +) + plan.items[5].1 + plan.items[6].1)
         XCTAssertTrue(plan.fits)
         XCTAssertNoThrow(try t.checkMemory())
         t.memoryBudget = plan.total - 1
         XCTAssertFalse(t.memoryPlan().fits)
         XCTAssertThrowsError(try t.checkMemory()) { error in
             let text = "\(error)"
-            for item in ["parameters ", "gradients ", "gradient sum (fp64) ", "AdamW moments ", "reference ", "activations (", "total "] {
+            for item in ["parameters ", "gradients ", "gradient sum (fp64) ", "AdamW moments ", "reference ", "activations (",
+                         "reference activations ", "total "] {
                 XCTAssertTrue(text.contains(item), "\(item) in \(text)")
             }
             XCTAssertFalse(text.contains("\n"), text)

@@ -20,6 +20,11 @@ public final class Transformer {
     public let parameters: ParameterSet
     /// Every matrix product of this model goes through it.
     public let matmul: any MatmulBackend
+    /// The decoder linears' weights kept in bf16 outside `parameters` (a frozen model loaded with
+    /// `ModelDirectory.load(frozen: true)`), or nil: every weight is in `parameters`.
+    public let frozenWeights: FrozenWeights?
+    /// Where a frozen linear's weight is widened to fp32 before its product.
+    private var widened: FloatBuffer?
     /// LoRA adapters beside the weights (see `attach`); nil: the model is its weights alone.
     public private(set) var adapters: LoRAAdapters?
     /// What training updates: the adapters when there are some, else the weights.
@@ -46,11 +51,14 @@ public final class Transformer {
     private var lastScored = 0
 
     /// `values` holds the weights in `ParameterLayout(config:)`'s layout; nil allocates them zeroed.
-    public init(config: ModelConfig, values: FloatBuffer? = nil, matmul: any MatmulBackend = OpenBLASFP32()) {
+    /// With `frozenWeights`, the weights it holds are read from there, never from `values`.
+    public init(config: ModelConfig, values: FloatBuffer? = nil, matmul: any MatmulBackend = OpenBLASFP32(),
+                frozenWeights: FrozenWeights? = nil) {
         self.config = config
         layout = ParameterLayout(config: config)
         parameters = ParameterSet(tensors: layout.tensors, values: values)
         self.matmul = matmul
+        self.frozenWeights = frozenWeights.flatMap { $0.isEmpty ? nil : $0 }
         (rope, slidingRope) = Self.ropeTables(config, positions: max(config.maxPositionEmbeddings, 1))
     }
 
@@ -60,6 +68,22 @@ public final class Transformer {
     }
 
     public var parameterCount: Int { layout.count }
+
+    /// Bytes the weights take: fp32 in `parameters`, bf16 for the frozen ones.
+    public var weightBytes: (fp32: Int, bf16: Int) {
+        let frozen = frozenWeights?.elementCount ?? 0
+        return (4 * (layout.count - frozen), 2 * frozen)
+    }
+
+    /// A hash of every weight's bits (the frozen ones' bf16 bits, the others' fp32 bits), in the
+    /// layout's order: ranks compare it to make sure they start from the same model.
+    public func weightsFingerprint(into hash: inout FNV1a) {
+        let frozen = frozenWeights?.tensorNames ?? []
+        for t in layout.tensors where !frozen.contains(t.name) {
+            hash.add(words: parameters.values.pointer + t.offset, count: t.count)
+        }
+        frozenWeights?.fingerprint(into: &hash, layout: layout)
+    }
 
     /// Whether backward recomputes each layer's forward from its saved input instead of reading
     /// activations kept by forward (TRL's `gradient_checkpointing`): forward keeps each layer's input
@@ -71,6 +95,7 @@ public final class Transformer {
     /// Makes the model trainable: a zeroed gradient buffer, and activations kept for backward (every
     /// layer's, or with `checkpointing` each layer's input; see `gradientCheckpointing`).
     public func enableGradients(checkpointing: Bool = false) {
+        precondition(frozenWeights == nil || adapters != nil, "a model with frozen bf16 weights trains adapters only")
         trainable.enableGradients()
         gradientCheckpointing = checkpointing
         acts = nil
@@ -87,7 +112,7 @@ public final class Transformer {
     /// and `adapters` (nil: none): the reference of a LoRA run, the base with the adapters off or
     /// with the starting adapter.
     public func sharingWeights(adapters: LoRAAdapters?, matmul: any MatmulBackend) -> Transformer {
-        let model = Transformer(config: config, values: parameters.values, matmul: matmul)
+        let model = Transformer(config: config, values: parameters.values, matmul: matmul, frozenWeights: frozenWeights)
         if let adapters { model.attach(adapters) }
         return model
     }
@@ -129,12 +154,12 @@ public final class Transformer {
 
     /// Bytes of activation storage a batch of `tokens` tokens (longest sequence `longestSequence`,
     /// `scoredRows` rows through the head) needs in this model as it is (frozen, trainable, or
-    /// trainable with gradient checkpointing).
+    /// trainable with gradient checkpointing), with the scratch a frozen linear's weight is widened into.
     public func activationBytes(tokens: Int, longestSequence: Int, scoredRows: Int) -> Int {
         4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
                                    kept: kept, blockRows: attentionBlockRows, headChunk: headChunk,
                                    withGradients: trainable.gradients != nil)
-            + 4 * (adapters?.activationFloats(tokens: tokens) ?? 0)
+            + 4 * (adapters?.activationFloats(tokens: tokens) ?? 0) + 4 * (frozenWeights?.largestView ?? 0)
     }
 
     /// Log-probabilities of the scored tokens, valid after `forward` (`batch.scoredCount` values).
@@ -407,9 +432,18 @@ public final class Transformer {
 
     // MARK: - The parts, on this model's buffers and backend
 
+    /// A linear's weight as fp32: in `parameters`, or a frozen one widened into the scratch (valid
+    /// until the next call).
+    private func weight(_ w: LinearView) -> ConstFloatPtr {
+        guard let bits = frozenWeights?.bits(w) else { return ConstFloatPtr(parameters.values.pointer + w.weight) }
+        if widened == nil { widened = FloatBuffer(count: frozenWeights!.largestView, zeroed: false) }
+        widenBFloat16(bits, into: widened!.pointer, count: w.inFeatures * w.outFeatures)
+        return ConstFloatPtr(widened!.pointer)
+    }
+
     private func linear(_ w: LinearView, out: FloatPtr, inp: ConstFloatPtr, rows: Int) {
         let P = parameters.values.pointer
-        matmulForward(out: out, inp: inp, weight: P + w.weight, bias: w.bias.map { P + $0 }, rows: rows,
+        matmulForward(out: out, inp: inp, weight: weight(w), bias: w.bias.map { P + $0 }, rows: rows,
                       inFeatures: w.inFeatures, outFeatures: w.outFeatures, matmul: matmul)
         adapters?.forward(w, out: out, inp: inp, rows: rows, matmul: matmul)
     }
@@ -419,7 +453,7 @@ public final class Transformer {
                                 accumulate: Bool) {
         let G = parameters.gradients?.pointer
         matmulBackward(dinp: dinp, dweight: G.map { $0 + w.weight }, dbias: G.flatMap { g in w.bias.map { g + $0 } },
-                       dout: dout, inp: inp, weight: parameters.values.pointer + w.weight, rows: rows,
+                       dout: dout, inp: inp, weight: weight(w), rows: rows,
                        inFeatures: w.inFeatures, outFeatures: w.outFeatures, accumulateInput: accumulate, matmul: matmul)
         adapters?.backward(w, dinp: dinp, dout: dout, inp: inp, rows: rows, matmul: matmul)
     }

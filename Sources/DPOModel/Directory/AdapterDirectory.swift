@@ -121,10 +121,11 @@ public enum AdapterDirectory {
 
     /// A whole adapter directory: its base model (loaded strictly, computing with `matmul`) with
     /// the adapter attached.
-    public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws
+    /// `frozen` as in `ModelDirectory.load`: the base is never updated (the adapter is not merged into it).
+    public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32(), frozen: Bool = false) throws
         -> (base: ModelDirectory.Loaded, config: Config) {
         let config = try readConfig(directory)
-        let base = try ModelDirectory.load(config.baseDirectory, matmul: matmul)
+        let base = try ModelDirectory.load(config.baseDirectory, matmul: matmul, frozen: frozen)
         let adapters = try LoRAAdapters(layout: base.model.layout, config: base.model.config, settings: config.settings)
         try readWeights(directory, into: adapters)
         base.model.attach(adapters)
@@ -134,10 +135,10 @@ public enum AdapterDirectory {
     /// A model directory, or an adapter directory as its base with the adapter attached (for
     /// scoring, eval and generation: a lora_dropout in its config changes nothing there), and
     /// where its tokenizer files are (an adapter directory's own when it has tokenizer.json).
-    public static func loadModelOrAdapter(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws
+    public static func loadModelOrAdapter(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32(), frozen: Bool = false) throws
         -> (model: Transformer, tokenizerDirectory: String) {
-        guard isAdapter(directory) else { return (try ModelDirectory.load(directory, matmul: matmul).model, directory) }
-        let (base, config) = try load(directory, matmul: matmul)
+        guard isAdapter(directory) else { return (try ModelDirectory.load(directory, matmul: matmul, frozen: frozen).model, directory) }
+        let (base, config) = try load(directory, matmul: matmul, frozen: frozen)
         return (base.model, tokenizerDirectory(directory, base: config.baseDirectory))
     }
 

@@ -20,11 +20,14 @@ public enum ModelDirectory {
     /// Loads config and weights strictly: every parameter must be filled by a tensor of the right shape,
     /// and every tensor in the files must be used. Weights in BF16/F16 are widened to fp32. The model
     /// computes its products with `matmul`.
-    public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32()) throws -> Loaded {
+    ///
+    /// `frozen`: the model will never be updated (a LoRA base, a reference, a model only scored), so
+    /// its decoder linears stored in BF16 stay as they are, in the files' mappings (`FrozenWeights`):
+    /// the numbers are the same, the memory half (and shared by the ranks of a node).
+    public static func load(_ directory: String, matmul: any MatmulBackend = OpenBLASFP32(), frozen: Bool = false) throws -> Loaded {
         let (config, json) = try loadConfig(directory)
         let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        let model = Transformer(config: config, matmul: matmul)
-        let layout = model.layout
+        let layout = ParameterLayout(config: config)
         for t in layout.tensors {
             guard let info = checkpoint.info(t.name) else {
                 throw DPOError.file(directory, "missing tensor \"\(t.name)\" (expected by \(config.architecture.className) with this config.json)")
@@ -32,6 +35,12 @@ public enum ModelDirectory {
             guard info.shape == t.shape else {
                 throw DPOError.file(directory, "tensor \"\(t.name)\" has shape \(info.shape) but config.json implies \(t.shape)")
             }
+        }
+        let frozenWeights = frozen ? FrozenWeights(layout: layout) { t in checkpoint.mappedBFloat16(t.name).map { ($0.bits, $0.file) } } : nil
+        let kept = frozenWeights?.tensorNames ?? []
+        let model = Transformer(config: config, values: kept.isEmpty ? nil : FloatBuffer(pagesOnFirstWrite: layout.count),
+                                matmul: matmul, frozenWeights: frozenWeights)
+        for t in layout.tensors where !kept.contains(t.name) {
             try checkpoint.readFloats(t.name, into: UnsafeMutableBufferPointer(start: model.parameters.values.pointer + t.offset, count: t.count))
         }
         // A tied model may still carry lm_head.weight (some exporters write it); it must then equal
@@ -54,9 +63,16 @@ public enum ModelDirectory {
         return Loaded(model: model, configJSON: json, directory: directory)
     }
 
-    /// Writes `model` as a directory transformers loads: model.safetensors with Hugging Face names,
-    /// config.json (the original keys, dtype updated), and the tokenizer/generation files copied from
-    /// `companionsFrom`. Files are written beside their final names and renamed into place.
+    /// The bytes a model's weights take once loaded (`frozen` as in `load`: its BF16 decoder linears
+    /// at 2 bytes a weight), from its config.json and safetensors headers, without reading weights.
+    public static func weightBytes(_ directory: String, frozen: Bool) throws -> (fp32: Int, bf16: Int) {
+        let layout = ParameterLayout(config: try loadConfig(directory).config)
+        guard frozen else { return (4 * layout.count, 0) }
+        let checkpoint = try SafetensorsCheckpoint(directory: directory)
+        let kept = layout.frozenLinearTensors.filter { checkpoint.mappedBFloat16($0.name) != nil }.reduce(0) { $0 + $1.count }
+        return (4 * (layout.count - kept), 2 * kept)
+    }
+
     /// A model directory's config.json, without its weights; a path that is no directory is refused
     /// (with the download command when it reads as a Hub id).
     public static func loadConfig(_ directory: String) throws -> (config: ModelConfig, json: [String: Any]) {
@@ -81,8 +97,13 @@ public enum ModelDirectory {
             "and pass \(local)"
     }
 
+    /// Writes `model` as a directory transformers loads: model.safetensors with Hugging Face names,
+    /// config.json (the original keys, dtype updated), and the tokenizer/generation files copied from
+    /// `companionsFrom`. Files are written beside their final names and renamed into place.
     public static func save(_ model: Transformer, to directory: String, configJSON: [String: Any]?,
                             companionsFrom source: String?, dtype: SafetensorsDType = .f32) throws {
+        // Its frozen weights are not in its fp32 buffer; such a model is never trained, so never saved.
+        precondition(model.frozenWeights == nil, "a model loaded with frozen bf16 weights cannot be saved")
         guard dtype == .f32 || dtype == .bf16 else {
             throw DPOError("save dtype must be float32 or bfloat16, got \(dtype.rawValue)")
         }

@@ -49,7 +49,8 @@ extension Trainer {
     /// The policy of a run: `model` as it is, or its base with adapters (read from the adapter
     /// directory, or PEFT-initialised from `seed`).
     static func loadPolicy(_ args: TrainingArguments, source: PolicySource) throws -> ModelDirectory.Loaded {
-        let loaded = try ModelDirectory.load(source.baseDirectory, matmul: try args.makeMatmul())
+        // A LoRA base is never updated: its BF16 linears stay in the files' mappings.
+        let loaded = try ModelDirectory.load(source.baseDirectory, matmul: try args.makeMatmul(), frozen: source.lora != nil)
         guard let settings = source.lora else { return loaded }
         let adapters = try LoRAAdapters(layout: loaded.model.layout, config: loaded.model.config, settings: settings)
         if let directory = source.adapterDirectory {

@@ -21,6 +21,8 @@ public final class Trainer {
     let modelDirectory: String
     /// The base directory, and the adapter `model` names when it is one (see `PolicySource`).
     let policySource: PolicySource
+    /// Bytes of the reference model's weights, for the memory plan.
+    let referenceBytes: Int
 
     public internal(set) var globalStep = 0
     /// Names this run in its checkpoints (made at a fresh start, carried through resumes), so that
@@ -77,8 +79,9 @@ public final class Trainer {
         policyConfigJSON = configJSON
         modelDirectory = args.model
         policySource = try PolicySource(args)
+        referenceBytes = try Self.referenceBytes(args: args, policy: policy, source: policySource)
         var weights = FNV1a()
-        weights.add(words: policy.parameters.values.pointer, count: policy.parameters.count)
+        policy.weightsFingerprint(into: &weights)
         if let adapters = policy.adapters { weights.add(words: adapters.parameters.values.pointer, count: adapters.parameters.count) }
         startWeights = String(weights.value, radix: 16)
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
@@ -261,26 +264,39 @@ public final class Trainer {
     }
 
     /// The memory plan of this run on this rank. Trainable state per parameter: fp32 gradients, their
-    /// fp64 sum over micro-batches and ranks, AdamW's two fp32 moments, and a frozen fp32 reference
-    /// (with LoRA: the adapters are what is trained, and the reference shares the base's weights,
-    /// holding at most a copy of the starting adapter);
+    /// fp64 sum over micro-batches and ranks, AdamW's two fp32 moments, and a frozen reference (its
+    /// BF16 decoder linears at 2 bytes a weight, the rest in fp32; with LoRA: the adapters are what
+    /// is trained, the base's BF16 linears stay in bf16 too, and the reference shares the base's
+    /// weights, holding at most a copy of the starting adapter);
     /// activations for the largest micro-batch at its longest sequence (all layers, or with
-    /// gradient_checkpointing each layer's input and one layer).
+    /// gradient_checkpointing each layer's input and one layer), and the reference model's (one layer).
     public func memoryPlan() -> MemoryPlan {
         let batch = objective.largestMicroBatch()
         let activations = policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
                                                  scoredRows: batch.tokens)
-        let p = policy.parameterCount, t = trainable.count
+        let referenceActivations = objective.referenceActivationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence)
+        let t = trainable.count, weights = policy.weightBytes
         let lora = policy.adapters != nil
-        let reference = !lora || args.refModel != nil ? 4 * p : policySource.adapterDirectory != nil ? 4 * t : 0
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         let ranks = max(comm.ranksOnThisHost, 1)
-        return MemoryPlan(items: [("parameters", 4 * p)] + (lora ? [("LoRA adapters", 4 * t)] : []) +
+        return MemoryPlan(items: [("parameters", weights.fp32)] + (weights.bf16 > 0 ? [("frozen bf16 weights (mapped from the files)", weights.bf16)] : [])
+                                 + (lora ? [("LoRA adapters", 4 * t)] : []) +
                                  [("gradients", 4 * t), ("gradient sum (fp64)", 8 * t),
-                                  ("AdamW moments", 8 * t), ("reference", reference),
-                                  ("activations (\(batch.tokens) tokens)", activations)],
+                                  ("AdamW moments", 8 * t), ("reference", referenceBytes),
+                                  ("activations (\(batch.tokens) tokens)", activations)]
+                                 + (referenceActivations > 0 ? [("reference activations", referenceActivations)] : []),
                           available: memoryBudget ?? physical / ranks, physical: physical, ranksOnHost: ranks,
                           largestBatch: batch)
+    }
+
+    /// What the reference's weights take (see `memoryPlan`), from the config and safetensors headers.
+    static func referenceBytes(args: TrainingArguments, policy: Transformer, source: PolicySource) throws -> Int {
+        if policy.adapters != nil, args.refModel == nil {
+            return source.adapterDirectory != nil ? 4 * policy.trainable.count : 0
+        }
+        let directory = try AdapterDirectory.configAndTokenizerDirectories(args.refModel ?? args.model).config
+        let bytes = try ModelDirectory.weightBytes(directory, frozen: true)
+        return bytes.fp32 + bytes.bf16
     }
 
     /// The largest micro-batch's activations and the parameter state must fit this rank's memory: a

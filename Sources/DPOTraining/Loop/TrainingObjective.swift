@@ -25,10 +25,17 @@ public protocol TrainingObjective: AnyObject {
     /// The largest micro-batch this run can meet (most tokens, in training or eval), for the start-up
     /// memory check: its tokens, its longest sequence, and where the longest example is ("FILE:LINE").
     func largestMicroBatch() -> (tokens: Int, longestSequence: Int, longestExample: String)
+    /// Bytes of the reference model's activations for a micro-batch (0 without a reference model in
+    /// the step: none, or log-probs precomputed), for the memory plan.
+    func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int
     /// Work before the first step (precomputing reference log-probs).
     func prepare(outputDir: String) throws
     /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md (DPO: and report.html).
     func writeReport(outputDir: String, metrics: [(String, Double)]) throws
+}
+
+extension TrainingObjective {
+    public func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int { 0 }
 }
 
 /// The largest micro-batch of `size` examples among some: the `size` with the most tokens together,

@@ -75,13 +75,13 @@ public final class DPOObjective: TrainingObjective {
     static func loadReference(args: TrainingArguments, policy: Transformer) throws -> Transformer {
         if args.refModel == nil, policy.adapters != nil { return try Trainer.loraReference(args: args, policy: policy) }
         if let refPath = args.refModel {
-            let ref = try AdapterDirectory.loadModelOrAdapter(refPath, matmul: try args.makeMatmul()).model
+            let ref = try AdapterDirectory.loadModelOrAdapter(refPath, matmul: try args.makeMatmul(), frozen: true).model
             guard ref.config.vocabSize == policy.config.vocabSize else {
                 throw DPOError.file(refPath, "reference vocabulary \(ref.config.vocabSize) differs from the policy's \(policy.config.vocabSize)")
             }
             return ref
         }
-        return try ModelDirectory.load(args.model, matmul: try args.makeMatmul()).model
+        return try ModelDirectory.load(args.model, matmul: try args.makeMatmul(), frozen: true).model
     }
 
     public var exampleCount: Int { train.count }
@@ -99,6 +99,9 @@ public final class DPOObjective: TrainingObjective {
         guard let eval, let evalFile = args.evalFile else { return training }
         let evaluation = largest(eval, evalFile, args.perDeviceEvalBatchSize)
         return evaluation.tokens > training.tokens ? evaluation : training
+    }
+    public func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int {
+        reference?.activationBytes(tokens: tokens, longestSequence: longestSequence, scoredRows: tokens) ?? 0
     }
     public func normalizerWeight(of example: Int) -> Double { 1 }
     public func tokens(of example: Int) -> Int { PairScorer.packedTokens(train.pairs[example], sharePrompt: args.sharePrompt) }

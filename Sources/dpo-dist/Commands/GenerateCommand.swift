@@ -35,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
             guard !prompts.isEmpty else { throw DPOError("give at least one --prompt or a --prompts-file") }
             var models: [(name: String, model: Transformer, tokenizer: Tokenizer)] = []
             for dir in [model] + (compareWith.map { [$0] } ?? []) {
-                let loaded = try AdapterDirectory.loadModelOrAdapter(dir)
+                let loaded = try AdapterDirectory.loadModelOrAdapter(dir, frozen: true)
                 models.append((dir, loaded.model, try Tokenizer(directory: loaded.tokenizerDirectory)))
             }
             let settings = GenerationSettings(maxNewTokens: maxNewTokens, temperature: temperature, topP: topP, seed: seed)

@@ -49,7 +49,7 @@ struct Score: ParsableCommand {
         try runReportingErrors {
             threadOptions.apply()
             try checkOutputIsNoInput()
-            let loaded = try AdapterDirectory.loadModelOrAdapter(model)
+            let loaded = try AdapterDirectory.loadModelOrAdapter(model, frozen: true)
             let tokenizer = try Tokenizer(directory: loaded.tokenizerDirectory)
             let (pairs, skipped) = try PreferenceFile.load(data, skipInvalid: skipInvalidRows)
             if skipped > 0 { note("skipped \(skipped) invalid row(s) of \(data)") }
