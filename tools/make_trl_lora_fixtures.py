@@ -19,6 +19,10 @@ starting adapter (recorded in <case>.config.json):
   sigmoid        from initial-all-linear
   ipo            from initial-qv-rslora
   phi3_sigmoid   from initial-phi3-all-linear
+  sigmoid_bf16   from initial-all-linear, bf16=True (TRL's default autocast)
+and one SFT case: 10 steps of TRL's SFTTrainer (the SFT settings of make_trl_fixtures.py: completion-only loss on
+each row's prompt and chosen, sft.train.jsonl there) on the same kind of trainable PeftModel:
+  sft            from initial-all-linear
 
 Writes (into Tests/DPOTestSupport/Fixtures/trl/lora/):
   initial-*/                      the starting adapters (adapter_config.json, adapter_model.safetensors)
@@ -33,7 +37,7 @@ Writes (into Tests/DPOTestSupport/Fixtures/trl/lora/):
 Reuses the rows, tokenization and trainer settings of make_trl_fixtures.py (train.jsonl there). The Swift tests
 never run this script. Deterministic with the same library versions (one thread, fixed seeds).
 
-Usage: ~/venvs/dpo-dist-tools/bin/python tools/make_trl_lora_fixtures.py
+Usage: ~/venvs/dpo-dist-tools/bin/python tools/make_trl_lora_fixtures.py [--only CASE ...]
 """
 
 import json
@@ -45,8 +49,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_trl_fixtures as base_fixtures  # noqa: E402  (sets the offline environment first)
 from make_trl_fixtures import (  # noqa: E402
-    BASE_CONFIG, MAX_STEPS, MODELS, REPO, ROWS, LogRecorder, RecordingCollator, jsonable, preference_key,
-    write_json, write_jsonl,
+    BASE_CONFIG, DPO_ONLY_FIELDS, MAX_STEPS, MODELS, REPO, ROWS, SFT_ROWS, LogRecorder, RecordingCollator, jsonable,
+    preference_key, write_json, write_jsonl,
 )
 
 import peft  # noqa: E402
@@ -69,6 +73,13 @@ CASES = {
     "sigmoid": dict(adapter="initial-all-linear", config=dict()),
     "ipo": dict(adapter="initial-qv-rslora", config=dict(loss_type=["ipo"])),
     "phi3_sigmoid": dict(adapter="initial-phi3-all-linear", config=dict()),
+    # TRL's default precision, bf16 autocast, on the sigmoid case: a bf16 run is compared with it and with sigmoid.
+    "sigmoid_bf16": dict(adapter="initial-all-linear", config=dict(bf16=True)),
+}
+
+
+SFT_CASES = {
+    "sft": dict(adapter="initial-all-linear", config=dict()),
 }
 
 
@@ -175,23 +186,81 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
     return recorder.steps, final, config, seconds
 
 
+def run_sft_case(name: str, case: dict, workdir: Path):
+    """TRL's SFTTrainer on a trainable PeftModel of the starting adapter: the adapter's steps and final weights."""
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_of(case["adapter"]))
+    model = PeftModel.from_pretrained(load_base(case["adapter"]), OUT / case["adapter"], is_trainable=True)
+    set_fields = {**{k: v for k, v in BASE_CONFIG.items() if k not in DPO_ONLY_FIELDS}, **case["config"]}
+    args = SFTConfig(output_dir=str(workdir / name), **set_fields)
+    recorder = LogRecorder()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(SFT_ROWS), processing_class=tokenizer,
+                         callbacks=[recorder])
+    trainer.remove_callback(PrinterCallback)
+    prepared = trainer.train_dataset
+    if len(prepared) != len(SFT_ROWS) or len({tuple(e["input_ids"]) for e in prepared}) != len(SFT_ROWS):
+        sys.exit(f"{name}: TRL kept {len(prepared)} of {len(SFT_ROWS)} rows, or two tokenize identically")
+    row_of = {tuple(e["input_ids"]): i for i, e in enumerate(prepared)}
+    collator = RecordingCollator(trainer.data_collator, row_of, key=lambda e: tuple(e["input_ids"]))
+    trainer.data_collator = collator
+    peft_model = trainer.model
+    trainable = sorted(n for n, p in peft_model.named_parameters() if p.requires_grad)
+    if not trainable or any(".default." not in n for n in trainable):
+        sys.exit(f"{name}: something besides the default adapter trains")
+    start = time.time()
+    trainer.train()
+    seconds = time.time() - start
+    per = args.per_device_train_batch_size
+    micro = [b for b in collator.batches if len(b) == per][:MAX_STEPS]
+    expected = [[(k * per + i) % len(SFT_ROWS) for i in range(per)] for k in range(MAX_STEPS)]
+    if micro != expected:
+        sys.exit(f"{name}: batches are not in file order: {micro}")
+    if [m["step"] for m in recorder.steps] != list(range(1, MAX_STEPS + 1)):
+        sys.exit(f"{name}: expected one log per step")
+    final = {k: v.detach().clone().contiguous()
+             for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
+    config = {
+        "case": name,
+        "base_model": str(base_of(case["adapter"]).relative_to(REPO)),
+        "starting_adapter": case["adapter"],
+        "adapter_settings": ADAPTERS[case["adapter"]],
+        "dataset": "../sft.train.jsonl (train.jsonl's prompt and chosen as {prompt, completion}), file order",
+        "sft_config_set": jsonable(set_fields),
+        "trl_defaults_that_matter": {f: jsonable(getattr(args, f, "absent")) for f in [
+            "completion_only_loss", "assistant_only_loss", "loss_type", "packing", "padding_free", "max_length",
+            "truncation_mode", "eos_token", "average_tokens_across_devices"]},
+        "trainable_parameters": trainable,
+        "step_rows": micro,
+        "versions": {**base_fixtures.versions(), "peft": peft.__version__},
+    }
+    return recorder.steps, final, config, seconds
+
+
 def main():
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, spec in ADAPTERS.items():
-        make_adapter(name, spec)
-    for adapter in ("initial-all-linear", "initial-phi3-all-linear"):
-        write_jsonl(OUT / f"{adapter}.logps.jsonl", peft_logps(adapter))
+    # --only CASE ...: remake those cases from the committed starting adapters, nothing else.
+    only = set(sys.argv[sys.argv.index("--only") + 1:]) if "--only" in sys.argv else None
+    if only is None:
+        for name, spec in ADAPTERS.items():
+            make_adapter(name, spec)
+        for adapter in ("initial-all-linear", "initial-phi3-all-linear"):
+            write_jsonl(OUT / f"{adapter}.logps.jsonl", peft_logps(adapter))
     dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in ROWS])
+    runs = [(name, lambda n, c, tmp: run_case(n, c, dataset, tmp), case) for name, case in CASES.items()]
+    runs += [(name, run_sft_case, case) for name, case in SFT_CASES.items()]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, case in CASES.items():
-            steps, final, config, seconds = run_case(name, case, dataset, Path(tmp))
+        for name, run, case in runs:
+            if only is not None and name not in only:
+                continue
+            steps, final, config, seconds = run(name, case, Path(tmp))
             write_jsonl(OUT / f"{name}.metrics.jsonl", steps)
             save_file(final, str(OUT / f"{name}.final.safetensors"), metadata={"format": "pt"})
             write_json(OUT / f"{name}.config.json", config)
             print(f"{name:8s} {seconds:4.1f}s  loss step1 {steps[0]['loss']:.6f} step10 {steps[-1]['loss']:.6f}  "
-                  f"margins step1 {steps[0]['rewards/margins']:.6f}")
+                  f"margins step1 {steps[0].get('rewards/margins', float('nan')):.6f}")
 
 
 if __name__ == "__main__":

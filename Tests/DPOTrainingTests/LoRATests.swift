@@ -19,12 +19,18 @@ extension TRLParityTests {
         XCTAssertTrue(AdapterDirectory.isAdapter(args.model))
         let (lines, trainer) = try TrainingRuns.dpo(args)
         assertMatches(lines, try expectedMetrics("lora/" + name), keys: Self.dpoKeys, "lora " + name)
+        try assertFinalAdapter(name, trainer, start: args.model)
+    }
+
+    /// The trained adapter against PEFT's after TRL's run (`NAME.final.safetensors`), which must have
+    /// moved it well beyond the difference.
+    func assertFinalAdapter(_ name: String, _ trainer: Trainer, start startDirectory: String) throws {
         let adapters = try XCTUnwrap(trainer.policy.adapters)
         XCTAssertNil(trainer.policy.parameters.gradients, "the frozen base keeps no gradient")
         let final = try SafetensorsFile(path: "\(Self.lora)/\(name).final.safetensors")
         XCTAssertEqual(Set(final.tensorNames), Set(adapters.parameters.tensors.map(\.name)))
         var worst: Float = 0, moved: Float = 0
-        let start = try AdapterDirectory.load(args.model).base.model.adapters!
+        let start = try AdapterDirectory.load(startDirectory).base.model.adapters!
         for t in adapters.parameters.tensors {
             let ref = try final.floats(t.name)
             let ours = UnsafeBufferPointer(start: adapters.parameters.values.pointer + t.offset, count: t.count)
@@ -34,6 +40,42 @@ extension TRLParityTests {
         print("lora \(name): final adapter max |diff| from PEFT's \(worst) (the adapter moved up to \(moved))")
         XCTAssertLessThanOrEqual(worst, 1e-4)
         XCTAssertGreaterThan(moved, 100 * worst, "the comparison says something only if training moved the adapter")
+    }
+
+    /// SFT on a LoRA adapter (all-linear, r 8) against TRL's SFTTrainer on the PeftModel: loss,
+    /// grad_norm, entropy, mean_token_accuracy per step, and the trained adapter.
+    func testLoRASFT() throws {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.lora)/sft.config.json"))) as! [String: Any]
+        let set = config["sft_config_set"] as! [String: Any]
+        var a = TrainingRuns.arguments("trl-lora-sft", steps: set["max_steps"] as! Int,
+                                       perDevice: set["per_device_train_batch_size"] as! Int,
+                                       learningRate: set["learning_rate"] as! Double)
+        a.model = "\(Self.lora)/\(config["starting_adapter"] as! String)"
+        a.trainFile = Self.trl + "/sft.train.jsonl"
+        a.maxGradNorm = set["max_grad_norm"] as! Double
+        a.lrSchedulerType = set["lr_scheduler_type"] as! String
+        a.warmupSteps = set["warmup_steps"] as! Int
+        a.weightDecay = set["weight_decay"] as! Double
+        a.maxLength = set["max_length"] as? Int
+        a.shuffle = false
+        let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
+        XCTAssertNotNil(t.policy.adapters)
+        let lines = try TrainingRuns.run(t)
+        assertMatches(lines, try expectedMetrics("lora/sft"),
+                      keys: ["loss", "grad_norm", "learning_rate", "num_tokens", "entropy", "mean_token_accuracy"], "lora sft")
+        try assertFinalAdapter("sft", t, start: a.model)
+    }
+
+    /// LoRA with bf16 products against TRL's bf16-autocast LoRA run and its fp32 one (see
+    /// `testBF16TracksTRLsBF16AndFP32Runs`).
+    func testLoRABF16TracksTRLsBF16AndFP32Runs() throws {
+        if let reason = OneDNNBF16.unavailableReason() { throw XCTSkip(reason) }
+        let args = try arguments(case: "sigmoid_bf16", in: Self.lora)
+        XCTAssertTrue(args.bf16)
+        let (lines, trainer) = try TrainingRuns.dpo(args)
+        XCTAssertNotNil(trainer.policy.adapters)
+        XCTAssertTrue(trainer.policy.matmul.name.contains("oneDNN bf16"), trainer.policy.matmul.name)
+        try assertBF16Tracks(lines, bf16: "lora/sigmoid_bf16", fp32: "lora/sigmoid")
     }
 
     /// r 8, alpha 16 on every decoder linear (all-linear), sigmoid loss.

@@ -164,7 +164,12 @@ final class TRLParityTests: XCTestCase {
         XCTAssertTrue(args.bf16)
         let (lines, trainer) = try TrainingRuns.dpo(args)
         XCTAssertTrue(trainer.policy.matmul.name.contains("oneDNN bf16"), trainer.policy.matmul.name)
-        let bf16 = try expectedMetrics("sigmoid_bf16"), fp32 = try expectedMetrics("sigmoid")
+        try assertBF16Tracks(lines, bf16: "sigmoid_bf16", fp32: "sigmoid")
+    }
+
+    /// Each metric of `lines` within twice the distance between TRL's bf16 and fp32 runs of both, at every step.
+    func assertBF16Tracks(_ lines: [MetricsLine], bf16 bf16Case: String, fp32 fp32Case: String) throws {
+        let bf16 = try expectedMetrics(bf16Case), fp32 = try expectedMetrics(fp32Case)
         XCTAssertEqual(lines.count, bf16.count)
         for key in ["loss", "rewards/margins", "logps/chosen", "logps/rejected", "grad_norm"] {
             let b = bf16.compactMap { $0[key] as? Double }, f = fp32.compactMap { $0[key] as? Double }
@@ -177,7 +182,7 @@ final class TRLParityTests: XCTestCase {
                 worst = max(worst, distance)
                 XCTAssertLessThanOrEqual(distance, 2 * spread, "step \(step + 1) \(key): ours \(o), TRL bf16 \(b[step]), TRL fp32 \(f[step])")
             }
-            print(String(format: "sigmoid_bf16 %@: TRL bf16 vs fp32 up to %.2e; ours from either up to %.2e", key, spread, worst))
+            print(String(format: "%@ %@: TRL bf16 vs fp32 up to %.2e; ours from either up to %.2e", bf16Case, key, spread, worst))
         }
     }
 }
