@@ -192,6 +192,50 @@ final class TrainerBehaviourTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: a.outputDir + "/metrics.jsonl"))
     }
 
+    /// Before any weight is read, the plan's weights and trained state come from config.json and the
+    /// safetensors headers: the same items the plan after loading has, for full training and LoRA, on
+    /// fp32 and bf16 files, with a ref_model; a budget below them refuses the run there, naming each.
+    func testTheStateIsPlannedAndCheckedBeforeLoading() throws {
+        let bf16 = Fixtures.temporaryDirectory("plan-bf16") + "/model"
+        let original = try ModelDirectory.load(Fixtures.model("qwen2-untied") + "/model")
+        try ModelDirectory.save(original.model, to: bf16, configJSON: original.configJSON, companionsFrom: original.directory, dtype: .bf16)
+        var runs: [TrainingArguments] = []
+        for model in [Fixtures.model("qwen2-untied") + "/model", bf16] {
+            for lora in [false, true] {
+                var a = TrainingRuns.arguments("plan", steps: 1)
+                a.model = model
+                a.usePeft = lora
+                a.loraTargetModules = ["all-linear"]
+                runs.append(a)
+            }
+        }
+        var withReference = runs[1]
+        withReference.refModel = bf16
+        runs.append(withReference)
+        for a in runs {
+            let what = "\(a.model == bf16 ? "bf16" : "fp32") file, use_peft \(a.usePeft), ref_model \(a.refModel ?? "none")"
+            let before = try Trainer.statePlan(args: a, source: try Trainer.PolicySource(a), ranksOnHost: 1)
+            let after = try Trainer.dpo(args: a, comm: SingleProcessCommunicator()).memoryPlan()
+            XCTAssertEqual(before.items.map(\.0), Array(after.items.map(\.0).prefix(before.items.count)), what)
+            XCTAssertEqual(before.items.map(\.1), Array(after.items.map(\.1).prefix(before.items.count)), what)
+            XCTAssertEqual(after.items.count, before.items.count + 2, "\(what): activations and the reference's follow")
+            XCTAssertEqual(before.items.contains { $0.0.hasPrefix("frozen bf16") }, a.model == bf16 && a.usePeft, what)
+
+            Trainer.stateMemoryBudget = before.total - 1
+            defer { Trainer.stateMemoryBudget = nil }
+            XCTAssertThrowsError(try Trainer.dpo(args: a, comm: SingleProcessCommunicator())) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("alone need more memory than this rank has, before any activation"), text)
+                for item in ["parameters ", "gradients ", "AdamW moments ", "reference ", "total "] {
+                    XCTAssertTrue(text.contains(item), "\(item) in \(text)")
+                }
+                XCTAssertFalse(text.contains("activations"), text)
+            }
+            Trainer.stateMemoryBudget = before.total
+            XCTAssertNoThrow(try Trainer.dpo(args: a, comm: SingleProcessCommunicator()), "\(what): a state that just fits loads")
+        }
+    }
+
     /// The memory plan train prints and the memory check uses: each item from the parameter count and
     /// the activation size, the total their sum, the refusal naming every item.
     func testTheMemoryPlanItemizesWhatARankHolds() throws {

@@ -47,6 +47,8 @@ public final class Trainer {
     public var interruptAfterStep: Int?
     /// Bytes this rank may use; nil: the machine's memory divided among the ranks on it.
     public var memoryBudget: Int?
+    /// The same for the check `make` runs before loading (tests).
+    nonisolated(unsafe) static var stateMemoryBudget: Int?
     /// Whether this rank was asked to stop (a signal, see `StopSignals`). Read after every step; the
     /// ranks stop together if any was asked.
     public var stopRequested: () -> Bool = { StopSignals.requested != nil }
@@ -79,7 +81,7 @@ public final class Trainer {
         policyConfigJSON = configJSON
         modelDirectory = args.model
         policySource = try PolicySource(args)
-        referenceBytes = try Self.referenceBytes(args: args, policy: policy, source: policySource)
+        referenceBytes = try Self.referenceBytes(args: args, source: policySource, adapterParameters: policy.adapters?.parameters.count)
         var weights = FNV1a()
         policy.weightsFingerprint(into: &weights)
         if let adapters = policy.adapters { weights.add(words: adapters.parameters.values.pointer, count: adapters.parameters.count) }
@@ -111,6 +113,10 @@ public final class Trainer {
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
                      objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
         let source = try PolicySource(args)
+        let state = try statePlan(args: args, source: source, ranksOnHost: comm.ranksOnThisHost, available: stateMemoryBudget)
+        guard state.fits else {
+            throw DPOError.file(source.baseDirectory, "the weights and the trained state alone need more memory than this rank has, before any activation: \(state.line); train LoRA adapters (use_peft), run fewer ranks on a host, or use a machine with more memory")
+        }
         let loaded = try loadPolicy(args, source: source)
         let tokenizer = try Tokenizer(directory: source.tokenizerDirectory)
         return try Trainer(args: args, comm: comm, policy: loaded.model, configJSON: loaded.configJSON,
@@ -245,6 +251,15 @@ public final class Trainer {
         /// The memory this rank has: the host's physical memory over its ranks (or a test's budget).
         public var available: Int
         public var physical: Int, ranksOnHost: Int
+
+        init(items: [(String, Int)], available budget: Int?, ranksOnHost: Int,
+             largestBatch: (tokens: Int, longestSequence: Int, longestExample: String)) {
+            self.items = items
+            physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+            self.ranksOnHost = max(ranksOnHost, 1)
+            available = budget ?? physical / self.ranksOnHost
+            self.largestBatch = largestBatch
+        }
         /// The largest micro-batch the activations are sized for, and where its longest example is.
         public var largestBatch: (tokens: Int, longestSequence: Int, longestExample: String)
 
@@ -275,28 +290,45 @@ public final class Trainer {
         let activations = policy.activationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence,
                                                  scoredRows: batch.tokens)
         let referenceActivations = objective.referenceActivationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence)
-        let t = trainable.count, weights = policy.weightBytes
-        let lora = policy.adapters != nil
-        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        let ranks = max(comm.ranksOnThisHost, 1)
-        return MemoryPlan(items: [("parameters", weights.fp32)] + (weights.bf16 > 0 ? [("frozen bf16 weights (mapped from the files)", weights.bf16)] : [])
-                                 + (lora ? [("LoRA adapters", 4 * t)] : []) +
-                                 [("gradients", 4 * t), ("gradient sum (fp64)", 8 * t),
-                                  ("AdamW moments", 8 * t), ("reference", referenceBytes),
-                                  ("activations (\(batch.tokens) tokens)", activations)]
+        let state = Self.stateItems(weights: policy.weightBytes, lora: policy.adapters != nil, trainable: trainable.count,
+                                    reference: referenceBytes)
+        return MemoryPlan(items: state + [("activations (\(batch.tokens) tokens)", activations)]
                                  + (referenceActivations > 0 ? [("reference activations", referenceActivations)] : []),
-                          available: memoryBudget ?? physical / ranks, physical: physical, ranksOnHost: ranks,
-                          largestBatch: batch)
+                          available: memoryBudget, ranksOnHost: comm.ranksOnThisHost, largestBatch: batch)
     }
 
-    /// What the reference's weights take (see `memoryPlan`), from the config and safetensors headers.
-    static func referenceBytes(args: TrainingArguments, policy: Transformer, source: PolicySource) throws -> Int {
-        if policy.adapters != nil, args.refModel == nil {
-            return source.adapterDirectory != nil ? 4 * policy.trainable.count : 0
+    /// The plan's items for the weights and the trained state (see `memoryPlan`).
+    static func stateItems(weights: (fp32: Int, bf16: Int), lora: Bool, trainable t: Int, reference: Int) -> [(String, Int)] {
+        [("parameters", weights.fp32)] + (weights.bf16 > 0 ? [("frozen bf16 weights (mapped from the files)", weights.bf16)] : [])
+            + (lora ? [("LoRA adapters", 4 * t)] : [])
+            + [("gradients", 4 * t), ("gradient sum (fp64)", 8 * t), ("AdamW moments", 8 * t), ("reference", reference)]
+    }
+
+    /// What the reference's weights take (see `memoryPlan`), from the config and safetensors headers;
+    /// `adapterParameters`: the policy's LoRA adapter size, nil without LoRA.
+    static func referenceBytes(args: TrainingArguments, source: PolicySource, adapterParameters: Int?) throws -> Int {
+        if let adapterParameters, args.refModel == nil {
+            return source.adapterDirectory != nil ? 4 * adapterParameters : 0
         }
         let directory = try AdapterDirectory.configAndTokenizerDirectories(args.refModel ?? args.model).config
         let bytes = try ModelDirectory.weightBytes(directory, frozen: true)
         return bytes.fp32 + bytes.bf16
+    }
+
+    /// The weights and trained state of a run on this rank, from config.json and the safetensors
+    /// headers alone (no weight read): the plan without activations, which are known once the data
+    /// is tokenized. `make` refuses a run whose state alone does not fit before it loads anything,
+    /// so a model too large for the machine is named, with the sizes, instead of exhausting memory
+    /// while it loads.
+    static func statePlan(args: TrainingArguments, source: PolicySource, ranksOnHost: Int, available: Int? = nil) throws -> MemoryPlan {
+        let (config, _) = try ModelDirectory.loadConfig(source.baseDirectory)
+        let layout = ParameterLayout(config: config)
+        // The adapters made once to count them (and check their targets) before the base is read.
+        let adapters = try source.lora.map { try LoRAAdapters(layout: layout, config: config, settings: $0).parameters.count }
+        let reference = try referenceBytes(args: args, source: source, adapterParameters: adapters)
+        let items = stateItems(weights: try ModelDirectory.weightBytes(source.baseDirectory, frozen: source.lora != nil),
+                               lora: adapters != nil, trainable: adapters ?? layout.count, reference: reference)
+        return MemoryPlan(items: items, available: available, ranksOnHost: ranksOnHost, largestBatch: (0, 0, ""))
     }
 
     /// The largest micro-batch's activations and the parameter state must fit this rank's memory: a
