@@ -525,10 +525,11 @@ def plain_dpo(case: dict, tokens: list) -> tuple[list, dict]:
 SFT_ROWS = [{"prompt": p, "completion": c} for p, c, _ in ROWS]
 
 
-def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
+def sft_trainer(name: str, model, tokenizer, case: dict, workdir: Path):
+    """TRL's SFTTrainer on SFT_ROWS (BASE_CONFIG without the DPO fields, then the case's), recording its logs and
+    which rows each micro-batch holds; refuses a dataset TRL changed."""
     from trl import SFTConfig, SFTTrainer
 
-    model_dir, model, tokenizer = load_policy(case["model"])
     set_fields = {**{k: v for k, v in BASE_CONFIG.items() if k not in DPO_ONLY_FIELDS}, **case["config"]}
     args = SFTConfig(output_dir=str(workdir / name), **set_fields)
     recorder = LogRecorder()
@@ -542,7 +543,11 @@ def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
     row_of = {tuple(e["input_ids"]): i for i, e in enumerate(prepared)}
     collator = RecordingCollator(trainer.data_collator, row_of, key=lambda e: tuple(e["input_ids"]))
     trainer.data_collator = collator
-    trainer.train()
+    return trainer, args, set_fields, recorder, collator
+
+
+def sft_steps_in_file_order(name: str, args, recorder, collator) -> list:
+    """The rows of each step's micro-batch after training, checked to be the file's order, one log per step."""
     micro = [b for b in collator.batches if len(b) == args.per_device_train_batch_size][:MAX_STEPS]
     expected = [[(k * args.per_device_train_batch_size + i) % len(SFT_ROWS)
                  for i in range(args.per_device_train_batch_size)] for k in range(MAX_STEPS)]
@@ -550,6 +555,15 @@ def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
         sys.exit(f"{name}: batches are not in file order: {micro}")
     if [m["step"] for m in recorder.steps] != list(range(1, MAX_STEPS + 1)):
         sys.exit(f"{name}: expected one log per step, got steps {[m['step'] for m in recorder.steps]}")
+    return micro
+
+
+def run_sft_case(name: str, case: dict, workdir: Path, out: Path) -> None:
+    model_dir, model, tokenizer = load_policy(case["model"])
+    trainer, args, set_fields, recorder, collator = sft_trainer(name, model, tokenizer, case, workdir)
+    prepared = trainer.train_dataset
+    trainer.train()
+    micro = sft_steps_in_file_order(name, args, recorder, collator)
     # The prepared rows carry `labels` (−100 outside the completion) rather than a completion mask.
     tokens = [{"input_ids": e["input_ids"], "completion_mask": [int(x != -100) for x in e["labels"]]} for e in prepared]
     plain_steps, plain_evals = plain_sft(case, tokens)

@@ -49,8 +49,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_trl_fixtures as base_fixtures  # noqa: E402  (sets the offline environment first)
 from make_trl_fixtures import (  # noqa: E402
-    BASE_CONFIG, DPO_ONLY_FIELDS, MAX_STEPS, MODELS, REPO, ROWS, SFT_ROWS, LogRecorder, RecordingCollator, jsonable,
-    preference_key, write_json, write_jsonl,
+    BASE_CONFIG, MAX_STEPS, MODELS, REPO, ROWS, LogRecorder, RecordingCollator, jsonable, preference_key, write_json,
+    write_jsonl,
 )
 
 import peft  # noqa: E402
@@ -170,14 +170,9 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
         sys.exit(f"{name}: expected one log per step")
     ref_checks["ref_unchanged_after_training_max_abs_diff"] = max(
         (params[n.replace(".default.", ".ref.")] - p).abs().max().item() for n, p in initial.items())
-    final = {k: v.detach().clone().contiguous()
-             for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
+    final = final_adapter(peft_model)
     config = {
-        "case": name,
-        "base_model": str(base_of(case["adapter"]).relative_to(REPO)),
-        "starting_adapter": case["adapter"],
-        "adapter_settings": ADAPTERS[case["adapter"]],
-        "dataset": "../train.jsonl (file order, every row kept)",
+        **case_record(name, case, "../train.jsonl (file order, every row kept)"),
         "dpo_config_set": jsonable(set_fields),
         "reference": ref_checks,
         "step_rows": step_rows,
@@ -186,24 +181,28 @@ def run_case(name: str, case: dict, dataset: Dataset, workdir: Path):
     return recorder.steps, final, config, seconds
 
 
+def final_adapter(peft_model) -> dict:
+    """The trained "default" adapter with PEFT's saved names."""
+    return {k: v.detach().clone().contiguous()
+            for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
+
+
+def case_record(name: str, case: dict, dataset: str) -> dict:
+    """What every case's config.json says first: the case, its base, the starting adapter, the data."""
+    return {
+        "case": name,
+        "base_model": str(base_of(case["adapter"]).relative_to(REPO)),
+        "starting_adapter": case["adapter"],
+        "adapter_settings": ADAPTERS[case["adapter"]],
+        "dataset": dataset,
+    }
+
+
 def run_sft_case(name: str, case: dict, workdir: Path):
     """TRL's SFTTrainer on a trainable PeftModel of the starting adapter: the adapter's steps and final weights."""
-    from trl import SFTConfig, SFTTrainer
-
     tokenizer = AutoTokenizer.from_pretrained(base_of(case["adapter"]))
     model = PeftModel.from_pretrained(load_base(case["adapter"]), OUT / case["adapter"], is_trainable=True)
-    set_fields = {**{k: v for k, v in BASE_CONFIG.items() if k not in DPO_ONLY_FIELDS}, **case["config"]}
-    args = SFTConfig(output_dir=str(workdir / name), **set_fields)
-    recorder = LogRecorder()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(SFT_ROWS), processing_class=tokenizer,
-                         callbacks=[recorder])
-    trainer.remove_callback(PrinterCallback)
-    prepared = trainer.train_dataset
-    if len(prepared) != len(SFT_ROWS) or len({tuple(e["input_ids"]) for e in prepared}) != len(SFT_ROWS):
-        sys.exit(f"{name}: TRL kept {len(prepared)} of {len(SFT_ROWS)} rows, or two tokenize identically")
-    row_of = {tuple(e["input_ids"]): i for i, e in enumerate(prepared)}
-    collator = RecordingCollator(trainer.data_collator, row_of, key=lambda e: tuple(e["input_ids"]))
-    trainer.data_collator = collator
+    trainer, args, set_fields, recorder, collator = base_fixtures.sft_trainer(name, model, tokenizer, case, workdir)
     peft_model = trainer.model
     trainable = sorted(n for n, p in peft_model.named_parameters() if p.requires_grad)
     if not trainable or any(".default." not in n for n in trainable):
@@ -211,21 +210,9 @@ def run_sft_case(name: str, case: dict, workdir: Path):
     start = time.time()
     trainer.train()
     seconds = time.time() - start
-    per = args.per_device_train_batch_size
-    micro = [b for b in collator.batches if len(b) == per][:MAX_STEPS]
-    expected = [[(k * per + i) % len(SFT_ROWS) for i in range(per)] for k in range(MAX_STEPS)]
-    if micro != expected:
-        sys.exit(f"{name}: batches are not in file order: {micro}")
-    if [m["step"] for m in recorder.steps] != list(range(1, MAX_STEPS + 1)):
-        sys.exit(f"{name}: expected one log per step")
-    final = {k: v.detach().clone().contiguous()
-             for k, v in get_peft_model_state_dict(peft_model, adapter_name="default").items()}
+    micro = base_fixtures.sft_steps_in_file_order(name, args, recorder, collator)
     config = {
-        "case": name,
-        "base_model": str(base_of(case["adapter"]).relative_to(REPO)),
-        "starting_adapter": case["adapter"],
-        "adapter_settings": ADAPTERS[case["adapter"]],
-        "dataset": "../sft.train.jsonl (train.jsonl's prompt and chosen as {prompt, completion}), file order",
+        **case_record(name, case, "../sft.train.jsonl (train.jsonl's prompt and chosen as {prompt, completion}), file order"),
         "sft_config_set": jsonable(set_fields),
         "trl_defaults_that_matter": {f: jsonable(getattr(args, f, "absent")) for f in [
             "completion_only_loss", "assistant_only_loss", "loss_type", "packing", "padding_free", "max_length",
@@ -234,7 +221,7 @@ def run_sft_case(name: str, case: dict, workdir: Path):
         "step_rows": micro,
         "versions": {**base_fixtures.versions(), "peft": peft.__version__},
     }
-    return recorder.steps, final, config, seconds
+    return recorder.steps, final_adapter(peft_model), config, seconds
 
 
 def main():

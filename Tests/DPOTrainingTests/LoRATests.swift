@@ -45,19 +45,8 @@ extension TRLParityTests {
     /// SFT on a LoRA adapter (all-linear, r 8) against TRL's SFTTrainer on the PeftModel: loss,
     /// grad_norm, entropy, mean_token_accuracy per step, and the trained adapter.
     func testLoRASFT() throws {
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.lora)/sft.config.json"))) as! [String: Any]
-        let set = config["sft_config_set"] as! [String: Any]
-        var a = TrainingRuns.arguments("trl-lora-sft", steps: set["max_steps"] as! Int,
-                                       perDevice: set["per_device_train_batch_size"] as! Int,
-                                       learningRate: set["learning_rate"] as! Double)
+        var (a, config) = try sftArguments("trl-lora-sft", config: "\(Self.lora)/sft.config.json")
         a.model = "\(Self.lora)/\(config["starting_adapter"] as! String)"
-        a.trainFile = Self.trl + "/sft.train.jsonl"
-        a.maxGradNorm = set["max_grad_norm"] as! Double
-        a.lrSchedulerType = set["lr_scheduler_type"] as! String
-        a.warmupSteps = set["warmup_steps"] as! Int
-        a.weightDecay = set["weight_decay"] as! Double
-        a.maxLength = set["max_length"] as? Int
-        a.shuffle = false
         let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
         XCTAssertNotNil(t.policy.adapters)
         let lines = try TrainingRuns.run(t)
@@ -453,20 +442,26 @@ final class LoRADistributedTests: XCTestCase {
         return (bf16, fp32)
     }
 
+    /// `a` on both copies of `bf16AndFP32Copies` (each run in an output directory of its own).
+    func runOnBothCopies(_ a: TrainingArguments, _ tag: String) throws
+        -> (bf16: String, onBF16: (lines: [MetricsLine], trainer: Trainer), onFP32: (lines: [MetricsLine], trainer: Trainer)) {
+        let (bf16, fp32) = try bf16AndFP32Copies(tag)
+        var a = a, b = a
+        a.model = bf16
+        b.model = fp32
+        b.outputDir = Fixtures.temporaryDirectory(tag + "-on-fp32")
+        return (bf16, try TrainingRuns.dpo(a), try TrainingRuns.dpo(b))
+    }
+
     /// A base stored in bf16 stays bf16, in its files' mapping: the memory plan counts 2 bytes for
     /// each of its decoder linears' weights, and the adapter trains exactly as on an fp32 copy of
     /// the same values (the same metrics and adapter bits), on one rank and on two (whose
     /// agreement check hashes the bf16 weights), with gradient checkpointing and ZeRO-1.
     func testABF16BaseStaysBF16AndTrainsAsItsFP32Copy() throws {
-        let (bf16, fp32) = try bf16AndFP32Copies("lora-base")
         var a = arguments("lora-on-bf16", accumulation: 2)
-        a.model = bf16
         a.gradientCheckpointing = true
-        var b = a
-        b.model = fp32
-        b.outputDir = Fixtures.temporaryDirectory("lora-on-fp32")
-        let (lines, trainer) = try TrainingRuns.dpo(a)
-        let (expected, copy) = try TrainingRuns.dpo(b)
+        let (bf16, (lines, trainer), (expected, copy)) = try runOnBothCopies(a, "lora-base")
+        a.model = bf16
         let frozen = try XCTUnwrap(trainer.policy.frozenWeights)
         XCTAssertTrue(try XCTUnwrap((trainer.objective as? DPOObjective)?.reference).frozenWeights === frozen, "the reference shares the base")
         XCTAssertNil(copy.policy.frozenWeights)
@@ -495,14 +490,8 @@ final class LoRADistributedTests: XCTestCase {
     /// again from the same files, keeps its decoder linears in bf16; the run equals the one on an
     /// fp32 copy, and the plan's reference is that much smaller.
     func testAFullRunOnABF16ModelKeepsItsReferenceInBF16() throws {
-        let (bf16, fp32) = try bf16AndFP32Copies("full-base")
-        var a = TrainingRuns.arguments("full-on-bf16", steps: 3, perDevice: 2, accumulation: 2)
-        a.model = bf16
-        var b = a
-        b.model = fp32
-        b.outputDir = Fixtures.temporaryDirectory("full-on-fp32")
-        let (lines, trainer) = try TrainingRuns.dpo(a)
-        let (expected, copy) = try TrainingRuns.dpo(b)
+        let a = TrainingRuns.arguments("full-on-bf16", steps: 3, perDevice: 2, accumulation: 2)
+        let (bf16, (lines, trainer), (expected, copy)) = try runOnBothCopies(a, "full-base")
         XCTAssertNil(trainer.policy.frozenWeights, "the policy is trained: fp32")
         XCTAssertNotNil(try XCTUnwrap((trainer.objective as? DPOObjective)?.reference).frozenWeights)
         XCTAssertNil(try XCTUnwrap((copy.objective as? DPOObjective)?.reference).frozenWeights)

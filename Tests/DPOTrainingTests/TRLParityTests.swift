@@ -116,14 +116,15 @@ final class TRLParityTests: XCTestCase {
 
     /// SFT (completion-only loss on the rows' prompt and chosen) against TRL's SFTTrainer: loss,
     /// grad_norm, entropy, mean_token_accuracy per step, and the eval after steps 5 and 10.
-    func testSFT() throws {
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Self.trl)/sft.config.json"))) as! [String: Any]
+    /// The arguments of an SFT case from its config.json's `sft_config_set`, on sft.train.jsonl;
+    /// and the config itself.
+    func sftArguments(_ tag: String, config path: String) throws -> (TrainingArguments, [String: Any]) {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         let set = config["sft_config_set"] as! [String: Any]
-        var a = TrainingRuns.arguments("trl-sft", model: "llama-tied", steps: set["max_steps"] as! Int,
+        var a = TrainingRuns.arguments(tag, model: "llama-tied", steps: set["max_steps"] as! Int,
                                        perDevice: set["per_device_train_batch_size"] as! Int,
                                        learningRate: set["learning_rate"] as! Double)
         a.trainFile = Self.trl + "/sft.train.jsonl"
-        a.evalFile = a.trainFile
         a.evalSteps = set["eval_steps"] as? Int
         a.maxGradNorm = set["max_grad_norm"] as! Double
         a.lrSchedulerType = set["lr_scheduler_type"] as! String
@@ -131,6 +132,12 @@ final class TRLParityTests: XCTestCase {
         a.weightDecay = set["weight_decay"] as! Double
         a.maxLength = set["max_length"] as? Int
         a.shuffle = false
+        return (a, config)
+    }
+
+    func testSFT() throws {
+        var (a, _) = try sftArguments("trl-sft", config: "\(Self.trl)/sft.config.json")
+        a.evalFile = a.trainFile
         let t = try Trainer.sft(args: a, comm: SingleProcessCommunicator())
         let lines = try TrainingRuns.run(t)
         let isEval = { (line: MetricsLine) in line.fields.contains { $0.0 == "eval_loss" } }
