@@ -144,10 +144,12 @@ public final class Transformer {
             (rope, slidingRope) = Self.ropeTables(config, positions: longestSequence)
         }
         if let a = acts, a.tokens >= tokens, a.longest >= longestSequence, a.scored >= scoredRows { return }
-        let old = acts
-        acts = Activations(config: config, tokens: max(tokens, old?.tokens ?? 0),
-                           longest: max(longestSequence, old?.longest ?? 0),
-                           scored: max(scoredRows, old?.scored ?? 0), kept: kept,
+        let old = (tokens: acts?.tokens ?? 0, longest: acts?.longest ?? 0, scored: acts?.scored ?? 0)
+        // The old storage goes before the new is allocated: both at once could be the process's peak
+        // when a later micro-batch is the longest.
+        acts = nil
+        acts = Activations(config: config, tokens: max(tokens, old.tokens), longest: max(longestSequence, old.longest),
+                           scored: max(scoredRows, old.scored), kept: kept,
                            blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable.gradients != nil)
         adapters?.reserve(tokens: acts!.tokens)
     }
