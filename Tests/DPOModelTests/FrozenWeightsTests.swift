@@ -43,7 +43,7 @@ final class FrozenWeightsTests: XCTestCase {
             let frozen = try ModelDirectory.load(dir, frozen: true).model
             XCTAssertNil(plain.frozenWeights)
             let kept = try XCTUnwrap(frozen.frozenWeights, name)
-            let linears = frozen.layout.frozenLinearTensors
+            let linears = frozen.layout.linearTensors.map(\.tensor)
             XCTAssertEqual(linears.count, frozen.config.numLayers * (frozen.config.spec.fusedProjections ? 4 : 7), name)
             XCTAssertEqual(kept.tensorNames, Set(linears.map(\.name)), name)
             let elements = linears.reduce(0) { $0 + $1.count }

@@ -84,7 +84,7 @@ public final class LoRAAdapters {
             // A fused tensor gets one adapter, as PEFT gives its one nn.Linear: one A, and one B whose
             // rows span the parts; each part reads A and its rows of B.
             var made: [String: (a: Int, b: Int)] = [:]
-            for w in [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down] {
+            for w in layer.linears {
                 let t = tensor(holding: w.weight)
                 let path = String(t.name.dropLast(".weight".count))
                 let short = String(path.split(separator: ".").last!)

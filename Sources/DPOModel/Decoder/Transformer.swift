@@ -70,10 +70,7 @@ public final class Transformer {
     public var parameterCount: Int { layout.count }
 
     /// Bytes the weights take: fp32 in `parameters`, bf16 for the frozen ones.
-    public var weightBytes: (fp32: Int, bf16: Int) {
-        let frozen = frozenWeights?.elementCount ?? 0
-        return (4 * (layout.count - frozen), 2 * frozen)
-    }
+    public var weightBytes: (fp32: Int, bf16: Int) { layout.weightBytes(frozen: frozenWeights) }
 
     /// A hash of every weight's bits (the frozen ones' bf16 bits, the others' fp32 bits), in the
     /// layout's order: ranks compare it to make sure they start from the same model.
@@ -82,7 +79,7 @@ public final class Transformer {
         for t in layout.tensors where !frozen.contains(t.name) {
             hash.add(words: parameters.values.pointer + t.offset, count: t.count)
         }
-        frozenWeights?.fingerprint(into: &hash, layout: layout)
+        frozenWeights?.fingerprint(into: &hash)
     }
 
     /// Whether backward recomputes each layer's forward from its saved input instead of reading

@@ -36,7 +36,7 @@ public enum ModelDirectory {
                 throw DPOError.file(directory, "tensor \"\(t.name)\" has shape \(info.shape) but config.json implies \(t.shape)")
             }
         }
-        let frozenWeights = frozen ? FrozenWeights(layout: layout) { t in checkpoint.mappedBFloat16(t.name).map { ($0.bits, $0.file) } } : nil
+        let frozenWeights = frozen ? FrozenWeights(layout: layout, checkpoint: checkpoint) : nil
         let kept = frozenWeights?.tensorNames ?? []
         let model = Transformer(config: config, values: kept.isEmpty ? nil : FloatBuffer(pagesOnFirstWrite: layout.count),
                                 matmul: matmul, frozenWeights: frozenWeights)
@@ -67,10 +67,8 @@ public enum ModelDirectory {
     /// at 2 bytes a weight), from its config.json and safetensors headers, without reading weights.
     public static func weightBytes(_ directory: String, frozen: Bool) throws -> (fp32: Int, bf16: Int) {
         let layout = ParameterLayout(config: try loadConfig(directory).config)
-        guard frozen else { return (4 * layout.count, 0) }
-        let checkpoint = try SafetensorsCheckpoint(directory: directory)
-        let kept = layout.frozenLinearTensors.filter { checkpoint.mappedBFloat16($0.name) != nil }.reduce(0) { $0 + $1.count }
-        return (4 * (layout.count - kept), 2 * kept)
+        guard frozen else { return layout.weightBytes(frozen: nil) }
+        return layout.weightBytes(frozen: FrozenWeights(layout: layout, checkpoint: try SafetensorsCheckpoint(directory: directory)))
     }
 
     /// A model directory's config.json, without its weights; a path that is no directory is refused
@@ -165,5 +163,12 @@ extension SafetensorsCheckpoint {
         var values = [Float](repeating: 0, count: info.elementCount)
         try values.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
         return values
+    }
+}
+
+extension FrozenWeights {
+    /// The linears `checkpoint` stores in BF16, in its files' mappings.
+    convenience init(layout: ParameterLayout, checkpoint: SafetensorsCheckpoint) {
+        self.init(layout: layout) { t in checkpoint.mappedBFloat16(t.name).map { ($0.bits, $0.file) } }
     }
 }

@@ -15,6 +15,8 @@ public final class FrozenWeights {
     /// The bf16 bits of each frozen linear, by its `LinearView.weight` offset in the layout (a
     /// fused tensor's views point into it).
     private let views: [Int: UnsafePointer<UInt16>]
+    /// The frozen tensors in the layout's order, with their bits.
+    private let tensors: [(tensor: NamedTensor, bits: UnsafePointer<UInt16>)]
     /// The names of the tensors kept here, and their elements in all.
     public let tensorNames: Set<String>
     public let elementCount: Int
@@ -23,39 +25,37 @@ public final class FrozenWeights {
     /// What keeps the bits valid: the mapped files.
     private let owners: [AnyObject]
 
-    /// `bits(name)` gives a tensor's bf16 bits and the object that keeps them valid, or nil to
-    /// leave that tensor in the fp32 buffer. Every decoder linear of `layout` is offered.
+    /// `bits(tensor)` gives a tensor's bf16 bits and the object that keeps them valid, or nil to
+    /// leave that tensor in the fp32 buffer. Every tensor of `layout.linearTensors` is offered.
     public init(layout: ParameterLayout, bits: (NamedTensor) -> (UnsafePointer<UInt16>, AnyObject)?) {
-        var views: [Int: UnsafePointer<UInt16>] = [:], names = Set<String>(), owners: [ObjectIdentifier: AnyObject] = [:]
-        var count = 0, largest = 0
-        for t in layout.frozenLinearTensors {
+        var views: [Int: UnsafePointer<UInt16>] = [:], kept: [(tensor: NamedTensor, bits: UnsafePointer<UInt16>)] = []
+        var owners: [ObjectIdentifier: AnyObject] = [:], largest = 0
+        for (t, tensorViews) in layout.linearTensors {
             guard let (p, owner) = bits(t) else { continue }
-            names.insert(t.name)
-            count += t.count
+            kept.append((t, p))
             owners[ObjectIdentifier(owner)] = owner
-            for v in layout.linearViews(in: t) {
+            for v in tensorViews {
                 views[v.weight] = p + (v.weight - t.offset)
                 largest = max(largest, v.inFeatures * v.outFeatures)
             }
         }
         self.views = views
-        tensorNames = names
-        elementCount = count
+        tensors = kept
+        tensorNames = Set(kept.map(\.tensor.name))
+        elementCount = kept.reduce(0) { $0 + $1.tensor.count }
         largestView = largest
         self.owners = Array(owners.values)
     }
 
     public var isEmpty: Bool { views.isEmpty }
-    public var bytes: Int { 2 * elementCount }
 
     /// The bf16 bits of `view`'s weight, or nil when that weight is in the fp32 buffer.
     @inline(__always)
     public func bits(_ view: LinearView) -> UnsafePointer<UInt16>? { views[view.weight] }
 
     /// Hashes the frozen weights' bits (four bytes at a time), in the layout's order.
-    public func fingerprint(into hash: inout FNV1a, layout: ParameterLayout) {
-        for t in layout.frozenLinearTensors where tensorNames.contains(t.name) {
-            guard let p = views[t.offset] else { continue }
+    public func fingerprint(into hash: inout FNV1a) {
+        for (t, p) in tensors {
             let words = t.count / 2
             UnsafeRawPointer(p).withMemoryRebound(to: Float.self, capacity: words) { hash.add(words: $0, count: words) }
             if t.count % 2 == 1 { hash.add(Int(p[t.count - 1])) }
@@ -63,19 +63,27 @@ public final class FrozenWeights {
     }
 }
 
+extension LayerViews {
+    /// The layer's linears in forward order: q, k, v, o, gate, up, down.
+    public var linears: [LinearView] { [q, k, v, o, gate, up, down] }
+}
+
 extension ParameterLayout {
-    /// The tensors of the decoder layers' linears (q/k/v/o and the MLP's; fused ones once): what a
-    /// frozen model may keep in bf16.
-    public var frozenLinearTensors: [NamedTensor] {
-        var offsets = Set<Int>()
-        for l in layers {
-            for v in [l.q, l.k, l.v, l.o, l.gate, l.up, l.down] { offsets.insert(v.weight) }
+    /// Each tensor that holds decoder linears' weights (q/k/v/o and the MLP's; a fused tensor once),
+    /// with the views into it, in the layout's order: what a frozen model may keep in bf16.
+    public var linearTensors: [(tensor: NamedTensor, views: [LinearView])] {
+        var groups: [(tensor: NamedTensor, views: [LinearView])] = []
+        var i = 0  // linears lie in the layout's order, so the holding tensor is never behind the last
+        for v in layers.flatMap(\.linears) {
+            while !tensors[i].range.contains(v.weight) { i += 1 }
+            if groups.last?.tensor == tensors[i] { groups[groups.count - 1].views.append(v) } else { groups.append((tensors[i], [v])) }
         }
-        return tensors.filter { t in t.shape.count == 2 && offsets.contains { t.range.contains($0) } }
+        return groups
     }
 
-    /// The linear views whose weights lie in `tensor`.
-    public func linearViews(in tensor: NamedTensor) -> [LinearView] {
-        layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }.filter { tensor.range.contains($0.weight) }
+    /// Bytes the weights take: fp32 in the flat buffer, bf16 for those `frozen` keeps.
+    public func weightBytes(frozen: FrozenWeights?) -> (fp32: Int, bf16: Int) {
+        let kept = frozen?.elementCount ?? 0
+        return (4 * (count - kept), 2 * kept)
     }
 }
