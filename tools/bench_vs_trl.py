@@ -156,7 +156,14 @@ def peak_rss_of(cmd, env, log: Path) -> (float, float):
 def run_trl(opts, work: Path, precision: str) -> dict:
     out = work / f"trl-{precision}"
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # TRL 1.16 keeps its precomputed reference log-probs (and its tokenized dataset) in the datasets
+    # cache, keyed by the data and a hash of the model: a second run on the same workload would read
+    # them instead of computing them. Each run gets an empty cache, so TRL's whole run includes its
+    # precompute as dpo-dist's does (dpo-dist's cache is in its output folder, emptied above too).
+    datasets_cache = work / f"trl-{precision}-datasets-cache"
+    shutil.rmtree(datasets_cache, ignore_errors=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               HF_DATASETS_CACHE=str(datasets_cache))
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(Path(__file__).resolve()), "trl-worker",
            "--model", str(work / "model"), "--data", str(work / f"pairs-{opts.pairs}.jsonl"), "--out", str(out),

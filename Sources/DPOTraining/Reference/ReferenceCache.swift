@@ -26,11 +26,8 @@ enum ReferenceCache {
                 .filter { $0 == "config.json" || $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json"
                     || $0 == AdapterDirectory.configFile }.sorted()
             for name in names {
-                guard let data = fm.contents(atPath: directory + "/" + name) else {
-                    throw DPOError.file(directory + "/" + name, "cannot read")
-                }
                 h.add(bytes: name.utf8)
-                h.add(bytes: data)
+                try h.add(fileAt: directory + "/" + name)
             }
         }
         h.add(Int(bitPattern: UInt(data.fingerprint)))
