@@ -1,3 +1,4 @@
+import DPOSupport
 import DPOTestSupport
 import XCTest
 @testable import DPOComm
@@ -55,6 +56,35 @@ final class TrainerBehaviourTests: XCTestCase {
             XCTAssertTrue(notes.allSatisfy { $0.contains(" on this rank done after ") && $0.hasSuffix("s\n") }, "\(notes)")
             a.outputDir = Fixtures.temporaryDirectory("slow-step")
         }
+    }
+
+    /// The activations are allocated once, for the largest micro-batch, before the first step: no
+    /// step allocates them again, though later batches are larger than the first (policy and an
+    /// in-memory reference alike), and the run's numbers are those of a run that grew them as it went.
+    func testNoStepAllocatesActivations() throws {
+        var a = baseArguments("reserve")
+        a.perDeviceTrainBatchSize = 1
+        a.maxSteps = 6
+        let trainer = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        let objective = try XCTUnwrap(trainer.objective as? DPOObjective)
+        let reference = try XCTUnwrap(objective.reference)
+        // The premise: some later step's pair packs more tokens than the first's.
+        let tokens = (0..<a.maxSteps).map { PairScorer.packedTokens(objective.train.pairs[$0], sharePrompt: a.sharePrompt) }
+        XCTAssertGreaterThan(tokens.dropFirst().max()!, tokens[0], "\(tokens)")
+        let reserved = try TrainingRuns.run(trainer)
+        XCTAssertEqual(trainer.policy.activationAllocations, 1)
+        XCTAssertEqual(reference.activationAllocations, 1)
+
+        // The same steps on a model that allocates as batches grow: the same weights, bit for bit.
+        a.outputDir = Fixtures.temporaryDirectory("reserve-grown")
+        let grown = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
+        for _ in 0..<a.maxSteps { _ = try grown.step() }
+        XCTAssertGreaterThan(grown.policy.activationAllocations, 1)
+        XCTAssertEqual(reserved.count, a.maxSteps)
+        var h1 = FNV1a(), h2 = FNV1a()
+        trainer.policy.weightsFingerprint(into: &h1)
+        grown.policy.weightsFingerprint(into: &h2)
+        XCTAssertEqual(h1.value, h2.value)
     }
 
     /// precompute_ref_log_probs gives the numbers of an in-memory reference, and a second run reads

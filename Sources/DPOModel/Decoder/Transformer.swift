@@ -135,6 +135,9 @@ public final class Transformer {
         }
     }
 
+    /// Times `reserve` has allocated activation storage.
+    public private(set) var activationAllocations = 0
+
     /// Makes sure activation storage fits a batch; allocates only when it grows.
     public func reserve(tokens: Int, longestSequence: Int, scoredRows: Int) {
         if longestSequence > rope.positions {
@@ -145,6 +148,7 @@ public final class Transformer {
         // The old storage goes before the new is allocated: both at once could be the process's peak
         // when a later micro-batch is the longest.
         acts = nil
+        activationAllocations += 1
         acts = Activations(config: config, tokens: max(tokens, old.tokens), longest: max(longestSequence, old.longest),
                            scored: max(scoredRows, old.scored), kept: kept,
                            blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable.gradients != nil)

@@ -207,6 +207,7 @@ public final class Trainer {
         runID = String(decoding: comm.broadcast(Array(UUID().uuidString.utf8)), as: UTF8.self)
         if let resume = args.resumeFromCheckpoint { try resumeFrom(resume) }
         try objective.prepare(outputDir: out)
+        reserveActivations()
         let metrics = comm.isMain ? try MetricsFile(path: out + "/metrics.jsonl", truncateAfterStep: globalStep) : nil
         let progress = ProgressLine(total: totalSteps, startStep: globalStep, enabled: comm.isMain && printProgress)
         while globalStep < totalSteps {
@@ -339,6 +340,16 @@ public final class Trainer {
         guard !plan.fits else { return }
         let batch = plan.largestBatch
         throw DPOError("\(batch.longestExample): its \(batch.longestSequence) tokens make the largest micro-batch \(batch.tokens) tokens, and the run needs more memory than this rank has: \(plan.line); set max_length, lower the per-device batch size or turn on gradient_checkpointing")
+    }
+
+    /// Allocates the activations of the plan's largest micro-batch once, after the precompute (whose
+    /// reference is gone by then) and before the first step: a step whose batch is the largest so far
+    /// would otherwise free and allocate them again, and fault the new pages in, inside the step.
+    public func reserveActivations() {
+        let batch = objective.largestMicroBatch()
+        guard batch.tokens > 0 else { return }
+        policy.reserve(tokens: batch.tokens, longestSequence: batch.longestSequence, scoredRows: batch.tokens)
+        objective.reserveReferenceActivations(tokens: batch.tokens, longestSequence: batch.longestSequence)
     }
 
     /// Where a stopped run can go on from, for error messages.

@@ -28,6 +28,8 @@ public protocol TrainingObjective: AnyObject {
     /// Bytes of the reference model's activations for a micro-batch (0 without a reference model in
     /// the step: none, or log-probs precomputed), for the memory plan.
     func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int
+    /// Allocates the reference model's activations for such a micro-batch (nothing without one).
+    func reserveReferenceActivations(tokens: Int, longestSequence: Int)
     /// Work before the first step (precomputing reference log-probs).
     func prepare(outputDir: String) throws
     /// After the final eval, on rank 0: OUTPUT_DIR/eval_report.md (DPO: and report.html).
@@ -36,6 +38,7 @@ public protocol TrainingObjective: AnyObject {
 
 extension TrainingObjective {
     public func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int { 0 }
+    public func reserveReferenceActivations(tokens: Int, longestSequence: Int) {}
 }
 
 /// The largest micro-batch of `size` examples among some: the `size` with the most tokens together,

@@ -103,6 +103,10 @@ public final class DPOObjective: TrainingObjective {
     public func referenceActivationBytes(tokens: Int, longestSequence: Int) -> Int {
         reference?.activationBytes(tokens: tokens, longestSequence: longestSequence, scoredRows: tokens) ?? 0
     }
+
+    public func reserveReferenceActivations(tokens: Int, longestSequence: Int) {
+        reference?.reserve(tokens: tokens, longestSequence: longestSequence, scoredRows: tokens)
+    }
     public func normalizerWeight(of example: Int) -> Double { 1 }
     public func tokens(of example: Int) -> Int { PairScorer.packedTokens(train.pairs[example], sharePrompt: args.sharePrompt) }
 

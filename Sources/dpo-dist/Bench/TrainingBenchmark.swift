@@ -144,6 +144,7 @@ struct TrainingBenchmark {
             comm.barrier()
             precompute = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
+        trainer.reserveActivations()
         var times: [StepTimes] = []
         var pairsSeen = 0, tokens = 0.0, flops = 0.0
         for s in 0..<(warmup + steps) {
