@@ -358,7 +358,7 @@ final class KernelGradientTests: XCTestCase {
         var scratch = [Float](repeating: 0, count: 3 * V)
         logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
-        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
+        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: 3, scratch: &scratch, matmul: blas)
         func logps(_ h: [Double], _ w: [Double]) -> [Double] {
             let logits = Self.linear(h, w, nil, rows: rows, inF: C, outF: V)
             return (0..<rows).map { r in
@@ -383,6 +383,38 @@ final class KernelGradientTests: XCTestCase {
         }, "argmax == target")
         assertClose(dh, numericGradient(hd) { zip(logps($0, wd), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d hidden")
         assertClose(dw, numericGradient(wd) { zip(logps(hd, $0), gd).map(*).reduce(0, +) }, tol: 1e-5, "log-prob d weight")
+    }
+
+    /// The softmax kept by forward gives backward the bits of one recomputed from the logits (which
+    /// `testLogProbForwardAndBackwardInChunks` checks against finite differences), over a vocabulary of
+    /// several exponential blocks and a remainder, with chunks that do not divide the rows; forward's
+    /// outputs do not change with `keep`, and the kept rows are the softmax.
+    func testKeptSoftmaxGivesTheBitsOfARecomputedOne() {
+        let rows = 7, C = 5, V = 600, chunk = 3
+        let h = randoms(rows * C, scale: 2), w = randoms(V * C), dl = randoms(rows), start = randoms(V * C)
+        let targets: [Int32] = (0..<rows).map { Int32(($0 * 97 + 11) % V) }
+        var logp = [Float](repeating: 0, count: rows), lse = logp, sums = logp, entropy = logp, top1 = logp
+        var keptLogp = logp, keptLSE = logp, keptSums = logp, keptEntropy = logp, keptTop1 = logp
+        var scratch = [Float](repeating: 0, count: chunk * V), kept = [Float](repeating: .nan, count: rows * V)
+        logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w,
+                       targets: targets, rows: rows, channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
+        logProbForward(logp: &keptLogp, lse: &keptLSE, logitSum: &keptSums, entropy: &keptEntropy, top1: &keptTop1,
+                       hidden: h, weight: w, targets: targets, rows: rows, channels: C, vocab: V, chunk: chunk,
+                       scratch: &scratch, keep: &kept, matmul: blas)
+        XCTAssertEqual([logp, lse, sums, entropy, top1], [keptLogp, keptLSE, keptSums, keptEntropy, keptTop1])
+        for r in 0..<rows {
+            let p = kept[(r * V)..<((r + 1) * V)]
+            XCTAssertEqual(Double(p.reduce(0, +)), 1, accuracy: 1e-5)
+            XCTAssertEqual(Double(log(p[r * V + Int(targets[r])])), Double(logp[r]), accuracy: 1e-4)
+        }
+        var dh = [Float](repeating: 0, count: rows * C), dw = start, keptDH = dh, keptDW = start
+        logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, targets: targets, rows: rows,
+                        channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
+        logProbBackward(dhidden: &keptDH, dweight: &keptDW, dlogp: dl, hidden: h, weight: w, targets: targets, rows: rows,
+                        channels: C, vocab: V, chunk: chunk, scratch: &scratch, kept: &kept, matmul: blas)
+        XCTAssertEqual(dh.map(\.bitPattern), keptDH.map(\.bitPattern))
+        XCTAssertEqual(dw.map(\.bitPattern), keptDW.map(\.bitPattern))
+        XCTAssertNotEqual(dw, start)
     }
 
     /// Entropy and argmax == target over a vocabulary wider than the kernel's 256-entry block, on

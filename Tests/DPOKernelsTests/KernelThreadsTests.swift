@@ -95,7 +95,7 @@ final class KernelThreadsTests: XCTestCase {
             logProbForward(logp: &logp, lse: &lse, logitSum: &sums, entropy: &entropy, top1: &top1, hidden: h, weight: w,
                            targets: targets, rows: rows, channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
             var dh = [Float](repeating: 0, count: rows * C), dw = [Float](repeating: 0, count: V * C)
-            logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, lse: lse, targets: targets, rows: rows,
+            logProbBackward(dhidden: &dh, dweight: &dw, dlogp: dl, hidden: h, weight: w, targets: targets, rows: rows,
                             channels: C, vocab: V, chunk: chunk, scratch: &scratch, matmul: blas)
             return logp + lse + sums + entropy + top1 + dh + dw
         }

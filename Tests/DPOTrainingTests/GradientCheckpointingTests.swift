@@ -64,7 +64,8 @@ final class GradientCheckpointingTests: XCTestCase {
 
     /// With T a multiple of 16 no view is padded, so checkpointing saves exactly L − 1 layer slots
     /// (the fields of `LayerActivations`: 3 × (T, C), 2 × (T), 2 × (T, Q), 2 × (T, KV), (T, H),
-    /// 3 × (T, I)) and costs nothing beyond what a frozen model's two residuals grow to, L + 1.
+    /// 3 × (T, I)) and costs nothing beyond what a frozen model's two residuals grow to, L + 1, and
+    /// the head's kept softmax.
     func testActivationBytesShrinkByAllButOneLayer() throws {
         let load = { try ModelDirectory.load(Fixtures.model("smollm3") + "/model").model }
         let frozen = try load(), kept = try load(), checkpointed = try load()
@@ -76,7 +77,13 @@ final class GradientCheckpointingTests: XCTestCase {
         XCTAssertGreaterThan(c.numLayers, 1)
         XCTAssertEqual(bytes(kept) - bytes(checkpointed), (c.numLayers - 1) * slot)
         let gradientScratch = 4 * (2 * T * c.hiddenSize + 2 * T * c.qDim + 2 * T * c.kvDim + 3 * T * c.intermediateSize + T * c.hiddenSize)
-        XCTAssertEqual(bytes(checkpointed) - bytes(frozen), (c.numLayers - 1) * 4 * T * c.hiddenSize + gradientScratch)
+        // A model that trains keeps the head's softmax of its T scored rows, which is also its head
+        // scratch, where a frozen model has a scratch of headChunk rows.
+        let keptSoftmax = 4 * (T - frozen.headChunk) * c.vocabSize
+        XCTAssertEqual(bytes(checkpointed) - bytes(frozen), (c.numLayers - 1) * 4 * T * c.hiddenSize + gradientScratch + keptSoftmax)
+        checkpointed.keptProbabilityBytes = 4 * T * c.vocabSize - 1
+        XCTAssertEqual(bytes(checkpointed) - bytes(frozen), (c.numLayers - 1) * 4 * T * c.hiddenSize + gradientScratch,
+                       "over the limit the softmax is recomputed, in a scratch of headChunk rows")
     }
 
     /// The start-up memory check counts the activations the run will keep: a budget between the two

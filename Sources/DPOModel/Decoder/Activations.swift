@@ -27,6 +27,8 @@ struct OutputActivations {
     let headIn: FloatPtr                             // (S, C): the final norm's output at the scored rows
     let headLSE: FloatPtr, logp: FloatPtr, logitSum: FloatPtr  // (S) each
     let entropy: FloatPtr, top1: FloatPtr            // (S) each: softmax entropy, argmax == target (1 or 0)
+    /// (S, V): the head's softmax, kept by forward for backward; nil: backward recomputes it.
+    let probabilities: FloatPtr?
 }
 
 /// Gradient scratch shared by all layers (only in a model that runs backward).
@@ -65,14 +67,15 @@ final class Activations {
     let gradients: GradientScratch?
 
     init(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations,
-         blockRows: Int, headChunk: Int, withGradients: Bool) {
+         blockRows: Int, headChunk: Int, withGradients: Bool, keepProbabilities: Bool) {
         self.tokens = T; self.longest = longest; self.scored = S; self.kept = kept
         storage = FloatBuffer(count: Self.floatCount(config: c, tokens: T, longest: longest, scored: S, kept: kept,
-                                                     blockRows: blockRows, headChunk: headChunk, withGradients: withGradients))
+                                                     blockRows: blockRows, headChunk: headChunk, withGradients: withGradients,
+                                                     keepProbabilities: keepProbabilities))
         var next = 0
         let base = storage.pointer
         let views = Self.carve(c, tokens: T, longest: longest, scored: S, kept: kept, blockRows: blockRows,
-                               headChunk: headChunk, withGradients: withGradients) { n in
+                               headChunk: headChunk, withGradients: withGradients, keepProbabilities: keepProbabilities) { n in
             defer { next += Self.aligned(n) }
             return base + next
         }
@@ -86,11 +89,11 @@ final class Activations {
 
     /// Floats the storage for a batch of this size takes.
     static func floatCount(config c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations,
-                           blockRows: Int, headChunk: Int, withGradients: Bool) -> Int {
+                           blockRows: Int, headChunk: Int, withGradients: Bool, keepProbabilities: Bool) -> Int {
         var total = 0
         let measuring = UnsafeMutablePointer<Float>(bitPattern: 64)!  // never dereferenced
         _ = carve(c, tokens: T, longest: longest, scored: S, kept: kept, blockRows: blockRows, headChunk: headChunk,
-                  withGradients: withGradients) { n in total += aligned(n); return measuring }
+                  withGradients: withGradients, keepProbabilities: keepProbabilities) { n in total += aligned(n); return measuring }
         return total
     }
 
@@ -99,7 +102,7 @@ final class Activations {
 
     /// Every view, in one order, from `take(n)` giving n floats: run once to measure and once to carve.
     private static func carve(_ c: ModelConfig, tokens T: Int, longest: Int, scored S: Int, kept: KeptActivations, blockRows: Int,
-                              headChunk: Int, withGradients: Bool, _ take: (Int) -> FloatPtr)
+                              headChunk: Int, withGradients: Bool, keepProbabilities: Bool, _ take: (Int) -> FloatPtr)
         -> (layers: [LayerActivations], residuals: [FloatPtr], output: OutputActivations,
             scratch: (head: FloatPtr, attention: FloatPtr), gradients: GradientScratch?) {
         let C = c.hiddenSize, I = c.intermediateSize, Q = c.qDim, KV = c.kvDim, H = c.numHeads
@@ -117,8 +120,10 @@ final class Activations {
         }
         let residuals = (0..<kept.residuals(layers: c.numLayers)).map { _ in take(T * C) }
         let output = OutputActivations(finalNormOut: take(T * C), finalRstd: take(T), headIn: take(S * C), headLSE: take(S),
-                                       logp: take(S), logitSum: take(S), entropy: take(S), top1: take(S))
-        let scratch = (head: take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
+                                       logp: take(S), logitSum: take(S), entropy: take(S), top1: take(S),
+                                       probabilities: keepProbabilities ? take(S * c.vocabSize) : nil)
+        // A kept softmax (S rows) is also the head's scratch: a chunk is at most S rows.
+        let scratch = (head: output.probabilities ?? take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
         let gradients = withGradients
             ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
                               dV: take(T * KV), dAtt: take(T * Q), dKRaw: take(qkNorm ? T * KV : 0), dGate: take(T * I), dUp: take(T * I),

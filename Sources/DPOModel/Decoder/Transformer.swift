@@ -41,6 +41,10 @@ public final class Transformer {
 
     /// Rows of logits computed at once in the LM head.
     public var headChunk = 128
+    /// A model that trains keeps the LM head's softmax of the scored rows from forward for backward
+    /// when it takes at most this many bytes (scored rows × vocabulary × 4), sparing backward a second
+    /// head product; above it, backward computes it again (the same bits either way).
+    public var keptProbabilityBytes = 512 << 20
     public var attentionBlockRows = 128
 
     private var rope: RopeTable
@@ -49,6 +53,8 @@ public final class Transformer {
     private var acts: Activations?
     private var lastBatchTokens = 0
     private var lastScored = 0
+    /// The kept head softmax is the last forward's, not yet overwritten by a backward.
+    private var keptSoftmaxIsCurrent = false
 
     /// `values` holds the weights in `ParameterLayout(config:)`'s layout; nil allocates them zeroed.
     /// With `frozenWeights`, the weights it holds are read from there, never from `values`.
@@ -135,6 +141,11 @@ public final class Transformer {
         }
     }
 
+    /// Whether activations for `scoredRows` rows through the head keep its softmax (see `keptProbabilityBytes`).
+    private func keepsProbabilities(scoredRows: Int) -> Bool {
+        trainable.gradients != nil && 4 * scoredRows * config.vocabSize <= keptProbabilityBytes
+    }
+
     /// Times `reserve` has allocated activation storage.
     public private(set) var activationAllocations = 0
 
@@ -149,9 +160,10 @@ public final class Transformer {
         // when a later micro-batch is the longest.
         acts = nil
         activationAllocations += 1
+        let scored = max(scoredRows, old.scored)
         acts = Activations(config: config, tokens: max(tokens, old.tokens), longest: max(longestSequence, old.longest),
-                           scored: max(scoredRows, old.scored), kept: kept,
-                           blockRows: attentionBlockRows, headChunk: headChunk, withGradients: trainable.gradients != nil)
+                           scored: scored, kept: kept, blockRows: attentionBlockRows, headChunk: headChunk,
+                           withGradients: trainable.gradients != nil, keepProbabilities: keepsProbabilities(scoredRows: scored))
         adapters?.reserve(tokens: acts!.tokens)
     }
 
@@ -161,7 +173,8 @@ public final class Transformer {
     public func activationBytes(tokens: Int, longestSequence: Int, scoredRows: Int) -> Int {
         4 * Activations.floatCount(config: config, tokens: tokens, longest: longestSequence, scored: scoredRows,
                                    kept: kept, blockRows: attentionBlockRows, headChunk: headChunk,
-                                   withGradients: trainable.gradients != nil)
+                                   withGradients: trainable.gradients != nil,
+                                   keepProbabilities: keepsProbabilities(scoredRows: scoredRows))
             + 4 * (adapters?.activationFloats(tokens: tokens) ?? 0) + 4 * (frozenWeights?.largestView ?? 0)
     }
 
@@ -200,9 +213,10 @@ public final class Transformer {
             logProbForward(logp: out.logp, lse: out.headLSE, logitSum: out.logitSum, entropy: out.entropy, top1: out.top1,
                            hidden: out.headIn, weight: parameters.values.pointer + layout.head, targets: b.scoredTargets,
                            rows: S, channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: acts!.headScratch,
-                           matmul: matmul)
+                           keep: out.probabilities, matmul: matmul)
         }
         lastScored = S
+        keptSoftmaxIsCurrent = out.probabilities != nil
     }
 
     /// Accumulates dL/dθ into `parameters.gradients`, given dL/dlogp for each scored token of the
@@ -219,8 +233,10 @@ public final class Transformer {
         batch.withPointers { b in
             // LM head: d(head input) for the scored rows, scattered back into d(final norm output).
             logProbBackward(dhidden: d.dHeadIn, dweight: G.map { $0 + layout.head }, dlogp: dlogp, hidden: a.output.headIn,
-                            weight: P + layout.head, lse: a.output.headLSE, targets: b.scoredTargets, rows: S,
-                            channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: a.headScratch, matmul: matmul)
+                            weight: P + layout.head, targets: b.scoredTargets, rows: S,
+                            channels: C, vocab: config.vocabSize, chunk: headChunk, scratch: a.headScratch,
+                            kept: keptSoftmaxIsCurrent ? a.output.probabilities : nil, matmul: matmul)
+            keptSoftmaxIsCurrent = false  // backward overwrote it
             d.dNorm.update(repeating: 0, count: T * C)
             scatterAddRows(dinp: d.dNorm, dout: d.dHeadIn, rows: b.scoredRows, count: S, channels: C)
             let dx = d.dResidual
