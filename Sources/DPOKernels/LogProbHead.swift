@@ -10,15 +10,19 @@ public func headLogits(out: FloatPtr, hidden: ConstFloatPtr, weight: ConstFloatP
 }
 
 /// Walks `rows` hidden states `chunk` at a time, each chunk's logits (n × V) computed into
-/// `logits(first row)` before `body(first row, n, logits)`.
+/// `logits(first row)` (unless `computingLogits` is false: they are there already) before
+/// `body(first row, n, logits)`.
 @inline(__always)
 private func forEachChunk(hidden: ConstFloatPtr, weight: ConstFloatPtr, rows: Int, channels: Int, vocab: Int, chunk: Int,
-                          logits: (Int) -> FloatPtr, matmul: any MatmulBackend, _ body: (Int, Int, FloatPtr) -> Void) {
+                          logits: (Int) -> FloatPtr, computingLogits: Bool = true, matmul: any MatmulBackend,
+                          _ body: (Int, Int, FloatPtr) -> Void) {
     var r0 = 0
     while r0 < rows {
         let n = min(chunk, rows - r0), out = logits(r0)
-        headLogits(out: out, hidden: hidden + r0 * channels, weight: weight, rows: n, channels: channels, vocab: vocab,
-                   matmul: matmul)
+        if computingLogits {
+            headLogits(out: out, hidden: hidden + r0 * channels, weight: weight, rows: n, channels: channels, vocab: vocab,
+                       matmul: matmul)
+        }
         body(r0, n, out)
         r0 += n
     }
@@ -28,6 +32,21 @@ private func forEachChunk(hidden: ConstFloatPtr, weight: ConstFloatPtr, rows: In
 /// blocks of this many entries: forward and backward both compute them this way, so a softmax
 /// recomputed in backward has forward's bits.
 private let expBlock = 256
+
+/// Replaces a row's logits z by e = e^(z − m), a block of `expBlock` entries at a time through the
+/// stack block `e`; `each(e, z, k)` sees each block's exponentials before they replace its logits.
+@inline(__always)
+private func exponentiate(_ row: FloatPtr, vocab: Int, shift m: Float, through e: FloatPtr,
+                          _ each: (ConstFloatPtr, ConstFloatPtr, Int) -> Void = { _, _, _ in }) {
+    var b = 0
+    while b < vocab {
+        let k = min(expBlock, vocab - b)
+        expInto(e, row + b, k, shift: m)
+        each(e, row + b, k)
+        (row + b).update(from: e, count: k)
+        b += k
+    }
+}
 
 /// A row holding e = e^(z − m), with s = Σ e (`sumOf`), becomes the softmax e · (1/s): the one way
 /// both passes make it.
@@ -69,14 +88,7 @@ public func logProbForward(logp: FloatPtr, lse: FloatPtr, logitSum: FloatPtr, en
                     // e^(z − m) a block at a time, its weight against z − m summed before the block
                     // replaces the logits (they are not needed after this row).
                     var weighted: Float = 0
-                    var b = 0
-                    while b < vocab {
-                        let k = min(expBlock, vocab - b)
-                        expInto(e, row + b, k, shift: m)
-                        weighted += shiftedDot(e, row + b, k, shift: m)
-                        (row + b).update(from: e, count: k)
-                        b += k
-                    }
+                    exponentiate(row, vocab: vocab, shift: m, through: e) { e, z, k in weighted += shiftedDot(e, z, k, shift: m) }
                     let s = sumOf(row, vocab), logS = logf(s)
                     lse[r0 + i] = m + logS
                     logp[r0 + i] = targetLogit - (m + logS)
@@ -97,21 +109,15 @@ public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstF
                             weight: ConstFloatPtr, targets: UnsafePointer<Int32>,
                             rows: Int, channels: Int, vocab: Int, chunk: Int, scratch: FloatPtr, kept: FloatPtr? = nil,
                             matmul: any MatmulBackend) {
-    func chunkBackward(_ r0: Int, _ n: Int, _ probabilities: FloatPtr, softmaxMade: Bool) {
+    forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
+                 logits: { r0 in kept.map { $0 + r0 * vocab } ?? scratch }, computingLogits: kept == nil,
+                 matmul: matmul) { r0, n, probabilities in
         forEachPiece(of: n, minimum: 1, alignment: 1) { piece in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: expBlock) { block in
-                let e = block.baseAddress!
                 for i in piece {
                     let row = probabilities + i * vocab, g = dlogp[r0 + i]
-                    if !softmaxMade {  // forward's steps, through the same stack block
-                        let m = maxOf(row, vocab)
-                        var b = 0
-                        while b < vocab {
-                            let k = min(expBlock, vocab - b)
-                            expInto(e, row + b, k, shift: m)
-                            (row + b).update(from: e, count: k)
-                            b += k
-                        }
+                    if kept == nil {  // the logits' softmax, made as forward made it
+                        exponentiate(row, vocab: vocab, shift: maxOf(row, vocab), through: block.baseAddress!)
                         normalize(row, vocab: vocab, sum: sumOf(row, vocab))
                     }
                     scaleInPlace(row, vocab, -g)
@@ -124,19 +130,6 @@ public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstF
         if let dweight {
             matmul.gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: probabilities, lda: vocab,
                         b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
-        }
-    }
-    if let kept {
-        var r0 = 0
-        while r0 < rows {
-            let n = min(chunk, rows - r0)
-            chunkBackward(r0, n, kept + r0 * vocab, softmaxMade: true)
-            r0 += n
-        }
-    } else {
-        forEachChunk(hidden: hidden, weight: weight, rows: rows, channels: channels, vocab: vocab, chunk: chunk,
-                     logits: { _ in scratch }, matmul: matmul) { r0, n, logits in
-            chunkBackward(r0, n, logits, softmaxMade: false)
         }
     }
 }

@@ -28,8 +28,9 @@ public struct FNV1a: Sendable {
     /// eight at a time, each word mixed by FNV-1a's multiply and a fold of the high half into the
     /// low (so that every bit of a word reaches every bit of the value). The length is hashed too.
     public mutating func add(fileAt path: String) throws {
+        func failure() -> DPOError { DPOError.file(path, "cannot read: \(String(cString: strerror(errno)))") }
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw DPOError.file(path, "cannot read: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw failure() }
         defer { close(fd) }
         let pieceBytes = 8 << 20
         let piece = UnsafeMutableRawPointer.allocate(byteCount: pieceBytes, alignment: 64)
@@ -43,7 +44,7 @@ public struct FNV1a: Sendable {
                 let n = read(fd, piece + got, pieceBytes - got)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw DPOError.file(path, "cannot read: \(String(cString: strerror(errno)))")
+                    throw failure()
                 }
                 if n == 0 { atEnd = true; break }
                 got += n
