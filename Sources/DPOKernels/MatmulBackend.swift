@@ -12,10 +12,60 @@ public protocol MatmulBackend: Sendable {
     /// Tells the backend that the values in `buffer` (a model's weights) stay as they are until the
     /// next call, so that a backend which converts its operands may convert those once.
     func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>)
+    /// `batch.groups × batch.perGroup` products of one shape, item (g, j) reading A, B and C at
+    /// their base + g · strides.group + j · strides.item. An item stride of 0 shares one operand
+    /// across a group (attention's key and value heads across their query heads). The C items do
+    /// not overlap. A backend may run the batch as one call; the default runs the items in order.
+    func gemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
+              beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides)
+}
+
+/// How many products a batched gemm runs: `groups` of `perGroup` each.
+public struct GemmBatch: Hashable, Sendable {
+    public let groups: Int, perGroup: Int
+    public init(groups: Int, perGroup: Int) { self.groups = groups; self.perGroup = perGroup }
+    public var count: Int { groups * perGroup }
+}
+
+/// Where item (g, j) of a batch finds an operand, in floats from its base: g · group + j · item.
+public struct BatchStrides: Hashable, Sendable {
+    public let group: Int, item: Int
+    public init(group: Int, item: Int) { self.group = group; self.item = item }
+    @inline(__always) func offset(_ g: Int, _ j: Int) -> Int { g * group + j * item }
 }
 
 extension MatmulBackend {
     public func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>) {}
+
+    public func gemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
+                     beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides) {
+        loopGemm(batch: batch, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, aStrides: aStrides,
+                 b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: c, ldc: ldc, cStrides: cStrides)
+    }
+
+    /// A batch as one `gemm` per item, in order.
+    @inline(__always)
+    public func loopGemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                         a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
+                         beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides) {
+        for g in 0..<batch.groups {
+            for j in 0..<batch.perGroup {
+                gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a + aStrides.offset(g, j), lda: lda,
+                     b: b + bStrides.offset(g, j), ldb: ldb, beta: beta, c: c + cStrides.offset(g, j), ldc: ldc)
+            }
+        }
+    }
+
+    /// A batch with alpha = 1.
+    @inline(__always)
+    public func gemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
+                     beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides) {
+        gemm(batch: batch, transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, aStrides: aStrides,
+             b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: c, ldc: ldc, cStrides: cStrides)
+    }
 
     /// alpha = 1, the common case.
     @inline(__always)

@@ -19,6 +19,8 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// fp32 → bf16 reorders (oneDNN's vectorised rounding) by operand shape.
     private var reorders: [OperandShape: Reorder] = [:]
     private var aBuffer = BF16Buffer(), bBuffer = BF16Buffer()
+    /// A batch's dense result, when its C is not dense (see `gemm(batch:…)`).
+    private var cBuffer = GrowableBuffer<Float>()
     /// bf16 copies of operands inside the fixed buffer, by their address and shape, with the pass
     /// they were rounded in: a copy from an earlier pass is rounded again into the same storage, so
     /// the copies' memory is allocated (and faulted in) once, not once per pass.
@@ -61,7 +63,7 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         for p in primitives.values { p.destroy() }
         for r in reorders.values { r.destroy() }
         for b in fixedCopies.values { b.buffer.free() }
-        aBuffer.free(); bBuffer.free()
+        aBuffer.free(); bBuffer.free(); cBuffer.free()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -116,6 +118,62 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         let a16 = operand(a, rows: aRows, cols: aCols, ld: lda, scratch: &aBuffer)
         let b16 = operand(b, rows: bRows, cols: bCols, ld: ldb, scratch: &bBuffer)
         let key = ShapeKey(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc, alpha: alpha, beta: beta)
+        run(key, a: a16, b: b16, c: c, since: t0)
+    }
+
+    /// A batch as one primitive over 4-d operands (groups × items × rows × columns): each operand is
+    /// rounded to one packed bf16 copy (a shared one once per group), and oneDNN broadcasts a shared
+    /// operand over its group's items.
+    public func gemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
+                     beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides) {
+        if batch.count == 1 || k == 0 {
+            loopGemm(batch: batch, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                     aStrides: aStrides, b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: c, ldc: ldc, cStrides: cStrides)
+            return
+        }
+        if m == 0 || n == 0 { return }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        let aBatch = BatchDims(batch, aStrides), bBatch = BatchDims(batch, bStrides)
+        let a16 = operands(a, aBatch, aStrides, rows: aRows, cols: aCols, ld: lda, scratch: &aBuffer)
+        let b16 = operands(b, bBatch, bStrides, rows: bRows, cols: bCols, ld: ldb, scratch: &bBuffer)
+        // oneDNN runs its AMX kernels only on a dense result (on a strided one it falls back to
+        // kernels several times slower), so a strided C is computed densely here and then added in.
+        let size = m * n
+        let dense = ldc == n && (batch.perGroup == 1 || cStrides.item == size)
+            && (batch.groups == 1 || cStrides.group == batch.perGroup * size)
+        if dense {
+            let key = ShapeKey(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc, alpha: alpha, beta: beta,
+                               batch: batch, a: aBatch, b: bBatch, c: cStrides)
+            run(key, a: a16, b: b16, c: c, since: t0)
+            return
+        }
+        let packed = BatchStrides(group: batch.perGroup * size, item: size)
+        cBuffer.reserve(batch.count * size)
+        run(ShapeKey(transA: transA, transB: transB, m: m, n: n, k: k, ldc: n, alpha: alpha, beta: 0,
+                     batch: batch, a: aBatch, b: bBatch, c: packed), a: a16, b: b16, c: cBuffer.pointer, since: t0)
+        for g in 0..<batch.groups {
+            for j in 0..<batch.perGroup {
+                let from = cBuffer.pointer + packed.offset(g, j), to = c + cStrides.offset(g, j)
+                for i in 0..<m {
+                    let x = from + i * n, y = to + i * ldc
+                    if beta == 0 {
+                        y.update(from: x, count: n)
+                    } else if beta == 1 {
+                        for e in 0..<n { y[e] += x[e] }
+                    } else {
+                        for e in 0..<n { y[e] = x[e] + beta * y[e] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the product `key` on rounded operands (rounding began at `t0`), making its primitive the
+    /// first time.
+    private func run(_ key: ShapeKey, a a16: UnsafePointer<UInt16>, b b16: UnsafePointer<UInt16>, c: FloatPtr, since t0: UInt64) {
         let t1 = DispatchTime.now().uptimeNanoseconds
         roundingSeconds += Double(t1 - t0) / 1e9
         let p: Primitive
@@ -148,11 +206,26 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
                 for: key)
     }
 
-    /// The `count` shapes that took longest, with their calls, seconds and GFLOP/s.
+    /// The operands of a batch rounded into one packed copy, item after item; an operand that a
+    /// group shares (stride 0) is rounded once.
+    private func operands(_ x: ConstFloatPtr, _ dims: BatchDims, _ strides: BatchStrides, rows: Int, cols: Int, ld: Int,
+                          scratch: inout BF16Buffer) -> UnsafePointer<UInt16> {
+        let size = rows * cols
+        scratch.reserve(dims.groups * dims.items * size)
+        for g in 0..<dims.groups {
+            for j in 0..<dims.items {
+                round(x + strides.offset(g, j), rows: rows, cols: cols, ld: ld, into: scratch.pointer + (g * dims.items + j) * size)
+            }
+        }
+        return UnsafePointer(scratch.pointer)
+    }
+
+    /// The `count` shapes that took longest, with their calls, seconds, GFLOP/s and oneDNN kernel.
     public func slowestShapes(_ count: Int) -> [String] {
         shapeTimes.sorted { $0.value.seconds > $1.value.seconds }.prefix(count).map { key, value in
-            let flops = 2 * Double(key.m) * Double(key.n) * Double(key.k) * Double(value.calls)
-            return String(format: "%@: %d calls, %.3f s, %.1f GFLOP/s", key.description, value.calls, value.seconds, flops / value.seconds / 1e9)
+            let flops = 2 * Double(key.m) * Double(key.n) * Double(key.k) * Double(value.calls * key.batch.count)
+            return String(format: "%@: %d calls, %.3f s, %.1f GFLOP/s, %@", key.description, value.calls, value.seconds,
+                          flops / value.seconds / 1e9, primitives[key]?.implementation ?? "?")
         }
     }
 
@@ -244,13 +317,24 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     private func makePrimitive(_ key: ShapeKey) -> Primitive {
         func check(_ s: dnnl_status_t, _ what: String) { self.check(s, what, for: key) }
         var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
-        // Packed operands: a transposed one is described by its strides, which oneDNN's kernels take as they are.
+        // Packed operands: a transposed one is described by its strides, which oneDNN's kernels take as
+        // they are. A batch adds two leading dimensions (groups, items); a shared operand has 1 item.
         var aDims: [Int64] = [Int64(key.m), Int64(key.k)], aStrides: [Int64] = key.transA ? [1, Int64(key.m)] : [Int64(key.k), 1]
         var bDims: [Int64] = [Int64(key.k), Int64(key.n)], bStrides: [Int64] = key.transB ? [1, Int64(key.k)] : [Int64(key.n), 1]
         var cDims: [Int64] = [Int64(key.m), Int64(key.n)], cStrides: [Int64] = [Int64(key.ldc), 1]
-        check(dnnl_memory_desc_init_by_strides(&aDesc, 2, &aDims, dnnl_bf16, &aStrides), "source description")
-        check(dnnl_memory_desc_init_by_strides(&bDesc, 2, &bDims, dnnl_bf16, &bStrides), "weights description")
-        check(dnnl_memory_desc_init_by_strides(&cDesc, 2, &cDims, dnnl_f32, &cStrides), "result description")
+        if key.isBatch {
+            let aSize = Int64(key.m * key.k), bSize = Int64(key.k * key.n)
+            aDims = [Int64(key.a.groups), Int64(key.a.items)] + aDims
+            aStrides = [Int64(key.a.items) * aSize, aSize] + aStrides
+            bDims = [Int64(key.b.groups), Int64(key.b.items)] + bDims
+            bStrides = [Int64(key.b.items) * bSize, bSize] + bStrides
+            cDims = [Int64(key.batch.groups), Int64(key.batch.perGroup)] + cDims
+            cStrides = [Int64(key.c.group), Int64(key.batch.perGroup == 1 ? key.m * key.ldc : key.c.item)] + cStrides
+        }
+        let rank = Int32(aDims.count)
+        check(dnnl_memory_desc_init_by_strides(&aDesc, rank, &aDims, dnnl_bf16, &aStrides), "source description")
+        check(dnnl_memory_desc_init_by_strides(&bDesc, rank, &bDims, dnnl_bf16, &bStrides), "weights description")
+        check(dnnl_memory_desc_init_by_strides(&cDesc, rank, &cDims, dnnl_f32, &cStrides), "result description")
         var desc = dnnl_matmul_desc_t()
         check(dnnl_matmul_desc_init(&desc, &aDesc, &bDesc, nil, &cDesc), "matmul description")
         var attr: dnnl_primitive_attr_t?
@@ -281,7 +365,24 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
 
     private struct ShapeKey: Hashable, CustomStringConvertible {
         let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, ldc: Int, alpha: Float, beta: Float
-        var description: String { "m \(m) n \(n) k \(k)\(transA ? " Aᵀ" : "")\(transB ? " Bᵀ" : "") ldc \(ldc) alpha \(alpha) beta \(beta)" }
+        /// A batch's products, each operand's groups and items, and C's strides; 1 × 1 for one product.
+        var batch = GemmBatch(groups: 1, perGroup: 1), a = BatchDims.one, b = BatchDims.one, c = BatchStrides(group: 0, item: 0)
+        var isBatch: Bool { batch.count > 1 }
+        var description: String {
+            let batched = isBatch ? "\(batch.groups) × \(batch.perGroup) of " : ""
+            return "\(batched)m \(m) n \(n) k \(k)\(transA ? " Aᵀ" : "")\(transB ? " Bᵀ" : "") ldc \(ldc) alpha \(alpha) beta \(beta)"
+        }
+    }
+
+    /// The groups and items an operand of a batch has: 1 where its stride is 0 (shared).
+    private struct BatchDims: Hashable {
+        let groups: Int, items: Int
+        static let one = BatchDims(groups: 1, items: 1)
+        init(groups: Int, items: Int) { self.groups = groups; self.items = items }
+        init(_ batch: GemmBatch, _ strides: BatchStrides) {
+            groups = strides.group == 0 ? 1 : batch.groups
+            items = strides.item == 0 ? 1 : batch.perGroup
+        }
     }
 
     private struct OperandKey: Hashable { let address: UInt, rows: Int, cols: Int, ld: Int }
@@ -310,9 +411,9 @@ public struct OneDNNError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A growable bf16 buffer, freed by hand (it lives in the backend's caches).
-struct BF16Buffer {
-    private(set) var pointer = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+/// A growable buffer, freed by hand (it lives in the backend's caches).
+struct GrowableBuffer<Element> {
+    private(set) var pointer = UnsafeMutablePointer<Element>.allocate(capacity: 1)
     private(set) var capacity = 1
 
     mutating func reserve(_ count: Int) {
@@ -324,6 +425,8 @@ struct BF16Buffer {
 
     func free() { pointer.deallocate() }
 }
+
+typealias BF16Buffer = GrowableBuffer<UInt16>
 
 /// Rounds a rows × cols fp32 matrix (leading dimension ld) to bf16, round to nearest even, packed.
 /// A NaN stays a NaN (its top bits keep a quiet bit).

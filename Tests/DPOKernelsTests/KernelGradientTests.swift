@@ -234,7 +234,7 @@ final class KernelGradientTests: XCTestCase {
         let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3, scale: scale)
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
-        var scratch = [Float](repeating: 0, count: 2 * 3 * 11)
+        var scratch = [Float](repeating: 0, count: shape.scratchCount(longest: 11))
         attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, sequences: 3, shape: shape, scratch: &scratch, matmul: blas)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: g, q: q, k: k, v: v, out: out, lse: lse, starts: starts, lengths: lengths,
@@ -300,9 +300,10 @@ final class KernelGradientTests: XCTestCase {
         let H = 2, Hkv = 1, D = 4, T = 10
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D)
         var full = [Float](repeating: 0, count: T * H * D), wide = full, lse = [Float](repeating: 0, count: T * H), lse2 = lse
-        var scratch = [Float](repeating: .nan, count: 2 * 4 * T)
+        let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 4)
+        var scratch = [Float](repeating: .nan, count: shape.scratchCount(longest: T))
         attentionForward(out: &full, lse: &lse, q: q, k: k, v: v, starts: [0], lengths: [T], sequences: 1,
-                         shape: AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 4), scratch: &scratch, matmul: blas)
+                         shape: shape, scratch: &scratch, matmul: blas)
         attentionForward(out: &wide, lse: &lse2, q: q, k: k, v: v, starts: [0], lengths: [T], sequences: 1,
                          shape: AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 4, window: T),
                          scratch: &scratch, matmul: blas)
@@ -320,7 +321,7 @@ final class KernelGradientTests: XCTestCase {
         let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3, window: window)
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
-        var scratch = [Float](repeating: .nan, count: 2 * 3 * longest)
+        var scratch = [Float](repeating: .nan, count: shape.scratchCount(longest: longest))
         attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, prefixStarts: prefixStarts,
                          prefixLengths: prefixLengths, sequences: 5, shape: shape, scratch: &scratch, matmul: blas)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk

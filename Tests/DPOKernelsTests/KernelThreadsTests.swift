@@ -110,7 +110,7 @@ final class KernelThreadsTests: XCTestCase {
         let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
         assertSameBitsOnThreads("attention forward and backward") { () -> [Float] in
             var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
-            var scratch = [Float](repeating: 0, count: 2 * blockRows * longest)
+            var scratch = [Float](repeating: 0, count: shape.scratchCount(longest: longest))
             attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths, prefixStarts: prefixStarts,
                              prefixLengths: prefixLengths, sequences: 2, shape: shape, scratch: &scratch, matmul: blas)
             var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk

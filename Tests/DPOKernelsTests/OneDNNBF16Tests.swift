@@ -102,6 +102,89 @@ final class OneDNNBF16Tests: XCTestCase {
         }
     }
 
+    /// A batch in one primitive, in attention's layouts: query heads interleaved in a row (item
+    /// stride = head width, rows a whole token apart), a key head shared by its group (item stride
+    /// 0), scores head after head, and a result written into interleaved heads with alpha and beta;
+    /// against a product in double of the bf16-rounded operands, item by item.
+    func testBatchesMatchDoubleOfRoundedInputs() throws {
+        let dnnl = try backend()
+        var rng = SplitMix64(seed: 11)
+        let kvHeads = 2, group = 3, heads = kvHeads * group, D = 8
+        let batch = GemmBatch(groups: kvHeads, perGroup: group)
+        for (m, n, transB, shared, dense, alpha, beta) in [(5, 7, true, true, false, Float(0.35), Float(0)),
+                                                          (9, 4, false, true, false, 1, 1), (6, 3, true, false, false, 1, 0.5),
+                                                          (16, 32, true, true, true, 0.125, 0), (7, 5, false, true, true, 1, 1)] {
+            // A: m rows of all heads' D columns; B: n (transposed) or D rows of kvHeads × D columns;
+            // C: interleaved heads (strided), or head after head (dense: one oneDNN call, no copy).
+            let lda = heads * D, ldb = transB ? kvHeads * D : n * heads, ldc = dense ? n : n * heads + 1
+            let aStrides = BatchStrides(group: group * D, item: D)
+            let bStrides = shared ? BatchStrides(group: transB ? D : n, item: 0) : BatchStrides(group: group * n, item: n)
+            let cStrides = dense ? BatchStrides(group: group * m * n, item: m * n) : BatchStrides(group: group * n, item: n)
+            let bRows = transB ? n : D
+            let a = (0..<(m * lda)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+            let b = (0..<(bRows * ldb + D * heads)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+            var c = (0..<((dense ? heads : 1) * m * ldc)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+            let c0 = c
+            dnnl.gemm(batch: batch, transA: false, transB: transB, m: m, n: n, k: D, alpha: alpha, a: a, lda: lda,
+                      aStrides: aStrides, b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: &c, ldc: ldc, cStrides: cStrides)
+            var worst = 0.0, written = Set<Int>()
+            for g in 0..<kvHeads {
+                for j in 0..<group {
+                    let ao = aStrides.offset(g, j), bo = bStrides.offset(g, j), co = cStrides.offset(g, j)
+                    for i in 0..<m {
+                        for col in 0..<n {
+                            var sum = 0.0, size = 0.0
+                            for p in 0..<D {
+                                let x = bf16(a[ao + i * lda + p]), y = bf16(transB ? b[bo + col * ldb + p] : b[bo + p * ldb + col])
+                                sum += x * y; size += abs(x * y)
+                            }
+                            let at = co + i * ldc + col, want = Double(alpha) * sum + Double(beta) * Double(c0[at])
+                            worst = max(worst, abs(Double(c[at]) - want) / (size + abs(Double(c0[at])) + 1e-30))
+                            written.insert(at)
+                        }
+                    }
+                }
+            }
+            for i in 0..<c.count where !written.contains(i) { XCTAssertEqual(c[i], c0[i], "outside the batch's items") }
+            XCTAssertLessThan(worst, 1e-5, "m \(m) n \(n) transB \(transB) shared \(shared) dense \(dense)")
+        }
+        XCTAssertTrue(dnnl.kernelNames.allSatisfy { !$0.hasPrefix("ref") }, "a reference kernel ran: \(dnnl.kernelNames)")
+    }
+
+    /// Attention's batched products (every head of a block in one primitive, key and value heads
+    /// broadcast over their groups) against the same attention run one product per head through the
+    /// same backend: prefixes, a prefix with no own rows, blocks that split sequences, a window.
+    func testBatchedAttentionMatchesOneProductPerHead() throws {
+        let dnnl = try backend(), looped = OneProductAtATime(inner: dnnl)
+        var rng = SplitMix64(seed: 5)
+        let H = 6, Hkv = 2, D = 16
+        let starts = [0, 9, 16, 20, 24], lengths = [9, 7, 4, 4, 0]
+        let prefixStarts = [0, 0, 0, 20, 20], prefixLengths = [0, 5, 5, 0, 2]
+        let T = 24, longest = 12
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUniform() * 2 - 1) } }
+        let q = randoms(T * H * D), k = randoms(T * Hkv * D), v = randoms(T * Hkv * D), g = randoms(T * H * D)
+        for window in [nil, 4] {
+            let shape = AttentionShape(heads: H, kvHeads: Hkv, headDim: D, blockRows: 3, window: window)
+            func run(_ matmul: any MatmulBackend) -> [[Float]] {
+                var out = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
+                var scratch = [Float](repeating: .nan, count: shape.scratchCount(longest: longest))
+                attentionForward(out: &out, lse: &lse, q: q, k: k, v: v, starts: starts, lengths: lengths,
+                                 prefixStarts: prefixStarts, prefixLengths: prefixLengths, sequences: 5, shape: shape,
+                                 scratch: &scratch, matmul: matmul)
+                var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+                attentionBackward(dq: &dq, dk: &dk, dv: &dv, dout: g, q: q, k: k, v: v, out: out, lse: lse, starts: starts,
+                                  lengths: lengths, prefixStarts: prefixStarts, prefixLengths: prefixLengths, sequences: 5,
+                                  shape: shape, scratch: &scratch, longest: longest, matmul: matmul)
+                return [out, lse, dq, dk, dv]
+            }
+            let batched = run(dnnl), single = run(looped)
+            for (name, (x, y)) in zip(["out", "lse", "dq", "dk", "dv"], zip(batched, single)) {
+                let size = y.map { abs($0) }.max()!, worst = zip(x, y).map { abs($0 - $1) }.max()!
+                XCTAssertLessThanOrEqual(worst, 1e-6 * size, "\(name), window \(window.map(String.init) ?? "none")")
+            }
+        }
+    }
+
     /// Small integers are exact in bf16 and their products' sums exact in fp32: the same bits as sgemm.
     func testExactValuesGiveTheFP32Result() throws {
         let dnnl = try backend(), blas = OpenBLASFP32()
@@ -142,3 +225,13 @@ final class OneDNNBF16Tests: XCTestCase {
     }
 }
 
+/// A backend that runs every batch one product at a time (the protocol's default), through another.
+private struct OneProductAtATime: MatmulBackend, @unchecked Sendable {
+    let inner: OneDNNBF16
+    var name: String { inner.name }
+    func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: ConstFloatPtr, lda: Int, b: ConstFloatPtr, ldb: Int, beta: Float, c: FloatPtr, ldc: Int) {
+        inner.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: beta, c: c, ldc: ldc)
+    }
+}

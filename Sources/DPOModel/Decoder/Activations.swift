@@ -62,7 +62,7 @@ final class Activations {
     private let residuals: [FloatPtr]
     let output: OutputActivations
     let headScratch: FloatPtr                // (chunk, V)
-    let attentionScratch: FloatPtr           // (2 · blockRows, longest): longest = most keys a row sees (prefix + own)
+    let attentionScratch: FloatPtr           // AttentionShape.scratchCount(longest:); longest = most keys a row sees (prefix + own)
     let kept: KeptActivations
     let gradients: GradientScratch?
 
@@ -123,7 +123,9 @@ final class Activations {
                                        logp: take(S), logitSum: take(S), entropy: take(S), top1: take(S),
                                        probabilities: keepProbabilities ? take(S * c.vocabSize) : nil)
         // A kept softmax (S rows) is also the head's scratch: a chunk is at most S rows.
-        let scratch = (head: output.probabilities ?? take(headChunk * c.vocabSize), attention: take(2 * blockRows * max(longest, 1)))
+        let scratch = (head: output.probabilities ?? take(headChunk * c.vocabSize), 
+                       attention: take(AttentionShape(heads: H, kvHeads: c.numKVHeads, headDim: c.headDim, blockRows: blockRows)
+                                          .scratchCount(longest: longest)))
         let gradients = withGradients
             ? GradientScratch(dResidual: take(T * C), dNorm: take(T * C), dQ: take(T * Q), dK: take(T * KV),
                               dV: take(T * KV), dAtt: take(T * Q), dKRaw: take(qkNorm ? T * KV : 0), dGate: take(T * I), dUp: take(T * I),

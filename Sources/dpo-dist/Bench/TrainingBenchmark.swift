@@ -183,7 +183,7 @@ struct TrainingBenchmark {
         rss[comm.rank] = peakRSS()
         rss.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: comm.worldSize) }
         if comm.isMain, let dnnl = policy.matmul as? OneDNNBF16, dnnl.keepsShapeTimes {
-            for line in dnnl.slowestShapes(25) { progress("  " + line) }
+            for line in dnnl.slowestShapes(Int(ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] ?? "") ?? 25) { progress("  " + line) }
         }
         func median(_ xs: [Double]) -> Double {
             let s = xs.sorted()
