@@ -23,8 +23,6 @@ public struct AttentionShape {
     /// The products of one block, all heads at once: the query heads of a key/value head form a
     /// group, whose items share that head's keys and values.
     var headBatch: GemmBatch { GemmBatch(groups: kvHeads, perGroup: group) }
-    /// One product per key/value head (for the sums over a group's query heads).
-    var kvBatch: GemmBatch { GemmBatch(groups: kvHeads, perGroup: 1) }
     /// A query-side row block (q, the output, dq): head h at h · headDim.
     var queryHeads: BatchStrides { BatchStrides(group: group * headDim, item: headDim) }
     /// A key-side row block (k, v, dk, dv): one head per group, shared by its items.
@@ -169,14 +167,14 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                               prefixStarts: UnsafePointer<Int>? = nil, prefixLengths: UnsafePointer<Int>? = nil,
                               sequences: Int, shape: AttentionShape, scratch: FloatPtr, longest: Int,
                               matmul: any MatmulBackend) {
-    let D = shape.headDim, qs = shape.qStride, kvs = shape.kvStride, H = shape.heads, G = shape.group
+    let D = shape.headDim, qs = shape.qStride, kvs = shape.kvStride, H = shape.heads
     let P = scratch, dP = scratch + shape.scratchCount(longest: longest) / 2
     forEachBlock(q: q, k: k, starts: starts, lengths: lengths, prefixStarts: prefixStarts, prefixLengths: prefixLengths,
                  sequences: sequences, shape: shape, scores: P, matmul: matmul) { b in
         let nb = b.rows, nk = b.keys, pre = b.prefix, own = b.ownKeys, r0 = b.firstRow
         let kv = (b.start + b.ownFirst) * kvs, kvp = b.prefixFirstRow * kvs
         let rows = (b.start + r0) * qs
-        let heads = b.scoreHeads(group: G)
+        let heads = b.scoreHeads(group: shape.group)
         // P = exp(scale · q kᵀ − lse), zero above the diagonal and outside the window.
         forEachPiece(of: H * nb, minimum: softmaxRowsPerThread, alignment: 1) { piece in
             for r in piece {
@@ -187,19 +185,17 @@ public func attentionBackward(dq: FloatPtr, dk: FloatPtr, dv: FloatPtr, dout: Co
                 (row + valid.upperBound).update(repeating: 0, count: nk - valid.upperBound)
             }
         }
-        // Sums over a group's query heads into its key/value head: one batch (over key/value heads)
-        // per query head of the group, in order. x (rows of a head's scores block) ᵀ · y.
-        let perGroup = BatchStrides(group: heads.group, item: 0), queryGroup = BatchStrides(group: G * D, item: 0)
+        // x (a head's rows × keys block)ᵀ · y (the head's rows of dO or q), summed over each group's
+        // query heads into its key/value head of dv or dk.
+        let sum = BatchStrides(group: D, item: 0)
         func accumulate(_ x: FloatPtr, _ y: ConstFloatPtr, into target: FloatPtr) {
-            for j in 0..<G {
-                matmul.gemm(batch: shape.kvBatch, transA: true, transB: false, m: own, n: D, k: nb, a: x + j * b.perHead + pre,
-                            lda: nk, aStrides: perGroup, b: y + rows + j * D, ldb: qs, bStrides: queryGroup, beta: 1,
-                            c: target + kv, ldc: kvs, cStrides: shape.keyHeads)
-                if pre > 0 {
-                    matmul.gemm(batch: shape.kvBatch, transA: true, transB: false, m: pre, n: D, k: nb, a: x + j * b.perHead,
-                                lda: nk, aStrides: perGroup, b: y + rows + j * D, ldb: qs, bStrides: queryGroup, beta: 1,
-                                c: target + kvp, ldc: kvs, cStrides: shape.keyHeads)
-                }
+            matmul.gemm(batch: shape.headBatch, transA: true, transB: false, m: own, n: D, k: nb, a: x + pre, lda: nk,
+                        aStrides: heads, b: y + rows, ldb: qs, bStrides: shape.queryHeads, beta: 1, c: target + kv, ldc: kvs,
+                        cStrides: sum)
+            if pre > 0 {
+                matmul.gemm(batch: shape.headBatch, transA: true, transB: false, m: pre, n: D, k: nb, a: x, lda: nk,
+                            aStrides: heads, b: y + rows, ldb: qs, bStrides: shape.queryHeads, beta: 1, c: target + kvp,
+                            ldc: kvs, cStrides: sum)
             }
         }
         // dv += Pᵀ dO

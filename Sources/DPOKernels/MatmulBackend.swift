@@ -13,9 +13,12 @@ public protocol MatmulBackend: Sendable {
     /// next call, so that a backend which converts its operands may convert those once.
     func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>)
     /// `batch.groups × batch.perGroup` products of one shape, item (g, j) reading A, B and C at
-    /// their base + g · strides.group + j · strides.item. An item stride of 0 shares one operand
-    /// across a group (attention's key and value heads across their query heads). The C items do
-    /// not overlap. A backend may run the batch as one call; the default runs the items in order.
+    /// their base + g · strides.group + j · strides.item. An item stride of 0 in A or B shares one
+    /// operand across a group (attention's key and value heads across their query heads); in C it
+    /// sums a group's items into one result (C = beta · C + Σ_j alpha · op(A_j) op(B_j), the items
+    /// added in order), as the gradients of a shared key/value head sum over its query heads. The
+    /// C results of different items or groups do not overlap. A backend may run the batch as one
+    /// call; the default runs the items in order.
     func gemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
               beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides)
@@ -45,15 +48,16 @@ extension MatmulBackend {
                  b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: c, ldc: ldc, cStrides: cStrides)
     }
 
-    /// A batch as one `gemm` per item, in order.
+    /// A batch as one `gemm` per item, in order (a summed C: the first item with beta, the rest added).
     @inline(__always)
     public func loopGemm(batch: GemmBatch, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: ConstFloatPtr, lda: Int, aStrides: BatchStrides, b: ConstFloatPtr, ldb: Int, bStrides: BatchStrides,
                          beta: Float, c: FloatPtr, ldc: Int, cStrides: BatchStrides) {
+        let sums = cStrides.item == 0
         for g in 0..<batch.groups {
             for j in 0..<batch.perGroup {
                 gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a + aStrides.offset(g, j), lda: lda,
-                     b: b + bStrides.offset(g, j), ldb: ldb, beta: beta, c: c + cStrides.offset(g, j), ldc: ldc)
+                     b: b + bStrides.offset(g, j), ldb: ldb, beta: sums && j > 0 ? 1 : beta, c: c + cStrides.offset(g, j), ldc: ldc)
             }
         }
     }

@@ -140,9 +140,10 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         let a16 = operands(a, aBatch, aStrides, rows: aRows, cols: aCols, ld: lda, scratch: &aBuffer)
         let b16 = operands(b, bBatch, bStrides, rows: bRows, cols: bCols, ld: ldb, scratch: &bBuffer)
         // oneDNN runs its AMX kernels only on a dense result (on a strided one it falls back to
-        // kernels several times slower), so a strided C is computed densely here and then added in.
-        let size = m * n
-        let dense = ldc == n && (batch.perGroup == 1 || cStrides.item == size)
+        // kernels several times slower), so a strided or summed C is computed densely here and then
+        // added in, a summed one item after item.
+        let size = m * n, sums = cStrides.item == 0 && batch.perGroup > 1
+        let dense = !sums && ldc == n && (batch.perGroup == 1 || cStrides.item == size)
             && (batch.groups == 1 || cStrides.group == batch.perGroup * size)
         if dense {
             let key = ShapeKey(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc, alpha: alpha, beta: beta,
@@ -157,14 +158,15 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         for g in 0..<batch.groups {
             for j in 0..<batch.perGroup {
                 let from = cBuffer.pointer + packed.offset(g, j), to = c + cStrides.offset(g, j)
+                let scale = sums && j > 0 ? 1 : beta
                 for i in 0..<m {
                     let x = from + i * n, y = to + i * ldc
-                    if beta == 0 {
+                    if scale == 0 {
                         y.update(from: x, count: n)
-                    } else if beta == 1 {
+                    } else if scale == 1 {
                         for e in 0..<n { y[e] += x[e] }
                     } else {
-                        for e in 0..<n { y[e] = x[e] + beta * y[e] }
+                        for e in 0..<n { y[e] = x[e] + scale * y[e] }
                     }
                 }
             }

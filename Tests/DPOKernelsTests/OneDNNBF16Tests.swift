@@ -111,23 +111,32 @@ final class OneDNNBF16Tests: XCTestCase {
         var rng = SplitMix64(seed: 11)
         let kvHeads = 2, group = 3, heads = kvHeads * group, D = 8
         let batch = GemmBatch(groups: kvHeads, perGroup: group)
-        for (m, n, transB, shared, dense, alpha, beta) in [(5, 7, true, true, false, Float(0.35), Float(0)),
-                                                          (9, 4, false, true, false, 1, 1), (6, 3, true, false, false, 1, 0.5),
-                                                          (16, 32, true, true, true, 0.125, 0), (7, 5, false, true, true, 1, 1)] {
+        enum Result { case strided, dense, summed }
+        for (m, n, transB, shared, result, alpha, beta) in [(5, 7, true, true, Result.strided, Float(0.35), Float(0)),
+                                                           (9, 4, false, true, .strided, 1, 1), (6, 3, true, false, .strided, 1, 0.5),
+                                                           (16, 32, true, true, .dense, 0.125, 0), (7, 5, false, true, .dense, 1, 1),
+                                                           (6, 8, false, false, .summed, 1, 1), (5, 3, true, true, .summed, 0.5, 0.25)] {
             // A: m rows of all heads' D columns; B: n (transposed) or D rows of kvHeads × D columns;
-            // C: interleaved heads (strided), or head after head (dense: one oneDNN call, no copy).
-            let lda = heads * D, ldb = transB ? kvHeads * D : n * heads, ldc = dense ? n : n * heads + 1
+            // C: interleaved heads (strided), head after head (dense: one oneDNN call, no copy), or
+            // one result per group that sums its items (a key/value head's gradient).
+            let lda = heads * D, ldb = transB ? kvHeads * D : n * heads
+            let ldc = result == .dense ? n : result == .summed ? n * kvHeads + 2 : n * heads + 1
             let aStrides = BatchStrides(group: group * D, item: D)
             let bStrides = shared ? BatchStrides(group: transB ? D : n, item: 0) : BatchStrides(group: group * n, item: n)
-            let cStrides = dense ? BatchStrides(group: group * m * n, item: m * n) : BatchStrides(group: group * n, item: n)
+            let cStrides = switch result {
+            case .strided: BatchStrides(group: group * n, item: n)
+            case .dense: BatchStrides(group: group * m * n, item: m * n)
+            case .summed: BatchStrides(group: n, item: 0)
+            }
             let bRows = transB ? n : D
             let a = (0..<(m * lda)).map { _ in Float(rng.nextUniform() * 2 - 1) }
             let b = (0..<(bRows * ldb + D * heads)).map { _ in Float(rng.nextUniform() * 2 - 1) }
-            var c = (0..<((dense ? heads : 1) * m * ldc)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+            var c = (0..<((result == .dense ? heads : 1) * m * ldc)).map { _ in Float(rng.nextUniform() * 2 - 1) }
             let c0 = c
             dnnl.gemm(batch: batch, transA: false, transB: transB, m: m, n: n, k: D, alpha: alpha, a: a, lda: lda,
                       aStrides: aStrides, b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: &c, ldc: ldc, cStrides: cStrides)
-            var worst = 0.0, written = Set<Int>()
+            // Each result in double: beta · C + alpha · the sum of its items' products, and the size of its terms.
+            var want = [Int: (value: Double, size: Double)]()
             for g in 0..<kvHeads {
                 for j in 0..<group {
                     let ao = aStrides.offset(g, j), bo = bStrides.offset(g, j), co = cStrides.offset(g, j)
@@ -138,15 +147,17 @@ final class OneDNNBF16Tests: XCTestCase {
                                 let x = bf16(a[ao + i * lda + p]), y = bf16(transB ? b[bo + col * ldb + p] : b[bo + p * ldb + col])
                                 sum += x * y; size += abs(x * y)
                             }
-                            let at = co + i * ldc + col, want = Double(alpha) * sum + Double(beta) * Double(c0[at])
-                            worst = max(worst, abs(Double(c[at]) - want) / (size + abs(Double(c0[at])) + 1e-30))
-                            written.insert(at)
+                            let at = co + i * ldc + col, old = Double(c0[at])
+                            let start = want[at] ?? (Double(beta) * old, abs(old))
+                            want[at] = (start.value + Double(alpha) * sum, start.size + size)
                         }
                     }
                 }
             }
-            for i in 0..<c.count where !written.contains(i) { XCTAssertEqual(c[i], c0[i], "outside the batch's items") }
-            XCTAssertLessThan(worst, 1e-5, "m \(m) n \(n) transB \(transB) shared \(shared) dense \(dense)")
+            var worst = 0.0
+            for (at, w) in want { worst = max(worst, abs(Double(c[at]) - w.value) / (w.size + 1e-30)) }
+            for i in 0..<c.count where want[i] == nil { XCTAssertEqual(c[i], c0[i], "outside the batch's items") }
+            XCTAssertLessThan(worst, 1e-5, "m \(m) n \(n) transB \(transB) shared \(shared) \(result)")
         }
         XCTAssertTrue(dnnl.kernelNames.allSatisfy { !$0.hasPrefix("ref") }, "a reference kernel ran: \(dnnl.kernelNames)")
     }
