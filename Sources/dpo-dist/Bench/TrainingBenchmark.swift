@@ -183,7 +183,9 @@ struct TrainingBenchmark {
         rss[comm.rank] = peakRSS()
         rss.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: comm.worldSize) }
         if comm.isMain, let dnnl = policy.matmul as? OneDNNBF16, dnnl.keepsShapeTimes {
-            for line in dnnl.slowestShapes(Int(ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] ?? "") ?? 25) { progress("  " + line) }
+            // DPO_DIST_SHAPE_TIMES=N (N > 1) lists the N slowest shapes; any other value, 25.
+            let asked = Int(ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] ?? "") ?? 0
+            for line in dnnl.slowestShapes(asked > 1 ? asked : 25) { progress("  " + line) }
         }
         func median(_ xs: [Double]) -> Double {
             let s = xs.sorted()
