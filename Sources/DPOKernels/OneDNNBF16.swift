@@ -159,14 +159,13 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
             for j in 0..<batch.perGroup {
                 let from = cBuffer.pointer + packed.offset(g, j), to = c + cStrides.offset(g, j)
                 let scale = sums && j > 0 ? 1 : beta
-                for i in 0..<m {
+                for i in 0..<m {  // y = x + scale · y, BLAS's beta (0 ignores what y held)
                     let x = from + i * n, y = to + i * ldc
                     if scale == 0 {
                         y.update(from: x, count: n)
-                    } else if scale == 1 {
-                        for e in 0..<n { y[e] += x[e] }
                     } else {
-                        for e in 0..<n { y[e] = x[e] + scale * y[e] }
+                        if scale != 1 { scaleInPlace(y, n, scale) }
+                        addInPlace(y, x, count: n)
                     }
                 }
             }

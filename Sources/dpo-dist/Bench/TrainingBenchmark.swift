@@ -125,7 +125,9 @@ struct TrainingBenchmark {
         args.maxSteps = warmup + steps
         let loaded = try ModelDirectory.load(args.model, matmul: try args.makeMatmul())
         let policy = loaded.model
-        (policy.matmul as? OneDNNBF16)?.keepsShapeTimes = ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] != nil
+        // DPO_DIST_SHAPE_TIMES=N (N > 1) lists the N slowest product shapes after the steps; any other value, 25.
+        let shapeTimes = ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"]
+        (policy.matmul as? OneDNNBF16)?.keepsShapeTimes = shapeTimes != nil
         let tokenizer = try Tokenizer(directory: args.model)
         let objective: DPOObjective
         if let pairs = w.pairs {
@@ -183,8 +185,7 @@ struct TrainingBenchmark {
         rss[comm.rank] = peakRSS()
         rss.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: comm.worldSize) }
         if comm.isMain, let dnnl = policy.matmul as? OneDNNBF16, dnnl.keepsShapeTimes {
-            // DPO_DIST_SHAPE_TIMES=N (N > 1) lists the N slowest shapes; any other value, 25.
-            let asked = Int(ProcessInfo.processInfo.environment["DPO_DIST_SHAPE_TIMES"] ?? "") ?? 0
+            let asked = Int(shapeTimes ?? "") ?? 0
             for line in dnnl.slowestShapes(asked > 1 ? asked : 25) { progress("  " + line) }
         }
         func median(_ xs: [Double]) -> Double {
