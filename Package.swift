@@ -59,7 +59,7 @@ let package = Package(
         ]),
 
         // Tests: one target per library, a shared support target, and the executable end to end.
-        .target(name: "DPOTestSupport", dependencies: ["DPOTraining", "DPOComm"],
+        .target(name: "DPOTestSupport", dependencies: ["DPOTraining", "DPOComm", "DPOKernels"],
                 path: "Tests/DPOTestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "DPOSupportTests", dependencies: ["DPOSupport", "DPOTestSupport"]),
         .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates", "DPOSupport", "DPOTestSupport"]),

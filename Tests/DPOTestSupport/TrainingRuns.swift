@@ -1,4 +1,5 @@
 import DPOComm
+import DPOKernels
 import DPOTraining
 import Foundation
 import XCTest
@@ -89,6 +90,18 @@ public enum Metrics {
             }
         }
         print("\(what): \(a.count) metrics lines, worst relative difference \(worst)")
+    }
+
+    /// ‖a − b‖ / ‖b − start‖: how far two runs' final parameters are apart, as a share of how far
+    /// the run moved them from `start`. Unlike an element-wise relative difference it does not blow up
+    /// where AdamW turns a near-zero gradient's rounding into a step of up to the learning rate.
+    public static func differenceOverUpdate(_ a: FloatBuffer, _ b: FloatBuffer, start: FloatBuffer) -> Double {
+        var apart = 0.0, moved = 0.0
+        for i in 0..<b.count {
+            let d = Double(a.pointer[i]) - Double(b.pointer[i]), u = Double(b.pointer[i]) - Double(start.pointer[i])
+            apart += d * d; moved += u * u
+        }
+        return a.count == b.count && b.count == start.count && moved > 0 ? (apart / moved).squareRoot() : .nan
     }
 
     /// Worst |a − b| / max(|b|, 1e-3) over two parameter buffers.

@@ -53,7 +53,11 @@ final class DistributedTests: XCTestCase {
         let (eight, trainer) = try single(arguments("f32-one-8", perDevice: 2, accumulation: 4))
         let (accumulated, params) = try simulated(arguments("f32-two-acc", perDevice: 2, accumulation: 2), ranks: 2, parallel: float32)
         assertSameRun(accumulated, eight, tolerance: 1e-5)
-        XCTAssertLessThanOrEqual(Metrics.worstRelativeDifference(params.buffer, trainer.policy.parameters.values.buffer), 1e-4)
+        // Final parameters: within 0.1% of how far the run moved them (the reference is the starting policy).
+        let start = try XCTUnwrap((trainer.objective as? DPOObjective)?.reference).parameters.values
+        let apart = Metrics.differenceOverUpdate(params, trainer.policy.parameters.values, start: start)
+        print("float32 reduction: final parameters apart by \(apart) of the run's update")
+        XCTAssertLessThanOrEqual(apart, 1e-3)
     }
 
     /// ZeRO-1 and small gradient buckets change how gradients travel, not what they sum to; and a
