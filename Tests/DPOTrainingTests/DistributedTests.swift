@@ -60,6 +60,29 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThanOrEqual(apart, 1e-3)
     }
 
+    /// The time the ranks spend in blocking reductions is counted (the bench's communication), and
+    /// only buckets reduced while backward runs count as inside backward: ZeRO-1 reduce-scatters and
+    /// gathers after it.
+    func testBlockingCommunicationIsTimedWhereItRuns() throws {
+        for (name, parallel) in [("zero1", ParallelOptions(zeroStage: 1)), ("buckets", ParallelOptions(bucketSizeMB: 0.01))] {
+            let a = arguments("timed-\(name)", perDevice: 2, accumulation: 1)
+            let seconds = try InProcessWorld(size: 2).run { comm in
+                let t = try Trainer.dpo(args: a, comm: comm, parallel: parallel)
+                try TrainingRuns.run(t)
+                return (all: t.blockingSeconds, inBackward: t.blockingSecondsInBackward)
+            }
+            for (rank, s) in seconds.enumerated() {
+                XCTAssertGreaterThan(s.all, 0, "\(name), rank \(rank)")
+                if parallel.zeroStage >= 1 {
+                    XCTAssertEqual(s.inBackward, 0, "\(name), rank \(rank)")
+                } else {
+                    XCTAssertGreaterThan(s.inBackward, 0, "\(name), rank \(rank)")
+                    XCTAssertLessThanOrEqual(s.inBackward, s.all, "\(name), rank \(rank)")
+                }
+            }
+        }
+    }
+
     /// ZeRO-1 and small gradient buckets change how gradients travel, not what they sum to; and a
     /// ZeRO-1 checkpoint taken on 4 ranks resumes on 2. (Micro-batches keep the same pairs in every
     /// run: packing a different number of sequences changes fp32 rounding in the forward pass.)

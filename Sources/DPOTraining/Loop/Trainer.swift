@@ -67,8 +67,10 @@ public final class Trainer {
     public let sync: GradientSync
     /// Seconds the last step waited for gradient reductions that backward did not hide.
     public var lastCommunicationWait: Double { sync.lastWait }
-    /// Seconds spent in blocking bucket reductions since the start.
+    /// Seconds spent in blocking gradient reductions and parameter gathers since the start.
     public var blockingSeconds: Double { sync.blockingSeconds }
+    /// The part of `blockingSeconds` spent inside backward.
+    public var blockingSecondsInBackward: Double { sync.blockingSecondsInBackward }
     /// Seconds in the AdamW update since the trainer was made (for `dpo-dist bench`).
     public private(set) var optimizerSeconds = 0.0
 

@@ -13,6 +13,7 @@ final class AllReduceBuckets: GradientSync {
     var shardCounts: [Int] { [accumulator.count] }
     private(set) var lastWait = 0.0
     private(set) var blockingSeconds = 0.0
+    private(set) var blockingSecondsInBackward = 0.0
 
     /// Contiguous ranges of about `bucketSizeMB` (of fp32 gradient), from the end of the buffer to
     /// its start: the order in which backward finishes them.
@@ -64,10 +65,12 @@ final class AllReduceBuckets: GradientSync {
             let overlapped = bucketed && index == micros.count - 1
             if overlapped {
                 source.onGradientsFinal = { [unowned self] finalFrom in
+                    let before = blockingSeconds
                     while reduced < buckets.count, buckets[reduced].lowerBound >= finalFrom {
                         if let total { accumulateWidened(total, grads.pointer, range: buckets[reduced]) }
                         reduceNext()
                     }
+                    blockingSecondsInBackward += blockingSeconds - before
                     comm.progress()
                 }
             }

@@ -20,8 +20,10 @@ public protocol GradientSync: AnyObject {
     var shardCounts: [Int] { get }
     /// Seconds the last step waited for reductions that backward did not hide.
     var lastWait: Double { get }
-    /// Seconds spent in blocking reductions since the start.
+    /// Seconds spent in blocking reductions and gathers since the start.
     var blockingSeconds: Double { get }
+    /// The part of `blockingSeconds` spent inside backward (buckets reduced as backward finishes them).
+    var blockingSecondsInBackward: Double { get }
     /// Runs `train` on each micro-batch (forward and backward into `parameters.gradients`) and leaves
     /// the step's gradient, summed over the micro-batches and the ranks, in `parameters.gradients`
     /// over `shard`. Every rank calls it, also one whose share of a short last batch is empty.

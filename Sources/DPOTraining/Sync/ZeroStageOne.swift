@@ -11,7 +11,9 @@ final class ZeroStageOne: GradientSync {
     let shardCounts: [Int]
     let shard: Range<Int>
     let lastWait = 0.0
-    let blockingSeconds = 0.0
+    /// The reduce-scatter, the norm's sum and the all-gather, all blocking and after backward.
+    private(set) var blockingSeconds = 0.0
+    let blockingSecondsInBackward = 0.0
 
     init(comm: Communicator, count n: Int) {
         self.comm = comm
@@ -35,15 +37,21 @@ final class ZeroStageOne: GradientSync {
             try train(micro)
             accumulateWidened(total, grads.pointer, range: 0..<accumulator.count)
         }
-        comm.reduceScatterSum(total, counts: shardCounts)
+        timed { comm.reduceScatterSum(total, counts: shardCounts) }
         roundToFloat(grads.pointer, total, range: shard)
     }
 
     func sumOverShards(_ x: Double) -> Double {
         var sum = [x]
-        sum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
+        timed { sum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
         return sum[0]
     }
 
-    func gatherShards(_ buffer: FloatBuffer) { comm.allGather(buffer.pointer, counts: shardCounts) }
+    func gatherShards(_ buffer: FloatBuffer) { timed { comm.allGather(buffer.pointer, counts: shardCounts) } }
+
+    private func timed(_ body: () -> Void) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
 }

@@ -117,6 +117,21 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// What travels between the ranks in a step, with the ring's bytes per rank and the median time.
+    static func reductionLine(parameters: Int, ranks: Int, parallel: ParallelOptions, seconds: Double) -> String {
+        if ranks == 1 { return "gradient reduction: none (one rank)" }
+        let p = Double(ranks), gradient = Double(parameters * parallel.reduceDtype.bytes) / 1e6
+        let dtype = parallel.reduceDtype.rawValue as NSString
+        if parallel.zeroStage >= 1 {
+            // Reduce-scatter and all-gather in a ring: each rank sends and receives (p-1)/p of the buffer.
+            let weights = Double(parameters * 4) / 1e6
+            return String(format: "gradient reduction (ZeRO-1): %@ reduce-scatter of %.1f MB and float32 all-gather of the updated parameters, %.1f MB, per step (ring: each rank sends and receives (p-1)/p of each, %.1f + %.1f MB), %.3f s median",
+                          dtype, gradient, weights, (p - 1) / p * gradient, (p - 1) / p * weights, seconds)
+        }
+        return String(format: "gradient reduction: %@ all-reduce of %.1f MB per step (ring: each rank sends and receives 2(p-1)/p of it, %.1f MB), %.3f s median",
+                      dtype, gradient, 2 * (p - 1) / p * gradient, seconds)
+    }
+
     static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int,
                        parallel: ParallelOptions) -> String {
         let host = ProcessInfo.processInfo
@@ -139,10 +154,7 @@ struct Bench: ParsableCommand {
                    Double(r.pairsPerStep) / m.total, r.tokensPerStep / m.total),
             part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
-            ranks == 1 ? "gradient reduction: none (one rank)"
-                : String(format: "gradient reduction: %@ all-reduce of %.1f MB per step (ring: each rank sends and receives 2(p-1)/p of it, %.1f MB), %.3f s median",
-                         parallel.reduceDtype.rawValue as NSString, Double(r.parameters * parallel.reduceDtype.bytes) / 1e6,
-                         2 * Double(ranks - 1) / Double(ranks) * Double(r.parameters * parallel.reduceDtype.bytes) / 1e6, m.communication),
+            reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication),
             String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
                    r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
                    r.gemmGFLOPS, r.gemmShapes as NSString),

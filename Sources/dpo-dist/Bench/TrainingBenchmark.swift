@@ -151,14 +151,15 @@ struct TrainingBenchmark {
         var pairsSeen = 0, tokens = 0.0, flops = 0.0
         for s in 0..<(warmup + steps) {
             let before = (objective.reference?.forwardSeconds ?? 0, policy.backwardSeconds, policy.forwardSeconds,
-                          comm.secondsInNonBlockingCalls + trainer.blockingSeconds, trainer.optimizerSeconds)
+                          comm.secondsInNonBlockingCalls + trainer.blockingSeconds, trainer.optimizerSeconds,
+                          trainer.blockingSecondsInBackward)
             let batch = trainer.globalBatch(step: s)
             let report = try trainer.step()
             let reference = (objective.reference?.forwardSeconds ?? 0) - before.0
             let communication = comm.secondsInNonBlockingCalls + trainer.blockingSeconds - before.3
-            // Blocking bucket reductions run inside backward; they are counted as communication only.
+            // Blocking bucket reductions that run inside backward are counted as communication only.
             var t = StepTimes(total: report.seconds, forward: policy.forwardSeconds - before.2,
-                              backward: max(0, policy.backwardSeconds - before.1 - (trainer.blockingSeconds > 0 ? communication : 0)),
+                              backward: max(0, policy.backwardSeconds - before.1 - (trainer.blockingSecondsInBackward - before.5)),
                               reference: reference, communication: communication,
                               optimizer: trainer.optimizerSeconds - before.4)
             t.total = report.seconds
