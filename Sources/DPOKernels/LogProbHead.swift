@@ -125,11 +125,14 @@ public func logProbBackward(dhidden: FloatPtr, dweight: FloatPtr?, dlogp: ConstF
                 }
             }
         }
-        matmul.gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: probabilities, lda: vocab, b: weight,
-                    ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
-        if let dweight {
-            matmul.gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: probabilities, lda: vocab,
-                        b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
+        // dlogits feeds both products: a converting backend converts it once.
+        matmul.holdingOperands(probabilities, nil) {
+            matmul.gemm(transA: false, transB: false, m: n, n: channels, k: vocab, a: probabilities, lda: vocab, b: weight,
+                        ldb: channels, beta: 0, c: dhidden + r0 * channels, ldc: channels)
+            if let dweight {
+                matmul.gemm(transA: true, transB: false, m: vocab, n: channels, k: n, a: probabilities, lda: vocab,
+                            b: hidden + r0 * channels, ldb: channels, beta: 1, c: dweight, ldc: channels)
+            }
         }
     }
 }

@@ -12,6 +12,11 @@ public protocol MatmulBackend: Sendable {
     /// Tells the backend that the values in `buffer` (a model's weights) stay as they are until the
     /// next call, so that a backend which converts its operands may convert those once.
     func weightsAreFixed(_ buffer: UnsafeBufferPointer<Float>)
+    /// Runs `body`, during which the values of the operands stored at `a` and at `b` (either may be
+    /// nil) do not change: a backend that converts its operands may convert such an operand once for
+    /// all of body's products that read it at that address in the same stored shape (q, k and v
+    /// projected from one normed input; an output gradient that feeds both dX and dW).
+    func holdingOperands(_ a: ConstFloatPtr?, _ b: ConstFloatPtr?, _ body: () -> Void)
     /// `batch.groups × batch.perGroup` products of one shape, item (g, j) reading A, B and C at
     /// their base + g · strides.group + j · strides.item. An item stride of 0 in A or B shares one
     /// operand across a group (attention's key and value heads across their query heads); in C it
@@ -70,6 +75,9 @@ extension MatmulBackend {
         gemm(batch: batch, transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, aStrides: aStrides,
              b: b, ldb: ldb, bStrides: bStrides, beta: beta, c: c, ldc: ldc, cStrides: cStrides)
     }
+
+    /// fp32 products read their operands as they are: nothing to hold.
+    public func holdingOperands(_ a: ConstFloatPtr?, _ b: ConstFloatPtr?, _ body: () -> Void) { body() }
 
     /// alpha = 1, the common case.
     @inline(__always)

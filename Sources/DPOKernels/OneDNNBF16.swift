@@ -27,6 +27,13 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     private var fixedCopies: [OperandKey: (buffer: BF16Buffer, pass: Int)] = [:]
     private var pass = 0
     private var fixedRange: Range<UInt> = 0..<0
+    /// Operand addresses `holdingOperands` holds now, innermost last, each with its hold's number;
+    /// and bf16 copies of held operands, each valid while the hold it was made in lasts.
+    private var holds: [(address: UInt, hold: Int)] = []
+    private var heldCopies: [(key: OperandKey, hold: Int, buffer: BF16Buffer)] = []
+    private var holdsMade = 0
+    /// fp32 values rounded to bf16 so far (for tests of what a hold spares).
+    public private(set) var roundedValues = 0
     /// Primitives made, and seconds spent making them, rounding operands, and running products.
     public private(set) var primitivesMade = 0
     public private(set) var makingSeconds = 0.0, roundingSeconds = 0.0, runningSeconds = 0.0
@@ -63,6 +70,7 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
         for p in primitives.values { p.destroy() }
         for r in reorders.values { r.destroy() }
         for b in fixedCopies.values { b.buffer.free() }
+        for c in heldCopies { c.buffer.free() }
         aBuffer.free(); bBuffer.free(); cBuffer.free()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
@@ -102,6 +110,33 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
             fixedCopies.removeAll(keepingCapacity: true)
             fixedRange = range
         }
+    }
+
+    public func holdingOperands(_ a: ConstFloatPtr?, _ b: ConstFloatPtr?, _ body: () -> Void) {
+        let depth = holds.count
+        holdsMade += 1
+        if let a { holds.append((UInt(bitPattern: a), holdsMade)) }
+        if let b { holds.append((UInt(bitPattern: b), holdsMade)) }
+        defer { holds.removeLast(holds.count - depth) }
+        body()
+    }
+
+    /// The bf16 copy of a held operand, kept under the outermost hold of its address (the longest
+    /// promise that it does not change): the one made before in that hold, else made now in a copy
+    /// that no live hold owns.
+    private func heldOperand(_ x: ConstFloatPtr, hold: Int, rows: Int, cols: Int, ld: Int) -> UnsafePointer<UInt16> {
+        let key = OperandKey(address: UInt(bitPattern: x), rows: rows, cols: cols, ld: ld)
+        if let i = heldCopies.firstIndex(where: { $0.hold == hold && $0.key == key }) {
+            return UnsafePointer(heldCopies[i].buffer.pointer)
+        }
+        let free = heldCopies.firstIndex { copy in !holds.contains { $0.hold == copy.hold } }
+        let i = free ?? heldCopies.count
+        if free == nil { heldCopies.append((key, hold, BF16Buffer())) }
+        heldCopies[i].key = key
+        heldCopies[i].hold = hold
+        heldCopies[i].buffer.reserve(rows * cols)
+        round(x, rows: rows, cols: cols, ld: ld, into: heldCopies[i].buffer.pointer)
+        return UnsafePointer(heldCopies[i].buffer.pointer)
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
@@ -243,6 +278,9 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
             fixedCopies[key] = (copy, pass)
             return UnsafePointer(copy.pointer)
         }
+        if let held = holds.first(where: { $0.address == address }) {
+            return heldOperand(x, hold: held.hold, rows: rows, cols: cols, ld: ld)
+        }
         scratch.reserve(rows * cols)
         round(x, rows: rows, cols: cols, ld: ld, into: scratch.pointer)
         return UnsafePointer(scratch.pointer)
@@ -252,6 +290,7 @@ public final class OneDNNBF16: MatmulBackend, @unchecked Sendable {
     /// flush to zero): our own loop over VCVTNE2PS2BF16 where the CPU has it, else a oneDNN reorder
     /// (which uses the same instruction where there is one, through more layers).
     func round(_ x: ConstFloatPtr, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<UInt16>) {
+        roundedValues += rows * cols
         if roundsNatively {
             dpo_round_to_bf16(x, rows, cols, ld, out)
             return

@@ -229,6 +229,44 @@ final class OneDNNBF16Tests: XCTestCase {
         XCTAssertEqual(product(), Float(2 * k))
     }
 
+    /// A held operand is rounded once for every product of the hold that reads it in the same stored
+    /// shape (a transposed read of the same storage included), with the bits of rounding it each time;
+    /// an outer hold of the same address keeps its copy through an inner one; after the hold ends a
+    /// changed operand is read again (a stale copy would give the old product).
+    func testAHeldOperandIsRoundedOnceAndReadAgainAfterItsHold() throws {
+        var rng = SplitMix64(seed: 5)
+        let m = 24, n = 40, k = 72
+        let x = FloatBuffer(count: m * k), w1 = (0..<(n * k)).map { _ in rng.nextGaussian() }
+        let w2 = (0..<(n * k)).map { _ in rng.nextGaussian() }, g = (0..<(m * n)).map { _ in rng.nextGaussian() }
+        for i in 0..<(m * k) { x.pointer[i] = rng.nextGaussian() }
+        /// x · w1ᵀ, x · w2ᵀ and gᵀ · x (x read as A twice, then transposed as B).
+        func products(_ dnnl: OneDNNBF16, held: Bool) -> [[Float]] {
+            var c1 = [Float](repeating: 0, count: m * n), c2 = c1, c3 = [Float](repeating: 0, count: n * k)
+            let body = {
+                dnnl.gemm(transA: false, transB: true, m: m, n: n, k: k, a: x.pointer, lda: k, b: w1, ldb: k, beta: 0, c: &c1, ldc: n)
+                dnnl.gemm(transA: false, transB: true, m: m, n: n, k: k, a: x.pointer, lda: k, b: w2, ldb: k, beta: 0, c: &c2, ldc: n)
+                dnnl.gemm(transA: true, transB: false, m: n, n: k, k: m, a: g, lda: n, b: x.pointer, ldb: k, beta: 0, c: &c3, ldc: k)
+            }
+            if held { dnnl.holdingOperands(x.pointer, nil, body) } else { body() }
+            return [c1, c2, c3]
+        }
+        let plain = try backend(), holding = try backend()
+        let expected = products(plain, held: false)
+        XCTAssertEqual(plain.roundedValues, 3 * m * k + 2 * n * k + m * n)
+        XCTAssertEqual(products(holding, held: true), expected)
+        XCTAssertEqual(holding.roundedValues, m * k + 2 * n * k + m * n, "x rounded once")
+
+        // Nested holds of the same address: the outer one's copy serves the inner products.
+        let before = holding.roundedValues
+        holding.holdingOperands(x.pointer, nil) { XCTAssertEqual(products(holding, held: true), expected) }
+        XCTAssertEqual(holding.roundedValues - before, m * k + 2 * n * k + m * n)
+
+        for i in 0..<(m * k) { x.pointer[i] *= -2 }
+        let changed = products(try backend(), held: false)
+        XCTAssertNotEqual(changed, expected)
+        XCTAssertEqual(products(holding, held: true), changed, "a new hold reads the changed operand")
+    }
+
     func testACPUWithoutBF16IsNamed() {
         XCTAssertNotNil(OneDNNBF16.unavailableReason(cpuFlags: ["avx512f", "avx2"]))
         XCTAssertNil(OneDNNBF16.unavailableReason(cpuFlags: ["avx512_bf16"]))

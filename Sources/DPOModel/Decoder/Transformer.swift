@@ -325,16 +325,19 @@ public final class Transformer {
         } else {
             h = x
         }
-        if let qNorm = w.qNorm, let kNorm = w.kNorm {
-            linear(w.q, out: s.qRaw, inp: h, rows: T)
-            linear(w.k, out: s.kRaw, inp: h, rows: T)
-            norm(qNorm, out: s.q, rstd: s.qRstd, inp: s.qRaw, rows: T * config.qDim / qNorm.channels)
-            norm(kNorm, out: s.k, rstd: s.kRstd, inp: s.kRaw, rows: T * config.kvDim / kNorm.channels)
-        } else {
-            linear(w.q, out: s.q, inp: h, rows: T)
-            linear(w.k, out: s.k, inp: h, rows: T)
+        // q, k and v read the same h: a converting backend converts it once.
+        matmul.holdingOperands(h, nil) {
+            if let qNorm = w.qNorm, let kNorm = w.kNorm {
+                linear(w.q, out: s.qRaw, inp: h, rows: T)
+                linear(w.k, out: s.kRaw, inp: h, rows: T)
+                norm(qNorm, out: s.q, rstd: s.qRstd, inp: s.qRaw, rows: T * config.qDim / qNorm.channels)
+                norm(kNorm, out: s.k, rstd: s.kRstd, inp: s.kRaw, rows: T * config.kvDim / kNorm.channels)
+            } else {
+                linear(w.q, out: s.q, inp: h, rows: T)
+                linear(w.k, out: s.k, inp: h, rows: T)
+            }
+            linear(w.v, out: s.v, inp: h, rows: T)
         }
-        linear(w.v, out: s.v, inp: h, rows: T)
         if config.spec.layerUsesRope[l] {
             rotate(s.q, heads: config.numHeads, layer: l, batch: b, inverse: false)
             rotate(s.k, heads: config.numKVHeads, layer: l, batch: b, inverse: false)
@@ -377,17 +380,13 @@ public final class Transformer {
             dq = d.dAtt
             dk = d.dKRaw
         }
-        if normsBefore {
-            linearBackward(w.q, dinp: d.dNorm, dout: dq, inp: s.norm1, rows: T, accumulate: false)
-            linearBackward(w.k, dinp: d.dNorm, dout: dk, inp: s.norm1, rows: T, accumulate: true)
-            linearBackward(w.v, dinp: d.dNorm, dout: d.dV, inp: s.norm1, rows: T, accumulate: true)
-            normBackward(w.inputNorm, dinp: dx, dout: d.dNorm, inp: a.residual(l), rstd: s.rstd1, rows: T)
-        } else {
-            let x = a.residual(l)
-            linearBackward(w.q, dinp: dx, dout: dq, inp: x, rows: T, accumulate: true)
-            linearBackward(w.k, dinp: dx, dout: dk, inp: x, rows: T, accumulate: true)
-            linearBackward(w.v, dinp: dx, dout: d.dV, inp: x, rows: T, accumulate: true)
+        let h = normsBefore ? s.norm1 : a.residual(l), dh = normsBefore ? d.dNorm : dx
+        matmul.holdingOperands(h, nil) {  // the weight gradients of q, k and v all read h
+            linearBackward(w.q, dinp: dh, dout: dq, inp: h, rows: T, accumulate: !normsBefore)
+            linearBackward(w.k, dinp: dh, dout: dk, inp: h, rows: T, accumulate: true)
+            linearBackward(w.v, dinp: dh, dout: d.dV, inp: h, rows: T, accumulate: true)
         }
+        if normsBefore { normBackward(w.inputNorm, dinp: dx, dout: d.dNorm, inp: a.residual(l), rstd: s.rstd1, rows: T) }
     }
 
     // MARK: - MLP step: out = mid + down(silu(gate(h)) ⊙ up(h)), h = post_attention_layernorm(mid)
@@ -403,8 +402,10 @@ public final class Transformer {
         } else {
             h = s.mid
         }
-        linear(w.gate, out: s.gate, inp: h, rows: T)
-        linear(w.up, out: s.up, inp: h, rows: T)
+        matmul.holdingOperands(h, nil) {  // gate and up read the same h
+            linear(w.gate, out: s.gate, inp: h, rows: T)
+            linear(w.up, out: s.up, inp: h, rows: T)
+        }
         switch config.spec.mlpActivation {
         case .silu: swigluForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
         case .geluTanh: gegluTanhForward(out: s.hidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
@@ -429,14 +430,12 @@ public final class Transformer {
         case .geluTanh:
             gegluTanhBackward(dgate: d.dGate, dup: d.dUp, dout: d.dHidden, gate: s.gate, up: s.up, count: T * config.intermediateSize)
         }
-        if normsBefore {
-            linearBackward(w.gate, dinp: d.dNorm, dout: d.dGate, inp: s.norm2, rows: T, accumulate: false)
-            linearBackward(w.up, dinp: d.dNorm, dout: d.dUp, inp: s.norm2, rows: T, accumulate: true)
-            normBackward(w.postNorm, dinp: dx, dout: d.dNorm, inp: s.mid, rstd: s.rstd2, rows: T)
-        } else {
-            linearBackward(w.gate, dinp: dx, dout: d.dGate, inp: s.mid, rows: T, accumulate: true)
-            linearBackward(w.up, dinp: dx, dout: d.dUp, inp: s.mid, rows: T, accumulate: true)
+        let h = normsBefore ? s.norm2 : s.mid, dh = normsBefore ? d.dNorm : dx
+        matmul.holdingOperands(h, nil) {  // the weight gradients of gate and up both read h
+            linearBackward(w.gate, dinp: dh, dout: d.dGate, inp: h, rows: T, accumulate: !normsBefore)
+            linearBackward(w.up, dinp: dh, dout: d.dUp, inp: h, rows: T, accumulate: true)
         }
+        if normsBefore { normBackward(w.postNorm, dinp: dx, dout: d.dNorm, inp: s.mid, rstd: s.rstd2, rows: T) }
     }
 
     /// d(sublayer output) from d(after the residual add): dx itself, or with a norm on the sublayer's
@@ -471,10 +470,13 @@ public final class Transformer {
     private func linearBackward(_ w: LinearView, dinp: FloatPtr, dout: ConstFloatPtr, inp: ConstFloatPtr, rows: Int,
                                 accumulate: Bool) {
         let G = parameters.gradients?.pointer
-        matmulBackward(dinp: dinp, dweight: G.map { $0 + w.weight }, dbias: G.flatMap { g in w.bias.map { g + $0 } },
-                       dout: dout, inp: inp, weight: weight(w), rows: rows,
-                       inFeatures: w.inFeatures, outFeatures: w.outFeatures, accumulateInput: accumulate, matmul: matmul)
-        adapters?.backward(w, dinp: dinp, dout: dout, inp: inp, rows: rows, matmul: matmul)
+        // dout feeds dX and dW (and an adapter's products), inp dW and the adapter's.
+        matmul.holdingOperands(dout, inp) {
+            matmulBackward(dinp: dinp, dweight: G.map { $0 + w.weight }, dbias: G.flatMap { g in w.bias.map { g + $0 } },
+                           dout: dout, inp: inp, weight: weight(w), rows: rows,
+                           inFeatures: w.inFeatures, outFeatures: w.outFeatures, accumulateInput: accumulate, matmul: matmul)
+            adapters?.backward(w, dinp: dinp, dout: dout, inp: inp, rows: rows, matmul: matmul)
+        }
     }
 
     private func norm(_ w: NormView, out: FloatPtr, rstd: FloatPtr, inp: ConstFloatPtr, rows: Int) {
