@@ -12,6 +12,12 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Sums `count` doubles in place across ranks (metrics: sums and counts).
     func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Sums `count` floats in place across ranks in fp64 and rounds each sum to fp32 once: the result
+    /// of widening every rank's values to fp64, an fp64 all-reduce and rounding (the gradient's exact
+    /// sum, see `GradientSync`), wherever fp64 sums of the ranks' values are exact; with two ranks
+    /// always. MPI sends fp32 on a ring's first hop and in its gather, about the bytes of an fp32
+    /// all-reduce instead of an fp64 one.
+    func allReduceSumWidened(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Rank 0's bytes to every rank (configs and hashes for the start-up check).
     func broadcast(_ bytes: [UInt8]) -> [UInt8]
     /// Sums `buffer` (the concatenation of one segment per rank, `counts[r]` long) across ranks and
@@ -39,6 +45,15 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isMain: Bool { rank == 0 }
+
+    /// Widens, all-reduces in fp64 and rounds: the definition, for communicators whose bytes cost nothing.
+    public func allReduceSumWidened(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        let wide = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
+        defer { wide.deallocate() }
+        for i in 0..<count { wide[i] = Double(buffer[i]) }
+        allReduceSum(wide, count: count)
+        for i in 0..<count { buffer[i] = Float(wide[i]) }
+    }
 
     /// This rank's error line, `rank R: <message>` (see `DPOError.report`).
     public func reportError(_ message: String) { DPOError.report(message, rank: rank) }

@@ -49,6 +49,57 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// fp64 partial sums of a ring's chunks (the one sent and the one received) and an fp32 chunk received.
+    private var ringWide = (UnsafeMutablePointer<Double>.allocate(capacity: 1), UnsafeMutablePointer<Double>.allocate(capacity: 1))
+    private var ringNarrow = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var ringCapacity = 1
+
+    /// A ring reduce-scatter whose first hop sends each rank's own fp32 values and whose later hops send
+    /// fp64 partial sums, each chunk's full sum rounded to fp32 once on the rank that completes it, then
+    /// an fp32 all-gather. Per rank that is (p-1)/p of the fp32 bytes in the gather, 1/p fp32 and
+    /// (p-2)/p fp64 in the ring: for two ranks an fp32 all-reduce's bytes, half an fp64 one's.
+    public func allReduceSumWidened(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        let p = worldSize
+        if p == 1 || count == 0 { return }
+        inPieces(count) { offset, n in ringAllReduce(buffer + offset, count: Int(n)) }
+    }
+
+    private func ringAllReduce(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let p = worldSize, r = rank
+        func start(_ c: Int) -> Int { c * count / p }
+        func size(_ c: Int) -> Int { start(c + 1) - start(c) }
+        let largest = (0..<p).map(size).max()!
+        if ringCapacity < largest {
+            ringWide.0.deallocate(); ringWide.1.deallocate(); ringNarrow.deallocate()
+            ringWide = (.allocate(capacity: largest), .allocate(capacity: largest))
+            ringNarrow = .allocate(capacity: largest)
+            ringCapacity = largest
+        }
+        let next = Int32((r + 1) % p), previous = Int32((r + p - 1) % p)
+        var (sent, received) = ringWide
+        for s in 0..<(p - 1) {
+            let out = (r - s + p) % p, into = (r - s - 1 + 2 * p) % p
+            let own = x + start(into), k = size(into)
+            if s == 0 {
+                MPI_Sendrecv(x + start(out), Int32(size(out)), dpo_mpi_float(), next, 0,
+                             ringNarrow, Int32(k), dpo_mpi_float(), previous, 0, dpo_mpi_comm_world(), dpo_mpi_status_ignore())
+                for i in 0..<k { received[i] = Double(ringNarrow[i]) + Double(own[i]) }
+            } else {
+                MPI_Sendrecv(sent, Int32(size(out)), dpo_mpi_double(), next, 0,
+                             received, Int32(k), dpo_mpi_double(), previous, 0, dpo_mpi_comm_world(), dpo_mpi_status_ignore())
+                for i in 0..<k { received[i] += Double(own[i]) }
+            }
+            swap(&sent, &received)
+        }
+        // This rank completed chunk (r + 1) mod p (now in `sent`); every rank gathers every chunk.
+        let mine = (r + 1) % p
+        for i in 0..<size(mine) { x[start(mine) + i] = Float(sent[i]) }
+        var counts = (0..<p).map { Int32(size(($0 + 1) % p)) }
+        var displacements = (0..<p).map { Int32(start(($0 + 1) % p)) }
+        MPI_Allgatherv(dpo_mpi_in_place(), 0, dpo_mpi_datatype_null(), x, &counts, &displacements,
+                       dpo_mpi_float(), dpo_mpi_comm_world())
+    }
+
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
         var count = Int64(bytes.count)
         MPI_Bcast(&count, 1, dpo_mpi_int64(), 0, dpo_mpi_comm_world())

@@ -95,6 +95,31 @@ final class MPITests: XCTestCase {
         assertSame(try metrics(simulated), try metrics(plain), tolerance: 1e-6, "--simulate-ranks 4 vs mpirun -np 4")
     }
 
+    /// With one micro-batch per rank, blocking buckets travel as fp32 and are summed in fp64 on a ring
+    /// (`allReduceSumWidened`). On two ranks that is the fp64 all-reduce's result to the bit (here the
+    /// non-blocking buckets, which all-reduce the widened gradient in fp64); on three, with chunks of
+    /// unequal size and fp64 partial sums between the hops, within 1e-6 of it.
+    func testFP32BucketsSummedInFP64GiveTheFP64AllReduce() throws {
+        for ranks in [2, 3] {
+            var dirs: [String] = []
+            for blocking in ["true", "false"] {
+                let dir = Fixtures.temporaryDirectory("mpi-widened-\(ranks)-\(blocking)")
+                let r = try train(ranks: ranks, try baseArguments(output: dir, perDevice: 1, accumulation: 1)
+                                  + ["--bucket-size-mb", "0.05", "--blocking-buckets", blocking])
+                XCTAssertEqual(r.status, 0, r.output)
+                XCTAssertEqual(r.output.contains("gradients: summed in fp64 from fp32 buckets"), blocking == "true", r.output)
+                dirs.append(dir)
+            }
+            let widened = try finalParameters(dirs[0]), exact = try finalParameters(dirs[1])
+            assertSame(try metrics(dirs[0]), try metrics(dirs[1]), tolerance: ranks == 2 ? 0 : 1e-6, "\(ranks) ranks")
+            if ranks == 2 {
+                XCTAssertTrue(widened == exact, "2 ranks: the final parameters differ from the fp64 all-reduce's")
+            } else {
+                assertParametersClose(widened, exact, "\(ranks) ranks")
+            }
+        }
+    }
+
     /// The short last batch of an epoch leaves rank 1 without pairs (24 pairs, batches of 5 per rank
     /// × 2 ranks): it must still take part in every reduction, blocking or not, with or without ZeRO.
     func testAShortLastBatchOnMPI() throws {

@@ -91,7 +91,7 @@ public final class Trainer {
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
         policy.enableGradients(checkpointing: args.gradientCheckpointing)
         trainable = policy.trainable
-        sync = parallel.makeSync(comm: comm, count: trainable.count)
+        sync = parallel.makeSync(comm: comm, count: trainable.count, microBatchesPerRank: args.gradientAccumulationSteps)
         optimizer = AdamW(parameters: trainable, shard: sync.shard, beta1: args.adamBeta1, beta2: args.adamBeta2,
                           eps: args.adamEpsilon, weightDecay: args.weightDecay)
         let globalBatch = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps * comm.worldSize

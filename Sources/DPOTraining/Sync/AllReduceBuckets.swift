@@ -29,9 +29,13 @@ final class AllReduceBuckets: GradientSync {
         return buckets
     }()
 
-    init(comm: Communicator, count: Int, options: ParallelOptions) {
+    /// Micro-batches a rank trains per step at most (gradient_accumulation_steps), the same on every rank.
+    let microBatchesPerRank: Int
+
+    init(comm: Communicator, count: Int, options: ParallelOptions, microBatchesPerRank: Int) {
         self.comm = comm
         self.options = options
+        self.microBatchesPerRank = microBatchesPerRank
         accumulator = GradientAccumulator(count: count)
     }
 
@@ -44,15 +48,23 @@ final class AllReduceBuckets: GradientSync {
         // --reduce-dtype float32: a rank's micro-batches are still added in fp64 and rounded once, then
         // each bucket is all-reduced in fp32, blocking; with one micro-batch its fp32 gradient is that sum.
         let float32 = options.reduceDtype == .float32
-        let total: UnsafeMutablePointer<Double>? = float32 && micros.count <= 1 ? nil : accumulator.zeroed()
+        // The fp64 sum with one micro-batch per rank: each rank's fp32 gradient is its exact share, so
+        // the buckets travel as fp32 and are summed in fp64 (`allReduceSumWidened`), the same bits as
+        // an fp64 all-reduce. Every rank takes this path or none (the setting, not this step's count).
+        let widened = options.widensFP32Buckets(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: comm.allRanksOnOneHost)
+        let total: UnsafeMutablePointer<Double>? = (float32 || widened) && micros.count <= 1 ? nil : accumulator.zeroed()
         var reduced = 0
         /// The next bucket's sum over this rank's micro-batches is complete: reduce it over the ranks.
         func reduceNext() {
             let r = buckets[reduced]
-            if float32 {
+            if float32 || widened {
                 if let total { roundToFloat(grads.pointer, total, range: r) }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
+                if widened {
+                    comm.allReduceSumWidened(grads.pointer + r.lowerBound, count: r.count)
+                } else {
+                    comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
+                }
                 blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             } else {
                 reduce(total!, r)
@@ -83,7 +95,7 @@ final class AllReduceBuckets: GradientSync {
             // batch was empty (it contributes zeros).
             while reduced < buckets.count { reduceNext() }
             lastWait = comm.waitAll()
-            if float32 { return }  // the fp32 sums are in place
+            if float32 || widened { return }  // the sums are in place, rounded to fp32
         } else {
             comm.allReduceSum(total!, count: accumulator.count)
         }
@@ -92,7 +104,7 @@ final class AllReduceBuckets: GradientSync {
 
     /// Reduces one bucket of the fp64 sum: blocking, or started and left to `waitAll`.
     private func reduce(_ total: UnsafeMutablePointer<Double>, _ r: Range<Int>) {
-        if options.blockingBuckets ?? comm.allRanksOnOneHost {
+        if options.blocking(allRanksOnOneHost: comm.allRanksOnOneHost) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             comm.allReduceSum(total + r.lowerBound, count: r.count)
             blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -44,9 +44,11 @@ public protocol GradientSource: AnyObject {
 extension Transformer: GradientSource {}
 
 extension ParallelOptions {
-    /// The strategy these options name, for a parameter set of `count` elements.
-    public func makeSync(comm: Communicator, count: Int) -> GradientSync {
-        zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count) : AllReduceBuckets(comm: comm, count: count, options: self)
+    /// The strategy these options name, for a parameter set of `count` elements and at most
+    /// `microBatchesPerRank` micro-batches per rank and step.
+    public func makeSync(comm: Communicator, count: Int, microBatchesPerRank: Int) -> GradientSync {
+        zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count)
+            : AllReduceBuckets(comm: comm, count: count, options: self, microBatchesPerRank: microBatchesPerRank)
     }
 }
 

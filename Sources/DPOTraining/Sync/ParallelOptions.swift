@@ -30,6 +30,29 @@ public struct ParallelOptions: Sendable {
         public var bytes: Int { self == .float64 ? 8 : 4 }
     }
 
+    /// Whether buckets reduce blocking: `blockingBuckets`, else when every rank is on one host.
+    public func blocking(allRanksOnOneHost: Bool) -> Bool { blockingBuckets ?? allRanksOnOneHost }
+
+    /// Whether the fp64 sum's buckets travel as fp32 and are summed in fp64 on the way
+    /// (`Communicator.allReduceSumWidened`, the same bits): with blocking buckets and one micro-batch
+    /// per rank, whose fp32 gradient is then its exact share. Not under ZeRO-1.
+    public func widensFP32Buckets(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> Bool {
+        zeroStage == 0 && reduceDtype == .float64 && microBatchesPerRank == 1 && blocking(allRanksOnOneHost: allRanksOnOneHost)
+    }
+
+    /// How a step's gradients travel between the ranks, for the start-up note.
+    public func gradientPath(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> String {
+        if zeroStage >= 1 {
+            return "fp64 reduce-scatter, AdamW on each rank's shard, fp32 all-gather of the parameters (ZeRO-1)"
+        }
+        let buckets = String(format: "buckets of %g MB", bucketSizeMB)
+        if reduceDtype == .float32 { return "fp32 all-reduce in \(buckets), blocking (the last bits depend on the number of ranks)" }
+        if widensFP32Buckets(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: allRanksOnOneHost) {
+            return "summed in fp64 from fp32 \(buckets), blocking, on a ring (an fp64 all-reduce's bits, about an fp32 one's bytes)"
+        }
+        return "fp64 all-reduce in \(buckets), \(blocking(allRanksOnOneHost: allRanksOnOneHost) ? "blocking" : "non-blocking, overlapped with backward")"
+    }
+
     public init(zeroStage: Int = 0, bucketSizeMB: Double = 25, blockingBuckets: Bool? = nil, reduceDtype: ReduceDtype = .float64) {
         self.zeroStage = zeroStage
         self.bucketSizeMB = bucketSizeMB

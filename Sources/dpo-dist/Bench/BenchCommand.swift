@@ -112,13 +112,14 @@ struct Bench: ParsableCommand {
             }
             if comm.isMain {
                 print(Self.report(r, workload: workload, ranks: ranks, threads: runOptions.effectiveThreads,
-                                  accumulation: gradientAccumulationSteps, parallel: runOptions.parallel))
+                                  accumulation: gradientAccumulationSteps, parallel: runOptions.parallel,
+                                  allRanksOnOneHost: comm.allRanksOnOneHost))
             }
         }
     }
 
     /// What travels between the ranks in a step, with the ring's bytes per rank and the median time.
-    static func reductionLine(parameters: Int, ranks: Int, parallel: ParallelOptions, seconds: Double) -> String {
+    static func reductionLine(parameters: Int, ranks: Int, parallel: ParallelOptions, seconds: Double, widened: Bool) -> String {
         if ranks == 1 { return "gradient reduction: none (one rank)" }
         let p = Double(ranks), gradient = Double(parameters * parallel.reduceDtype.bytes) / 1e6
         let dtype = parallel.reduceDtype.rawValue as NSString
@@ -128,12 +129,20 @@ struct Bench: ParsableCommand {
             return String(format: "gradient reduction (ZeRO-1): %@ reduce-scatter of %.1f MB and float32 all-gather of the updated parameters, %.1f MB, per step (ring: each rank sends and receives (p-1)/p of each, %.1f + %.1f MB), %.3f s median",
                           dtype, gradient, weights, (p - 1) / p * gradient, (p - 1) / p * weights, seconds)
         }
+        if widened {
+            // Ring reduce-scatter: 1/p of the fp32 gradient on the first hop, (p-2)/p of fp64 partial
+            // sums after it; fp32 all-gather: (p-1)/p.
+            let narrow = Double(parameters * 4) / 1e6
+            let sent = narrow / p + 2 * narrow * (p - 2) / p + narrow * (p - 1) / p
+            return String(format: "gradient reduction: float64 sums of fp32 buckets (a ring whose first hop and gather carry fp32, fp64 partial sums between), %.1f MB of fp32 gradient per step; each rank sends and receives %.1f MB, %.3f s median",
+                          narrow, sent, seconds)
+        }
         return String(format: "gradient reduction: %@ all-reduce of %.1f MB per step (ring: each rank sends and receives 2(p-1)/p of it, %.1f MB), %.3f s median",
                       dtype, gradient, 2 * (p - 1) / p * gradient, seconds)
     }
 
     static func report(_ r: TrainingBenchmark.Result, workload: TrainingBenchmark.Workload, ranks: Int, threads: Int, accumulation: Int,
-                       parallel: ParallelOptions) -> String {
+                       parallel: ParallelOptions, allRanksOnOneHost: Bool) -> String {
         let host = ProcessInfo.processInfo
         let cpu = BLASCore.cpuName()
         let m = r.median
@@ -154,7 +163,8 @@ struct Bench: ParsableCommand {
                    Double(r.pairsPerStep) / m.total, r.tokensPerStep / m.total),
             part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
-            reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication),
+            reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication,
+                          widened: parallel.widensFP32Buckets(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
             String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
                    r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
                    r.gemmGFLOPS, r.gemmShapes as NSString),

@@ -60,6 +60,10 @@ private func train(args: TrainingArguments, comm: Communicator, command: Trainin
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let products = args.bf16 ? "bf16 through oneDNN (\(OneDNNBF16.cpuISA))" : "fp32 through OpenBLAS (\(BLASCore.name) kernels)"
             note("layout: \(comm.worldSize) rank(s) × \(threads) thread(s) each, \(comm.ranksOnThisHost) on this host of \(cores) cores; products \(products)")
+            if comm.worldSize > 1 {
+                note("gradients: " + parallel.gradientPath(microBatchesPerRank: args.gradientAccumulationSteps,
+                                                           allRanksOnOneHost: comm.allRanksOnOneHost))
+            }
             note("memory per rank: \(trainer.memoryPlan().line)")
             var files: [(path: String, data: PreferenceDataset)] = []
             if let dpo = trainer.objective as? DPOObjective {
