@@ -18,6 +18,9 @@ public protocol Communicator: AnyObject {
     /// always. MPI sends fp32 on a ring's first hop and in its gather, about the bytes of an fp32
     /// all-reduce instead of an fp64 one.
     func allReduceSumWidened(_ buffer: UnsafeMutablePointer<Float>, count: Int)
+    /// `reduceScatterSum` of fp32 values summed in fp64 and rounded once (as `allReduceSumWidened`):
+    /// this rank's segment of `buffer` holds the rounded sum afterwards, the others are undefined.
+    func reduceScatterSumWidened(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
     /// Rank 0's bytes to every rank (configs and hashes for the start-up check).
     func broadcast(_ bytes: [UInt8]) -> [UInt8]
     /// Sums `buffer` (the concatenation of one segment per rank, `counts[r]` long) across ranks and
@@ -53,6 +56,16 @@ extension Communicator {
         for i in 0..<count { wide[i] = Double(buffer[i]) }
         allReduceSum(wide, count: count)
         for i in 0..<count { buffer[i] = Float(wide[i]) }
+    }
+
+    /// Widens, reduce-scatters in fp64 and rounds this rank's segment.
+    public func reduceScatterSumWidened(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let count = counts.reduce(0, +), start = offsets(counts)[rank]
+        let wide = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
+        defer { wide.deallocate() }
+        for i in 0..<count { wide[i] = Double(buffer[i]) }
+        reduceScatterSum(wide, counts: counts)
+        for i in start..<(start + counts[rank]) { buffer[i] = Float(wide[i]) }
     }
 
     /// This rank's error line, `rank R: <message>` (see `DPOError.report`).

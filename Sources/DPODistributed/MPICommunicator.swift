@@ -55,50 +55,71 @@ public final class MPICommunicator: Communicator {
     private var ringCapacity = 1
 
     /// A ring reduce-scatter whose first hop sends each rank's own fp32 values and whose later hops send
-    /// fp64 partial sums, each chunk's full sum rounded to fp32 once on the rank that completes it, then
+    /// fp64 partial sums, each piece's full sum rounded to fp32 once on the rank that completes it, then
     /// an fp32 all-gather. Per rank that is (p-1)/p of the fp32 bytes in the gather, 1/p fp32 and
     /// (p-2)/p fp64 in the ring: for two ranks an fp32 all-reduce's bytes, half an fp64 one's.
     public func allReduceSumWidened(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
         let p = worldSize
         if p == 1 || count == 0 { return }
-        inPieces(count) { offset, n in ringAllReduce(buffer + offset, count: Int(n)) }
+        inPieces(count) { offset, n in
+            let x = buffer + offset, sizes = (0..<p).map { r in (r + 1) * Int(n) / p - r * Int(n) / p }
+            ringReduceScatterWidened(x, sizes: sizes)
+            var counts = sizes.map { Int32($0) }
+            var displacements = offsets(sizes).map { Int32($0) }
+            MPI_Allgatherv(dpo_mpi_in_place(), 0, dpo_mpi_datatype_null(), x, &counts, &displacements,
+                           dpo_mpi_float(), dpo_mpi_comm_world())
+        }
     }
 
-    private func ringAllReduce(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let p = worldSize, r = rank
-        func start(_ c: Int) -> Int { c * count / p }
-        func size(_ c: Int) -> Int { start(c + 1) - start(c) }
-        let largest = (0..<p).map(size).max()!
-        if ringCapacity < largest {
-            ringWide.0.deallocate(); ringWide.1.deallocate(); ringNarrow.deallocate()
-            ringWide = (.allocate(capacity: largest), .allocate(capacity: largest))
-            ringNarrow = .allocate(capacity: largest)
-            ringCapacity = largest
-        }
-        let next = Int32((r + 1) % p), previous = Int32((r + p - 1) % p)
-        var (sent, received) = ringWide
-        for s in 0..<(p - 1) {
-            let out = (r - s + p) % p, into = (r - s - 1 + 2 * p) % p
-            let own = x + start(into), k = size(into)
-            if s == 0 {
-                MPI_Sendrecv(x + start(out), Int32(size(out)), dpo_mpi_float(), next, 0,
-                             ringNarrow, Int32(k), dpo_mpi_float(), previous, 0, dpo_mpi_comm_world(), dpo_mpi_status_ignore())
-                for i in 0..<k { received[i] = Double(ringNarrow[i]) + Double(own[i]) }
-            } else {
-                MPI_Sendrecv(sent, Int32(size(out)), dpo_mpi_double(), next, 0,
-                             received, Int32(k), dpo_mpi_double(), previous, 0, dpo_mpi_comm_world(), dpo_mpi_status_ignore())
-                for i in 0..<k { received[i] += Double(own[i]) }
-            }
-            swap(&sent, &received)
-        }
-        // This rank completed chunk (r + 1) mod p (now in `sent`); every rank gathers every chunk.
-        let mine = (r + 1) % p
-        for i in 0..<size(mine) { x[start(mine) + i] = Float(sent[i]) }
-        var counts = (0..<p).map { Int32(size(($0 + 1) % p)) }
-        var displacements = (0..<p).map { Int32(start(($0 + 1) % p)) }
-        MPI_Allgatherv(dpo_mpi_in_place(), 0, dpo_mpi_datatype_null(), x, &counts, &displacements,
-                       dpo_mpi_float(), dpo_mpi_comm_world())
+    /// ZeRO-1's reduce-scatter of fp32 gradients summed in fp64, the same ring without the gather.
+    public func reduceScatterSumWidened(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if worldSize > 1 { ringReduceScatterWidened(buffer, sizes: counts) }
     }
+
+    /// Rank r ends with piece r of `x` (pieces of `sizes`, in rank order) summed over the ranks in fp64
+    /// and rounded to fp32; the other pieces are left undefined. The ring runs over blocks of at most
+    /// `ringBlock` elements of every piece at a time, so its scratch stays small (ZeRO-1's pieces are
+    /// whole shards). In each, at step s rank r sends piece (r - 1 - s) mod p to rank r + 1 (its own
+    /// fp32 values at s = 0, else the fp64 partial sum it made in step s - 1) and receives piece
+    /// (r - 2 - s) mod p from rank r - 1, adding its own values.
+    private func ringReduceScatterWidened(_ x: UnsafeMutablePointer<Float>, sizes: [Int]) {
+        let p = worldSize, r = rank, starts = offsets(sizes)
+        let largest = sizes.max() ?? 0, capacity = min(largest, ringBlock)
+        if ringCapacity < capacity {
+            ringWide.0.deallocate(); ringWide.1.deallocate(); ringNarrow.deallocate()
+            ringWide = (.allocate(capacity: capacity), .allocate(capacity: capacity))
+            ringNarrow = .allocate(capacity: capacity)
+            ringCapacity = capacity
+        }
+        let next = Int32((r + 1) % p), previous = Int32((r + p - 1) % p), world = dpo_mpi_comm_world()
+        var first = 0  // every rank walks the same blocks: `largest` is the same everywhere
+        repeat {
+            func size(_ c: Int) -> Int { max(0, min(ringBlock, sizes[c] - first)) }
+            func start(_ c: Int) -> Int { starts[c] + first }
+            var (sent, received) = ringWide
+            for s in 0..<(p - 1) {
+                let out = (r - 1 - s + 2 * p) % p, into = (r - 2 - s + 2 * p) % p
+                let own = x + start(into), k = size(into)
+                if s == 0 {
+                    MPI_Sendrecv(x + start(out), Int32(size(out)), dpo_mpi_float(), next, 0,
+                                 ringNarrow, Int32(k), dpo_mpi_float(), previous, 0, world, dpo_mpi_status_ignore())
+                    for i in 0..<k { received[i] = Double(ringNarrow[i]) + Double(own[i]) }
+                } else {
+                    MPI_Sendrecv(sent, Int32(size(out)), dpo_mpi_double(), next, 0,
+                                 received, Int32(k), dpo_mpi_double(), previous, 0, world, dpo_mpi_status_ignore())
+                    for i in 0..<k { received[i] += Double(own[i]) }
+                }
+                swap(&sent, &received)
+            }
+            for i in 0..<size(r) { x[start(r) + i] = Float(sent[i]) }
+            first += ringBlock
+        } while first < largest
+    }
+
+    /// Elements of each piece a ring step moves at most (16 MB of fp32, 32 MB of fp64 partial sums);
+    /// DPO_DIST_RING_BLOCK sets another (the tests take a small one, so that a tiny model's pieces
+    /// go round in several blocks).
+    private let ringBlock = ProcessInfo.processInfo.environment["DPO_DIST_RING_BLOCK"].flatMap { Int($0) }.map { max(1, $0) } ?? 1 << 22
 
     public func broadcast(_ bytes: [UInt8]) -> [UInt8] {
         var count = Int64(bytes.count)

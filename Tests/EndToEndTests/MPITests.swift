@@ -7,10 +7,12 @@ import XCTest
 final class MPITests: XCTestCase {
     typealias Run = ProcessResult
 
-    func train(ranks: Int?, _ args: [String]) throws -> Run {
+    func train(ranks: Int?, _ args: [String], environment: [String: String] = [:]) throws -> Run {
         if let ranks {
             guard let mpirun = ProcessRunner.mpirun else { throw XCTSkip("mpirun is not installed (launch/setup installs openmpi-bin)") }
-            return try ProcessRunner.run(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", ProcessRunner.dpoDist, "train"] + args)
+            let exported = environment.keys.sorted().flatMap { ["-x", $0] }
+            return try ProcessRunner.run(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none"] + exported
+                                         + [ProcessRunner.dpoDist, "train"] + args, extraEnvironment: environment)
         }
         return try ProcessRunner.dpoDist(["train"] + args)
     }
@@ -96,26 +98,33 @@ final class MPITests: XCTestCase {
     }
 
     /// With one micro-batch per rank, blocking buckets travel as fp32 and are summed in fp64 on a ring
-    /// (`allReduceSumWidened`). On two ranks that is the fp64 all-reduce's result to the bit (here the
-    /// non-blocking buckets, which all-reduce the widened gradient in fp64); on three, with chunks of
-    /// unequal size and fp64 partial sums between the hops, within 1e-6 of it.
+    /// (`allReduceSumWidened`), and so does ZeRO-1's reduce-scatter (`reduceScatterSumWidened`). On two
+    /// ranks that is the fp64 all-reduce's result to the bit (here the non-blocking buckets, which
+    /// all-reduce the widened gradient in fp64); on three, with pieces of unequal size and fp64 partial
+    /// sums between the hops, within 1e-6 of it. The ring's blocks are cut small (DPO_DIST_RING_BLOCK),
+    /// so that each piece goes round in several.
     func testFP32BucketsSummedInFP64GiveTheFP64AllReduce() throws {
         for ranks in [2, 3] {
-            var dirs: [String] = []
-            for blocking in ["true", "false"] {
-                let dir = Fixtures.temporaryDirectory("mpi-widened-\(ranks)-\(blocking)")
-                let r = try train(ranks: ranks, try baseArguments(output: dir, perDevice: 1, accumulation: 1)
-                                  + ["--bucket-size-mb", "0.05", "--blocking-buckets", blocking])
+            func run(_ name: String, _ options: [String], says: String?) throws -> String {
+                let dir = Fixtures.temporaryDirectory("mpi-widened-\(ranks)-\(name)")
+                let r = try train(ranks: ranks, try baseArguments(output: dir, perDevice: 1, accumulation: 1) + options,
+                                  environment: ["DPO_DIST_RING_BLOCK": "1000"])
                 XCTAssertEqual(r.status, 0, r.output)
-                XCTAssertEqual(r.output.contains("gradients: summed in fp64 from fp32 buckets"), blocking == "true", r.output)
-                dirs.append(dir)
+                if let says { XCTAssertTrue(r.output.contains(says), r.output) }
+                return dir
             }
-            let widened = try finalParameters(dirs[0]), exact = try finalParameters(dirs[1])
-            assertSame(try metrics(dirs[0]), try metrics(dirs[1]), tolerance: ranks == 2 ? 0 : 1e-6, "\(ranks) ranks")
-            if ranks == 2 {
-                XCTAssertTrue(widened == exact, "2 ranks: the final parameters differ from the fp64 all-reduce's")
-            } else {
-                assertParametersClose(widened, exact, "\(ranks) ranks")
+            let exact = try run("fp64", ["--bucket-size-mb", "0.05", "--blocking-buckets", "false"], says: "gradients: fp64 all-reduce")
+            let buckets = try run("buckets", ["--bucket-size-mb", "0.05", "--blocking-buckets", "true"],
+                                  says: "gradients: summed in fp64 from fp32 buckets")
+            let zero = try run("zero1", ["--zero-stage", "1"], says: "gradients: fp32 reduce-scatter summed in fp64")
+            for (name, dir) in [("buckets", buckets), ("ZeRO-1", zero)] {
+                assertSame(try metrics(dir), try metrics(exact), tolerance: ranks == 2 ? 0 : 1e-6, "\(ranks) ranks, \(name)")
+                if ranks == 2 {
+                    XCTAssertTrue(try finalParameters(dir) == finalParameters(exact),
+                                  "2 ranks, \(name): the final parameters differ from the fp64 all-reduce's")
+                } else {
+                    assertParametersClose(try finalParameters(dir), try finalParameters(exact), "\(ranks) ranks, \(name)")
+                }
             }
         }
     }

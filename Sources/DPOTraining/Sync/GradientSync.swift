@@ -47,7 +47,7 @@ extension ParallelOptions {
     /// The strategy these options name, for a parameter set of `count` elements and at most
     /// `microBatchesPerRank` micro-batches per rank and step.
     public func makeSync(comm: Communicator, count: Int, microBatchesPerRank: Int) -> GradientSync {
-        zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count)
+        zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count, microBatchesPerRank: microBatchesPerRank)
             : AllReduceBuckets(comm: comm, count: count, options: self, microBatchesPerRank: microBatchesPerRank)
     }
 }

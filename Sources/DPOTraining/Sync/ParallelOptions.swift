@@ -43,7 +43,8 @@ public struct ParallelOptions: Sendable {
     /// How a step's gradients travel between the ranks, for the start-up note.
     public func gradientPath(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> String {
         if zeroStage >= 1 {
-            return "fp64 reduce-scatter, AdamW on each rank's shard, fp32 all-gather of the parameters (ZeRO-1)"
+            return (microBatchesPerRank == 1 ? "fp32 reduce-scatter summed in fp64 on a ring (an fp64 one's bits)" : "fp64 reduce-scatter")
+                + ", AdamW on each rank's shard, fp32 all-gather of the parameters (ZeRO-1)"
         }
         let buckets = String(format: "buckets of %g MB", bucketSizeMB)
         if reduceDtype == .float32 { return "fp32 all-reduce in \(buckets), blocking (the last bits depend on the number of ranks)" }

@@ -15,8 +15,13 @@ final class ZeroStageOne: GradientSync {
     private(set) var blockingSeconds = 0.0
     let blockingSecondsInBackward = 0.0
 
-    init(comm: Communicator, count n: Int) {
+    /// One micro-batch per rank: its fp32 gradient is its exact share, reduce-scattered as fp32 and
+    /// summed in fp64 on the way (`reduceScatterSumWidened`), the bits of the fp64 reduce-scatter.
+    let widened: Bool
+
+    init(comm: Communicator, count n: Int, microBatchesPerRank: Int) {
         self.comm = comm
+        widened = microBatchesPerRank == 1
         accumulator = GradientAccumulator(count: n)
         // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
         // however many ranks there are.
@@ -31,6 +36,12 @@ final class ZeroStageOne: GradientSync {
                       train: ([Int]) throws -> Void) throws {
         if try sumExactly(micros, comm: comm, into: parameters, train: train) { return }
         let grads = parameters.gradients!
+        if widened {
+            grads.zero()  // also for a rank whose share of a short last batch is empty
+            for micro in micros { try train(micro) }
+            timed { comm.reduceScatterSumWidened(grads.pointer, counts: shardCounts) }
+            return
+        }
         let total = accumulator.zeroed()
         for micro in micros {
             grads.zero()

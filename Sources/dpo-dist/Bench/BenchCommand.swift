@@ -126,6 +126,12 @@ struct Bench: ParsableCommand {
         if parallel.zeroStage >= 1 {
             // Reduce-scatter and all-gather in a ring: each rank sends and receives (p-1)/p of the buffer.
             let weights = Double(parameters * 4) / 1e6
+            if widened {
+                // The ring's first hop carries 1/p of the fp32 gradient, its later hops (p-2)/p in fp64.
+                let sent = weights / p + 2 * weights * (p - 2) / p
+                return String(format: "gradient reduction (ZeRO-1): fp32 reduce-scatter summed in fp64 on a ring (%.1f MB of fp32 gradient; each rank sends and receives %.1f MB) and float32 all-gather of the updated parameters (%.1f MB each), %.3f s median",
+                              weights, sent, (p - 1) / p * weights, seconds)
+            }
             return String(format: "gradient reduction (ZeRO-1): %@ reduce-scatter of %.1f MB and float32 all-gather of the updated parameters, %.1f MB, per step (ring: each rank sends and receives (p-1)/p of each, %.1f + %.1f MB), %.3f s median",
                           dtype, gradient, weights, (p - 1) / p * gradient, (p - 1) / p * weights, seconds)
         }
@@ -164,7 +170,8 @@ struct Bench: ParsableCommand {
             part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
             reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication,
-                          widened: parallel.widensFP32Buckets(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
+                          widened: parallel.zeroStage >= 1 ? accumulation == 1
+                              : parallel.widensFP32Buckets(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
             String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
                    r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
                    r.gemmGFLOPS, r.gemmShapes as NSString),
