@@ -13,6 +13,9 @@ import Foundation
 /// steps, number of ranks, MPI's reduction order); each micro-batch's fp32 gradient is therefore
 /// added into an fp64 accumulator, the accumulators are reduced in fp64, and the total is rounded
 /// to fp32 once. Sums of a few fp32 numbers are exact in fp64, so the step is the same however it is split.
+/// With one micro-batch per rank, a rank's fp32 gradient is itself its exact share: it travels as fp32
+/// and is summed in fp64 on the way (`Communicator.allReduceSumWidened`, `reduceScatterSumWidened`),
+/// the same bits with about half the bytes and no fp64 accumulator.
 public protocol GradientSync: AnyObject {
     /// The range of the parameter set this rank's optimizer updates: all of it, or its shard.
     var shard: Range<Int> { get }

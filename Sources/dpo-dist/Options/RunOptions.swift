@@ -19,7 +19,7 @@ struct RunOptions: ParsableArguments {
     @Option(help: "true: reduce each gradient bucket with a blocking all-reduce when backward finishes it; false: a non-blocking one progressed between layers. Default: blocking when every rank is on one host.")
     var blockingBuckets: Bool?
 
-    @Option(help: "float64: gradients summed over the ranks in fp64, so the step is the same bits however many ranks there are. float32: half the bytes, blocking per bucket, for bandwidth-poor clusters; the last bits then depend on the number of ranks.")
+    @Option(help: "float64: gradients summed over the ranks in fp64, so the step is the same bits however many ranks there are (with one micro-batch per rank and blocking buckets they travel as fp32 and are summed in fp64 on the way). float32: fp32 sums, half an fp64 all-reduce's bytes, blocking per bucket, for bandwidth-poor clusters; the last bits then depend on the number of ranks.")
     var reduceDtype = "float64"
 
     var parallel: ParallelOptions {
