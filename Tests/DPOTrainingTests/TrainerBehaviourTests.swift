@@ -244,7 +244,8 @@ final class TrainerBehaviourTests: XCTestCase {
         runs.append(withReference)
         for a in runs {
             let what = "\(a.model == bf16 ? "bf16" : "fp32") file, use_peft \(a.usePeft), ref_model \(a.refModel ?? "none")"
-            let before = try Trainer.statePlan(args: a, source: try Trainer.PolicySource(a), ranksOnHost: 1)
+            let before = try Trainer.statePlan(args: a, source: try Trainer.PolicySource(a), ranksOnHost: 1,
+                                               fp64GradientSum: a.gradientAccumulationSteps > 1)
             let after = try Trainer.dpo(args: a, comm: SingleProcessCommunicator()).memoryPlan()
             XCTAssertEqual(before.items.map(\.0), Array(after.items.map(\.0).prefix(before.items.count)), what)
             XCTAssertEqual(before.items.map(\.1), Array(after.items.map(\.1).prefix(before.items.count)), what)
@@ -269,7 +270,8 @@ final class TrainerBehaviourTests: XCTestCase {
     /// The memory plan train prints and the memory check uses: each item from the parameter count and
     /// the activation size, the total their sum, the refusal naming every item.
     func testTheMemoryPlanItemizesWhatARankHolds() throws {
-        let a = baseArguments("memory-plan")
+        var a = baseArguments("memory-plan")
+        a.gradientAccumulationSteps = 2  // so the rank keeps an fp64 sum of its micro-batches' gradients
         let t = try Trainer.dpo(args: a, comm: SingleProcessCommunicator())
         let plan = t.memoryPlan()
         let n = t.policy.parameterCount  // every parameter trains: gradients and moments cover them all
@@ -303,6 +305,18 @@ final class TrainerBehaviourTests: XCTestCase {
         }
         t.memoryBudget = plan.total
         XCTAssertNoThrow(try t.checkMemory(), "a plan that just fits runs")
+
+        // With one micro-batch per rank no fp64 sum is kept, nor counted: alone, on blocking buckets,
+        // under ZeRO-1 or with float32 sums; non-blocking fp64 buckets keep one.
+        a.gradientAccumulationSteps = 1
+        let one = try Trainer.dpo(args: a, comm: SingleProcessCommunicator()).memoryPlan()
+        XCTAssertEqual(one.items.map(\.0).prefix(4), ["parameters", "gradients", "AdamW moments", "reference"])
+        XCTAssertEqual(one.total, plan.total - 8 * n - plan.items[5].1 + one.items[4].1 - plan.items[6].1 + one.items[5].1)
+        for (options, keeps) in [(ParallelOptions(), false), (ParallelOptions(zeroStage: 1), false),
+                                 (ParallelOptions(reduceDtype: .float32), false), (ParallelOptions(blockingBuckets: false), true)] {
+            XCTAssertEqual(options.keepsFP64GradientSum(ranks: 2, microBatchesPerRank: 1, allRanksOnOneHost: true), keeps, "\(options)")
+            XCTAssertTrue(options.keepsFP64GradientSum(ranks: 2, microBatchesPerRank: 2, allRanksOnOneHost: true), "\(options)")
+        }
     }
 
     func testSFTLearnsItsData() throws {

@@ -34,6 +34,8 @@ public final class Trainer {
     var lastCheckpointStep: Int?
     /// How gradients travel, in words: ranks must agree on it.
     let parallelDescription: String
+    /// Whether `sync` keeps an fp64 gradient sum (see `ParallelOptions.keepsFP64GradientSum`).
+    let keepsFP64GradientSum: Bool
     var tokensSeen = 0.0
     var window = LogWindow()
     /// Called on rank 0 for each metrics line (tests read them).
@@ -88,6 +90,8 @@ public final class Trainer {
         policy.weightsFingerprint(into: &weights)
         if let adapters = policy.adapters { weights.add(words: adapters.parameters.values.pointer, count: adapters.parameters.count) }
         startWeights = String(weights.value, radix: 16)
+        keepsFP64GradientSum = parallel.keepsFP64GradientSum(ranks: comm.worldSize, microBatchesPerRank: args.gradientAccumulationSteps,
+                                                             allRanksOnOneHost: comm.allRanksOnOneHost)
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
         policy.enableGradients(checkpointing: args.gradientCheckpointing)
         trainable = policy.trainable
@@ -115,7 +119,10 @@ public final class Trainer {
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
                      objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
         let source = try PolicySource(args)
-        let state = try statePlan(args: args, source: source, ranksOnHost: comm.ranksOnThisHost, available: stateMemoryBudget)
+        let fp64Sum = parallel.keepsFP64GradientSum(ranks: comm.worldSize, microBatchesPerRank: args.gradientAccumulationSteps,
+                                                    allRanksOnOneHost: comm.allRanksOnOneHost)
+        let state = try statePlan(args: args, source: source, ranksOnHost: comm.ranksOnThisHost, fp64GradientSum: fp64Sum,
+                                  available: stateMemoryBudget)
         guard state.fits else {
             throw DPOError.file(source.baseDirectory, "the weights and the trained state alone need more memory than this rank has, before any activation: \(state.line); train LoRA adapters (use_peft), run fewer ranks on a host, or use a machine with more memory")
         }
@@ -294,6 +301,7 @@ public final class Trainer {
                                                  scoredRows: batch.tokens)
         let referenceActivations = objective.referenceActivationBytes(tokens: batch.tokens, longestSequence: batch.longestSequence)
         let state = Self.stateItems(weights: policy.weightBytes, lora: policy.adapters != nil, trainable: trainable.count,
+                                    fp64GradientSum: keepsFP64GradientSum,
                                     reference: referenceBytes)
         return MemoryPlan(items: state + [("activations (\(batch.tokens) tokens)", activations)]
                                  + (referenceActivations > 0 ? [("reference activations", referenceActivations)] : []),
@@ -301,10 +309,14 @@ public final class Trainer {
     }
 
     /// The plan's items for the weights and the trained state (see `memoryPlan`).
-    static func stateItems(weights: (fp32: Int, bf16: Int), lora: Bool, trainable t: Int, reference: Int) -> [(String, Int)] {
-        [("parameters", weights.fp32)] + (weights.bf16 > 0 ? [("frozen bf16 weights (mapped from the files)", weights.bf16)] : [])
-            + (lora ? [("LoRA adapters", 4 * t)] : [])
-            + [("gradients", 4 * t), ("gradient sum (fp64)", 8 * t), ("AdamW moments", 8 * t), ("reference", reference)]
+    static func stateItems(weights: (fp32: Int, bf16: Int), lora: Bool, trainable t: Int, fp64GradientSum: Bool,
+                           reference: Int) -> [(String, Int)] {
+        var items: [(String, Int)] = [("parameters", weights.fp32)]
+        if weights.bf16 > 0 { items.append(("frozen bf16 weights (mapped from the files)", weights.bf16)) }
+        if lora { items.append(("LoRA adapters", 4 * t)) }
+        items.append(("gradients", 4 * t))
+        if fp64GradientSum { items.append(("gradient sum (fp64)", 8 * t)) }
+        return items + [("AdamW moments", 8 * t), ("reference", reference)]
     }
 
     /// What the reference's weights take (see `memoryPlan`), from the config and safetensors headers;
@@ -323,14 +335,16 @@ public final class Trainer {
     /// is tokenized. `make` refuses a run whose state alone does not fit before it loads anything,
     /// so a model too large for the machine is named, with the sizes, instead of exhausting memory
     /// while it loads.
-    static func statePlan(args: TrainingArguments, source: PolicySource, ranksOnHost: Int, available: Int? = nil) throws -> MemoryPlan {
+    static func statePlan(args: TrainingArguments, source: PolicySource, ranksOnHost: Int, fp64GradientSum: Bool,
+                          available: Int? = nil) throws -> MemoryPlan {
         let (config, _) = try ModelDirectory.loadConfig(source.baseDirectory)
         let layout = ParameterLayout(config: config)
         // The adapters made once to count them (and check their targets) before the base is read.
         let adapters = try source.lora.map { try LoRAAdapters(layout: layout, config: config, settings: $0).parameters.count }
         let reference = try referenceBytes(args: args, source: source, adapterParameters: adapters)
         let items = stateItems(weights: try ModelDirectory.weightBytes(source.baseDirectory, frozen: source.lora != nil),
-                               lora: adapters != nil, trainable: adapters ?? layout.count, reference: reference)
+                               lora: adapters != nil, trainable: adapters ?? layout.count, fp64GradientSum: fp64GradientSum,
+                               reference: reference)
         return MemoryPlan(items: items, available: available, ranksOnHost: ranksOnHost, largestBatch: (0, 0, ""))
     }
 

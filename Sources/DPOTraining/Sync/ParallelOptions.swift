@@ -40,6 +40,15 @@ public struct ParallelOptions: Sendable {
         zeroStage == 0 && reduceDtype == .float64 && microBatchesPerRank == 1 && blocking(allRanksOnOneHost: allRanksOnOneHost)
     }
 
+    /// Whether a rank keeps an fp64 sum of the gradient (8 bytes a trained parameter, the memory plan
+    /// counts it): to add several micro-batches, or for the fp64 all-reduce of non-blocking buckets.
+    /// One micro-batch per rank needs none: one rank trains it in place, blocking buckets and ZeRO-1
+    /// send the fp32 gradient to be summed in fp64 on the way, float32 sums in fp32.
+    public func keepsFP64GradientSum(ranks: Int, microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> Bool {
+        microBatchesPerRank > 1
+            || (ranks > 1 && zeroStage == 0 && reduceDtype == .float64 && !blocking(allRanksOnOneHost: allRanksOnOneHost))
+    }
+
     /// How a step's gradients travel between the ranks, for the start-up note.
     public func gradientPath(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> String {
         if zeroStage >= 1 {
