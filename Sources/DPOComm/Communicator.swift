@@ -58,14 +58,9 @@ extension Communicator {
         for i in 0..<count { buffer[i] = Float(wide[i]) }
     }
 
-    /// Widens, reduce-scatters in fp64 and rounds this rank's segment.
+    /// The widened all-reduce, which leaves every segment's sum (this rank's among them) in place.
     public func reduceScatterSumWidened(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
-        let count = counts.reduce(0, +), start = offsets(counts)[rank]
-        let wide = UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1))
-        defer { wide.deallocate() }
-        for i in 0..<count { wide[i] = Double(buffer[i]) }
-        reduceScatterSum(wide, counts: counts)
-        for i in start..<(start + counts[rank]) { buffer[i] = Float(wide[i]) }
+        allReduceSumWidened(buffer, count: counts.reduce(0, +))
     }
 
     /// This rank's error line, `rank R: <message>` (see `DPOError.report`).

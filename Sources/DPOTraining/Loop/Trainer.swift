@@ -90,8 +90,7 @@ public final class Trainer {
         policy.weightsFingerprint(into: &weights)
         if let adapters = policy.adapters { weights.add(words: adapters.parameters.values.pointer, count: adapters.parameters.count) }
         startWeights = String(weights.value, radix: 16)
-        keepsFP64GradientSum = parallel.keepsFP64GradientSum(ranks: comm.worldSize, microBatchesPerRank: args.gradientAccumulationSteps,
-                                                             allRanksOnOneHost: comm.allRanksOnOneHost)
+        keepsFP64GradientSum = Self.keepsFP64GradientSum(parallel, args, comm)
         parallelDescription = "zero_stage \(parallel.zeroStage), bucket_size_mb \(parallel.bucketSizeMB), blocking_buckets \(parallel.blockingBuckets.map { "\($0)" } ?? "auto"), reduce_dtype \(parallel.reduceDtype.rawValue)"
         policy.enableGradients(checkpointing: args.gradientCheckpointing)
         trainable = policy.trainable
@@ -119,10 +118,8 @@ public final class Trainer {
     static func make(args: TrainingArguments, comm: Communicator, parallel: ParallelOptions,
                      objective: (TrainingArguments, Communicator, Transformer, Tokenizer) throws -> TrainingObjective) throws -> Trainer {
         let source = try PolicySource(args)
-        let fp64Sum = parallel.keepsFP64GradientSum(ranks: comm.worldSize, microBatchesPerRank: args.gradientAccumulationSteps,
-                                                    allRanksOnOneHost: comm.allRanksOnOneHost)
-        let state = try statePlan(args: args, source: source, ranksOnHost: comm.ranksOnThisHost, fp64GradientSum: fp64Sum,
-                                  available: stateMemoryBudget)
+        let state = try statePlan(args: args, source: source, ranksOnHost: comm.ranksOnThisHost,
+                                  fp64GradientSum: keepsFP64GradientSum(parallel, args, comm), available: stateMemoryBudget)
         guard state.fits else {
             throw DPOError.file(source.baseDirectory, "the weights and the trained state alone need more memory than this rank has, before any activation: \(state.line); train LoRA adapters (use_peft), run fewer ranks on a host, or use a machine with more memory")
         }
@@ -306,6 +303,12 @@ public final class Trainer {
         return MemoryPlan(items: state + [("activations (\(batch.tokens) tokens)", activations)]
                                  + (referenceActivations > 0 ? [("reference activations", referenceActivations)] : []),
                           available: memoryBudget, ranksOnHost: comm.ranksOnThisHost, largestBatch: batch)
+    }
+
+    /// Whether this rank's run keeps an fp64 gradient sum (`ParallelOptions.keepsFP64GradientSum`).
+    static func keepsFP64GradientSum(_ parallel: ParallelOptions, _ args: TrainingArguments, _ comm: Communicator) -> Bool {
+        parallel.keepsFP64GradientSum(ranks: comm.worldSize, microBatchesPerRank: args.gradientAccumulationSteps,
+                                      allRanksOnOneHost: comm.allRanksOnOneHost)
     }
 
     /// The plan's items for the weights and the trained state (see `memoryPlan`).

@@ -29,13 +29,15 @@ final class AllReduceBuckets: GradientSync {
         return buckets
     }()
 
-    /// Micro-batches a rank trains per step at most (gradient_accumulation_steps), the same on every rank.
-    let microBatchesPerRank: Int
+    /// The fp64 sum with one micro-batch per rank: each rank's fp32 gradient is its exact share, so
+    /// the buckets travel as fp32 and are summed in fp64 (`allReduceSumWidened`), the same bits as an
+    /// fp64 all-reduce (`ParallelOptions.widensFP32Gradients`: a setting, the same on every rank).
+    let widened: Bool
 
-    init(comm: Communicator, count: Int, options: ParallelOptions, microBatchesPerRank: Int) {
+    init(comm: Communicator, count: Int, options: ParallelOptions, widened: Bool) {
         self.comm = comm
         self.options = options
-        self.microBatchesPerRank = microBatchesPerRank
+        self.widened = widened
         accumulator = GradientAccumulator(count: count)
     }
 
@@ -48,10 +50,6 @@ final class AllReduceBuckets: GradientSync {
         // --reduce-dtype float32: a rank's micro-batches are still added in fp64 and rounded once, then
         // each bucket is all-reduced in fp32, blocking; with one micro-batch its fp32 gradient is that sum.
         let float32 = options.reduceDtype == .float32
-        // The fp64 sum with one micro-batch per rank: each rank's fp32 gradient is its exact share, so
-        // the buckets travel as fp32 and are summed in fp64 (`allReduceSumWidened`), the same bits as
-        // an fp64 all-reduce. Every rank takes this path or none (the setting, not this step's count).
-        let widened = options.widensFP32Buckets(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: comm.allRanksOnOneHost)
         let total: UnsafeMutablePointer<Double>? = (float32 || widened) && micros.count <= 1 ? nil : accumulator.zeroed()
         var reduced = 0
         /// The next bucket's sum over this rank's micro-batches is complete: reduce it over the ranks.
@@ -59,13 +57,13 @@ final class AllReduceBuckets: GradientSync {
             let r = buckets[reduced]
             if float32 || widened {
                 if let total { roundToFloat(grads.pointer, total, range: r) }
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                if widened {
-                    comm.allReduceSumWidened(grads.pointer + r.lowerBound, count: r.count)
-                } else {
-                    comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
+                addSeconds(to: &blockingSeconds) {
+                    if widened {
+                        comm.allReduceSumWidened(grads.pointer + r.lowerBound, count: r.count)
+                    } else {
+                        comm.allReduceSum(grads.pointer + r.lowerBound, count: r.count)
+                    }
                 }
-                blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             } else {
                 reduce(total!, r)
             }
@@ -105,9 +103,7 @@ final class AllReduceBuckets: GradientSync {
     /// Reduces one bucket of the fp64 sum: blocking, or started and left to `waitAll`.
     private func reduce(_ total: UnsafeMutablePointer<Double>, _ r: Range<Int>) {
         if options.blocking(allRanksOnOneHost: comm.allRanksOnOneHost) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            comm.allReduceSum(total + r.lowerBound, count: r.count)
-            blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            addSeconds(to: &blockingSeconds) { comm.allReduceSum(total + r.lowerBound, count: r.count) }
         } else {
             comm.startAllReduceSum(total + r.lowerBound, count: r.count)
         }

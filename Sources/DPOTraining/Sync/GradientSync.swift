@@ -50,9 +50,17 @@ extension ParallelOptions {
     /// The strategy these options name, for a parameter set of `count` elements and at most
     /// `microBatchesPerRank` micro-batches per rank and step.
     public func makeSync(comm: Communicator, count: Int, microBatchesPerRank: Int) -> GradientSync {
-        zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count, microBatchesPerRank: microBatchesPerRank)
-            : AllReduceBuckets(comm: comm, count: count, options: self, microBatchesPerRank: microBatchesPerRank)
+        let widened = widensFP32Gradients(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: comm.allRanksOnOneHost)
+        return zeroStage >= 1 ? ZeroStageOne(comm: comm, count: count, widened: widened)
+            : AllReduceBuckets(comm: comm, count: count, options: self, widened: widened)
     }
+}
+
+/// Runs `body` (a blocking collective) and adds the seconds it took to `total`.
+func addSeconds(to total: inout Double, _ body: () -> Void) {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    body()
+    total += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 }
 
 /// The fp64 sum of a step's micro-batch gradients (see `GradientSync`), allocated when first needed.

@@ -33,31 +33,35 @@ public struct ParallelOptions: Sendable {
     /// Whether buckets reduce blocking: `blockingBuckets`, else when every rank is on one host.
     public func blocking(allRanksOnOneHost: Bool) -> Bool { blockingBuckets ?? allRanksOnOneHost }
 
-    /// Whether the fp64 sum's buckets travel as fp32 and are summed in fp64 on the way
-    /// (`Communicator.allReduceSumWidened`, the same bits): with blocking buckets and one micro-batch
-    /// per rank, whose fp32 gradient is then its exact share. Not under ZeRO-1.
-    public func widensFP32Buckets(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> Bool {
-        zeroStage == 0 && reduceDtype == .float64 && microBatchesPerRank == 1 && blocking(allRanksOnOneHost: allRanksOnOneHost)
+    /// Whether the fp64 sum travels as fp32 and is summed in fp64 on the way (the same bits:
+    /// `Communicator.allReduceSumWidened` for buckets, `reduceScatterSumWidened` for ZeRO-1): with one
+    /// micro-batch per rank, whose fp32 gradient is then its exact share, under ZeRO-1 or with blocking
+    /// fp64 buckets.
+    public func widensFP32Gradients(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> Bool {
+        microBatchesPerRank == 1
+            && (zeroStage >= 1 || (reduceDtype == .float64 && blocking(allRanksOnOneHost: allRanksOnOneHost)))
     }
 
     /// Whether a rank keeps an fp64 sum of the gradient (8 bytes a trained parameter, the memory plan
     /// counts it): to add several micro-batches, or for the fp64 all-reduce of non-blocking buckets.
-    /// One micro-batch per rank needs none: one rank trains it in place, blocking buckets and ZeRO-1
-    /// send the fp32 gradient to be summed in fp64 on the way, float32 sums in fp32.
+    /// One micro-batch per rank needs none: one rank trains it in place, the fp32 gradient is summed in
+    /// fp64 on the way (`widensFP32Gradients`), or float32 sums in fp32.
     public func keepsFP64GradientSum(ranks: Int, microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> Bool {
         microBatchesPerRank > 1
-            || (ranks > 1 && zeroStage == 0 && reduceDtype == .float64 && !blocking(allRanksOnOneHost: allRanksOnOneHost))
+            || (ranks > 1 && reduceDtype == .float64
+                && !widensFP32Gradients(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: allRanksOnOneHost))
     }
 
     /// How a step's gradients travel between the ranks, for the start-up note.
     public func gradientPath(microBatchesPerRank: Int, allRanksOnOneHost: Bool) -> String {
+        let widened = widensFP32Gradients(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: allRanksOnOneHost)
         if zeroStage >= 1 {
-            return (microBatchesPerRank == 1 ? "fp32 reduce-scatter summed in fp64 on a ring (an fp64 one's bits)" : "fp64 reduce-scatter")
+            return (widened ? "fp32 reduce-scatter summed in fp64 on a ring (an fp64 one's bits)" : "fp64 reduce-scatter")
                 + ", AdamW on each rank's shard, fp32 all-gather of the parameters (ZeRO-1)"
         }
         let buckets = String(format: "buckets of %g MB", bucketSizeMB)
         if reduceDtype == .float32 { return "fp32 all-reduce in \(buckets), blocking (the last bits depend on the number of ranks)" }
-        if widensFP32Buckets(microBatchesPerRank: microBatchesPerRank, allRanksOnOneHost: allRanksOnOneHost) {
+        if widened {
             return "summed in fp64 from fp32 \(buckets), blocking, on a ring (an fp64 all-reduce's bits, about an fp32 one's bytes)"
         }
         return "fp64 all-reduce in \(buckets), \(blocking(allRanksOnOneHost: allRanksOnOneHost) ? "blocking" : "non-blocking, overlapped with backward")"

@@ -15,13 +15,13 @@ final class ZeroStageOne: GradientSync {
     private(set) var blockingSeconds = 0.0
     let blockingSecondsInBackward = 0.0
 
-    /// One micro-batch per rank: its fp32 gradient is its exact share, reduce-scattered as fp32 and
-    /// summed in fp64 on the way (`reduceScatterSumWidened`), the bits of the fp64 reduce-scatter.
+    /// The fp32 gradient is reduce-scattered and summed in fp64 on the way (`reduceScatterSumWidened`,
+    /// the bits of the fp64 reduce-scatter; `ParallelOptions.widensFP32Gradients`).
     let widened: Bool
 
-    init(comm: Communicator, count n: Int, microBatchesPerRank: Int) {
+    init(comm: Communicator, count n: Int, widened: Bool) {
         self.comm = comm
-        widened = microBatchesPerRank == 1
+        self.widened = widened
         accumulator = GradientAccumulator(count: n)
         // Shards are whole multiples of the gradient-norm block, so the norm sums the same blocks
         // however many ranks there are.
@@ -39,7 +39,7 @@ final class ZeroStageOne: GradientSync {
         if widened {
             grads.zero()  // also for a rank whose share of a short last batch is empty
             for micro in micros { try train(micro) }
-            timed { comm.reduceScatterSumWidened(grads.pointer, counts: shardCounts) }
+            addSeconds(to: &blockingSeconds) { comm.reduceScatterSumWidened(grads.pointer, counts: shardCounts) }
             return
         }
         let total = accumulator.zeroed()
@@ -48,21 +48,15 @@ final class ZeroStageOne: GradientSync {
             try train(micro)
             accumulateWidened(total, grads.pointer, range: 0..<accumulator.count)
         }
-        timed { comm.reduceScatterSum(total, counts: shardCounts) }
+        addSeconds(to: &blockingSeconds) { comm.reduceScatterSum(total, counts: shardCounts) }
         roundToFloat(grads.pointer, total, range: shard)
     }
 
     func sumOverShards(_ x: Double) -> Double {
         var sum = [x]
-        timed { sum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
+        addSeconds(to: &blockingSeconds) { sum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) } }
         return sum[0]
     }
 
-    func gatherShards(_ buffer: FloatBuffer) { timed { comm.allGather(buffer.pointer, counts: shardCounts) } }
-
-    private func timed(_ body: () -> Void) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        blockingSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-    }
+    func gatherShards(_ buffer: FloatBuffer) { addSeconds(to: &blockingSeconds) { comm.allGather(buffer.pointer, counts: shardCounts) } }
 }

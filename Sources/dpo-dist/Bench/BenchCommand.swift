@@ -123,25 +123,20 @@ struct Bench: ParsableCommand {
         if ranks == 1 { return "gradient reduction: none (one rank)" }
         let p = Double(ranks), gradient = Double(parameters * parallel.reduceDtype.bytes) / 1e6
         let dtype = parallel.reduceDtype.rawValue as NSString
+        // In a ring each rank sends and receives (p-1)/p of a buffer it gathers or reduce-scatters; the
+        // widened reduce-scatter carries 1/p of the fp32 values on its first hop and (p-2)/p as fp64 after.
+        let fp32 = Double(parameters * 4) / 1e6, gathered = (p - 1) / p * fp32, widenedScatter = fp32 / p + 2 * fp32 * (p - 2) / p
         if parallel.zeroStage >= 1 {
-            // Reduce-scatter and all-gather in a ring: each rank sends and receives (p-1)/p of the buffer.
-            let weights = Double(parameters * 4) / 1e6
             if widened {
-                // The ring's first hop carries 1/p of the fp32 gradient, its later hops (p-2)/p in fp64.
-                let sent = weights / p + 2 * weights * (p - 2) / p
                 return String(format: "gradient reduction (ZeRO-1): fp32 reduce-scatter summed in fp64 on a ring (%.1f MB of fp32 gradient; each rank sends and receives %.1f MB) and float32 all-gather of the updated parameters (%.1f MB each), %.3f s median",
-                              weights, sent, (p - 1) / p * weights, seconds)
+                              fp32, widenedScatter, gathered, seconds)
             }
             return String(format: "gradient reduction (ZeRO-1): %@ reduce-scatter of %.1f MB and float32 all-gather of the updated parameters, %.1f MB, per step (ring: each rank sends and receives (p-1)/p of each, %.1f + %.1f MB), %.3f s median",
-                          dtype, gradient, weights, (p - 1) / p * gradient, (p - 1) / p * weights, seconds)
+                          dtype, gradient, fp32, (p - 1) / p * gradient, gathered, seconds)
         }
         if widened {
-            // Ring reduce-scatter: 1/p of the fp32 gradient on the first hop, (p-2)/p of fp64 partial
-            // sums after it; fp32 all-gather: (p-1)/p.
-            let narrow = Double(parameters * 4) / 1e6
-            let sent = narrow / p + 2 * narrow * (p - 2) / p + narrow * (p - 1) / p
             return String(format: "gradient reduction: float64 sums of fp32 buckets (a ring whose first hop and gather carry fp32, fp64 partial sums between), %.1f MB of fp32 gradient per step; each rank sends and receives %.1f MB, %.3f s median",
-                          narrow, sent, seconds)
+                          fp32, widenedScatter + gathered, seconds)
         }
         return String(format: "gradient reduction: %@ all-reduce of %.1f MB per step (ring: each rank sends and receives 2(p-1)/p of it, %.1f MB), %.3f s median",
                       dtype, gradient, 2 * (p - 1) / p * gradient, seconds)
@@ -170,8 +165,7 @@ struct Bench: ParsableCommand {
             part("forward", m.forward), part("backward", m.backward), part("reference", m.reference),
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
             reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication,
-                          widened: parallel.zeroStage >= 1 ? accumulation == 1
-                              : parallel.widensFP32Buckets(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
+                          widened: parallel.widensFP32Gradients(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
             String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
                    r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
                    r.gemmGFLOPS, r.gemmShapes as NSString),
