@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The rows of the table, in the order they run (--only picks some).
+CONFIGURATIONS = ["trl-fp32", "trl-bf16", "fp32-1", "fp32-2", "fp32-2-f32", "bf16-1", "bf16-2", "bf16-2-f32"]
 DEFAULT_TOKENIZER = REPO.parent / "shared" / "tokenizers" / "smollm2-135m"
 
 
@@ -152,8 +154,9 @@ def peak_rss_of(cmd, env, log: Path) -> (float, float):
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.time() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RunFailed(f"exit {os.waitstatus_to_exitcode(status)}; see {log}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RunFailed(f"exit {code}; see {log}")
     return seconds, usage.ru_maxrss * 1024
 
 
@@ -234,7 +237,7 @@ def main():
     p.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER, help="folder with SmolLM2's tokenizer.json")
     p.add_argument("--pairs", type=int, default=256)
     p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--only", nargs="*", default=None, help="configurations: trl-fp32 trl-bf16 fp32-1 fp32-2 fp32-2-f32 bf16-1 bf16-2 bf16-2-f32")
+    p.add_argument("--only", nargs="*", default=None, choices=CONFIGURATIONS, help="configurations: %(choices)s")
     opts = p.parse_args()
     if not (opts.tokenizer / "tokenizer.json").exists():
         sys.exit(f"error: {opts.tokenizer}: no tokenizer.json (SmolLM2-135M's tokenizer; pass --tokenizer DIR)")
@@ -243,10 +246,7 @@ def main():
             ("fp32-2-f32", lambda: run_dpo_dist(opts, opts.work, "fp32", 2, "float32")),
             ("bf16-1", lambda: run_dpo_dist(opts, opts.work, "bf16", 1)), ("bf16-2", lambda: run_dpo_dist(opts, opts.work, "bf16", 2)),
             ("bf16-2-f32", lambda: run_dpo_dist(opts, opts.work, "bf16", 2, "float32"))]
-    known = [key for key, _ in plan]
-    for key in opts.only or []:
-        if key not in known:
-            sys.exit(f"error: --only: {key} is no configuration (they are: {' '.join(known)})")
+    assert [key for key, _ in plan] == CONFIGURATIONS
     chosen = [(key, run) for key, run in plan if not opts.only or key in opts.only]
     # dpo-dist refuses --bf16 on a CPU without BF16 instructions (its products would be emulated). Asked for by
     # name, that is an error now rather than after the rows before it; by default those rows are left out and
@@ -288,8 +288,9 @@ def main():
           f" {opts.pairs} pairs, {opts.steps} steps of 4 pairs, median of steps 3-{opts.steps}")
     print(f"{'configuration':54s} {'s/step':>7s} {'whole run':>10s} {'pairs/s (epoch)':>16s} {'speed-up':>9s} {'peak RSS':>9s}")
     ok = True
+    trl_rows = [r for r in results if r["name"].startswith("TRL")]
     for r in results:
-        trl = [t for t in results if t["name"].startswith("TRL") and t["precision"] == r["precision"]]
+        trl = [t for t in trl_rows if t["precision"] == r["precision"]]
         fastest = min(trl, key=lambda t: t["step"]) if trl else None
         speedup = f"{fastest['step'] / r['step']:.2f}x" if fastest else "-"
         print(f"{r['name']:54s} {r['step']:7.2f} {r['whole']:9.0f}s {r['epoch_pairs_per_s']:16.3f} {speedup:>9s} {r['rss'] / 1e9:8.2f}G")
@@ -308,11 +309,10 @@ def main():
     print(f"agreement with TRL of the same precision (step 1 within 1e-4 fp32 / 2e-2 bf16, later steps 10x): "
           f"{'yes' if ok else 'NO'}")
     if skipped:
-        ours = [r for r in results if not r["name"].startswith("TRL")]
-        trl = [r for r in results if r["name"].startswith("TRL")]
+        ours = [r for r in results if r not in trl_rows]
         line = f"left out (no BF16 instructions on this CPU): {' '.join(skipped)}"
-        if ours and trl:
-            best, theirs = min(ours, key=lambda r: r["step"]), min(trl, key=lambda r: r["step"])
+        if ours and trl_rows:
+            best, theirs = min(ours, key=lambda r: r["step"]), min(trl_rows, key=lambda r: r["step"])
             line += (f"; dpo-dist's fastest ({best['name']}) against TRL's fastest of any precision ({theirs['name']}): "
                      f"{theirs['step'] / best['step']:.2f}x")
         print(line)
