@@ -166,9 +166,10 @@ struct Bench: ParsableCommand {
             part("communication", m.communication), part("optimizer", m.optimizer), part("other", m.other),
             reductionLine(parameters: r.parameters, ranks: ranks, parallel: parallel, seconds: m.communication,
                           widened: parallel.widensFP32Gradients(microBatchesPerRank: accumulation, allRanksOnOneHost: allRanksOnOneHost)),
-            String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s the same products reach on %@ (all ranks at once)",
-                   r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * r.flopsPerStep / m.total / 1e9 / r.gemmGFLOPS,
-                   r.gemmGFLOPS, r.gemmShapes as NSString),
+            String(format: "model FLOPs per step: %.3f TFLOP; %.1f GFLOP/s = %.0f%% of the GEMM rate (the median over steps of each step's rate against the rate its products reached on %@ right after it, all ranks at once: %.1f GFLOP/s median, %.1f–%.1f over the steps)",
+                   r.flopsPerStep / 1e12, r.flopsPerStep / m.total / 1e9, 100 * TrainingBenchmark.median(r.flopShares),
+                   r.gemmShapes as NSString, TrainingBenchmark.median(r.gemmRates), r.gemmRates.min() ?? 0, r.gemmRates.max() ?? 0),
+            "page faults inside the timed steps: \(r.stepPageFaults) (all ranks; 0 means no step touched memory it had not touched before)",
             "peak RSS per rank: " + r.peakRSS.enumerated().map { String(format: "rank %d %.2f GB", $0.offset, $0.element / 1e9) }.joined(separator: ", "),
         ]
         return lines.joined(separator: "\n")

@@ -32,9 +32,15 @@ struct TrainingBenchmark {
         var pairsPerStep: Int
         var tokensPerStep: Double
         var flopsPerStep: Double
-        var gemmGFLOPS: Double
+        /// The products' rate measured after each timed step (summed over the ranks), and each step's
+        /// executed model FLOP rate as a share of the rate measured next to it.
+        var gemmRates: [Double]
+        var flopShares: [Double]
         var gemmShapes: String
         var peakRSS: [Double]
+        /// Page faults (minor and major) inside the timed steps, summed over the ranks: a step that
+        /// touches memory it did not touch before (a fresh allocation) shows here.
+        var stepPageFaults: Int
         var backend: String
         var parameters: Int
     }
@@ -83,33 +89,59 @@ struct TrainingBenchmark {
         return KernelBenchmark.forwardFLOPs(config: c, tokens: tokens, attentionPairs: attentionPairs, scored: scored)
     }
 
-    /// The rate of `matmul` over one decoder layer's seven linear products at `rows` token rows (as
-    /// the model runs them: activations × weightsᵀ, weights fixed), best of `repeats`, in GFLOP/s.
-    static func gemmRate(config c: ModelConfig, rows m: Int, matmul: any MatmulBackend, repeats: Int = 3) -> Double {
-        let shapes = [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
+    /// The rate of a backend over one decoder layer's seven linear products at `rows` token rows (as
+    /// the model runs them: activations × weightsᵀ, weights fixed). Its buffers are made once, so the
+    /// bench can measure it between steps without allocating.
+    final class GemmProbe {
+        let rows: Int
+        private let matmul: any MatmulBackend
+        private let shapes: [(n: Int, k: Int)]
+        private let weights: FloatBuffer, input: FloatBuffer, output: FloatBuffer
+        let flops: Double
+
+        init(config c: ModelConfig, rows m: Int, matmul: any MatmulBackend) {
+            rows = m
+            self.matmul = matmul
+            shapes = [(c.qDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.kvDim, c.hiddenSize), (c.hiddenSize, c.qDim),
                       (c.intermediateSize, c.hiddenSize), (c.intermediateSize, c.hiddenSize), (c.hiddenSize, c.intermediateSize)]
-        let widest = shapes.map { $0.0 * $0.1 }.reduce(0, +)
-        let weights = FloatBuffer(count: widest)
-        let input = FloatBuffer(count: m * max(c.intermediateSize, c.qDim, c.hiddenSize))
-        let output = FloatBuffer(count: m * max(c.intermediateSize, c.qDim, c.hiddenSize))
-        var rng = SplitMix64(seed: 11)
-        for i in 0..<weights.count { weights.pointer[i] = rng.nextGaussian() * 0.02 }
-        for i in 0..<input.count { input.pointer[i] = rng.nextGaussian() }
-        matmul.weightsAreFixed(UnsafeBufferPointer(start: weights.pointer, count: weights.count))
-        var flops = 0.0
-        for (n, k) in shapes { flops += 2 * Double(m) * Double(n) * Double(k) }
-        var best = Double.infinity
-        for _ in 0...repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            var offset = 0
-            for (n, k) in shapes {
-                matmul.gemm(transA: false, transB: true, m: m, n: n, k: k, a: input.pointer, lda: k, b: weights.pointer + offset,
-                            ldb: k, beta: 0, c: output.pointer, ldc: n)
-                offset += n * k
-            }
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            let widest = m * max(c.intermediateSize, c.qDim, c.hiddenSize)
+            weights = FloatBuffer(count: shapes.map { $0.n * $0.k }.reduce(0, +))
+            input = FloatBuffer(count: widest)
+            output = FloatBuffer(count: widest)
+            var rng = SplitMix64(seed: 11)
+            for i in 0..<weights.count { weights.pointer[i] = rng.nextGaussian() * 0.02 }
+            for i in 0..<input.count { input.pointer[i] = rng.nextGaussian() }
+            flops = shapes.reduce(0) { $0 + 2 * Double(m) * Double($1.n) * Double($1.k) }
         }
-        return flops / best / 1e9
+
+        /// GFLOP/s: the best of `repeats` rounds after one untimed round.
+        func measure(repeats: Int = 3) -> Double {
+            matmul.weightsAreFixed(UnsafeBufferPointer(start: weights.pointer, count: weights.count))
+            var best = Double.infinity
+            for _ in 0...repeats {
+                let start = DispatchTime.now().uptimeNanoseconds
+                var offset = 0
+                for (n, k) in shapes {
+                    matmul.gemm(transA: false, transB: true, m: rows, n: n, k: k, a: input.pointer, lda: k, b: weights.pointer + offset,
+                                ldb: k, beta: 0, c: output.pointer, ldc: n)
+                    offset += n * k
+                }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            return flops / best / 1e9
+        }
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+    }
+
+    /// Page faults of this process so far, minor and major.
+    static func pageFaults() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_minflt + usage.ru_majflt
     }
 
     /// Peak resident set of this process in bytes.
@@ -147,14 +179,24 @@ struct TrainingBenchmark {
             precompute = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         trainer.reserveActivations()
+        // The GEMM rate on every rank at once, as the ranks compute during a step, measured after each
+        // timed step: a machine whose speed drifts (a shared VM's turbo and neighbours) then drifts under
+        // both, where one measurement after all the steps could read well above or below them.
+        let microPairs = Array(objective.train.pairs.prefix(args.perDeviceTrainBatchSize))
+        let rows = microPairs.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: args.sharePrompt) }
+        let probe = GemmProbe(config: policy.config, rows: max(rows, 1), matmul: try args.makeMatmul())
         var times: [StepTimes] = []
         var pairsSeen = 0, tokens = 0.0, flops = 0.0
+        var stepFLOPs: [Double] = [], rates: [Double] = []
+        var faults = 0
         for s in 0..<(warmup + steps) {
             let before = (objective.reference?.forwardSeconds ?? 0, policy.backwardSeconds, policy.forwardSeconds,
                           comm.secondsInNonBlockingCalls + trainer.blockingSeconds, trainer.optimizerSeconds,
                           trainer.blockingSecondsInBackward)
             let batch = trainer.globalBatch(step: s)
+            let faultsBefore = pageFaults()
             let report = try trainer.step()
+            let stepFaults = pageFaults() - faultsBefore
             let reference = (objective.reference?.forwardSeconds ?? 0) - before.0
             let communication = comm.secondsInNonBlockingCalls + trainer.blockingSeconds - before.3
             // Blocking bucket reductions that run inside backward are counted as communication only.
@@ -166,41 +208,39 @@ struct TrainingBenchmark {
             progress(String(format: "step %d%@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", report.seconds))
             if s >= warmup {
                 times.append(t)
+                faults += stepFaults
                 pairsSeen += batch.count
                 tokens += report.sums[.tokens]
                 let pairs = batch.map { objective.train.pairs[$0] }
-                flops += 3 * forwardFLOPs(config: policy.config, pairs: pairs, sharePrompt: args.sharePrompt)
+                var f = 3 * forwardFLOPs(config: policy.config, pairs: pairs, sharePrompt: args.sharePrompt)
                 if !args.precomputeRefLogProbs && objective.loss.needsReference {
-                    flops += forwardFLOPs(config: policy.config, pairs: pairs, sharePrompt: args.sharePrompt)
+                    f += forwardFLOPs(config: policy.config, pairs: pairs, sharePrompt: args.sharePrompt)
                 }
+                flops += f
+                stepFLOPs.append(f)
+                comm.barrier()
+                rates.append(probe.measure())
             }
         }
-        // The GEMM rate on every rank at once, as the ranks compute during a step.
-        let microPairs = Array(objective.train.pairs.prefix(args.perDeviceTrainBatchSize))
-        let rows = microPairs.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: args.sharePrompt) }
-        comm.barrier()
-        let rate = gemmRate(config: policy.config, rows: max(rows, 1), matmul: try args.makeMatmul())
-        var rates = [rate]
-        rates.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
+        // Every rank's product rate, summed over ranks: the machine's rate in this layout.
+        rates.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: $0.count) }
+        let shares = (0..<times.count).map { stepFLOPs[$0] / times[$0].total / 1e9 / rates[$0] }
         var rss = [Double](repeating: 0, count: comm.worldSize)
         rss[comm.rank] = peakRSS()
         rss.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: comm.worldSize) }
+        var faultSum = [Double(faults)]
+        faultSum.withUnsafeMutableBufferPointer { comm.allReduceSum($0.baseAddress!, count: 1) }
         if comm.isMain, let dnnl = policy.matmul as? OneDNNBF16, dnnl.keepsShapeTimes {
             let asked = Int(shapeTimes ?? "") ?? 0
             for line in dnnl.slowestShapes(asked > 1 ? asked : 25) { progress("  " + line) }
         }
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
-        }
         let m = StepTimes(total: median(times.map(\.total)), forward: median(times.map(\.forward)),
                           backward: median(times.map(\.backward)), reference: median(times.map(\.reference)),
                           communication: median(times.map(\.communication)), optimizer: median(times.map(\.optimizer)))
-        // Every rank's product rate, summed over ranks: the machine's rate in this layout.
         return Result(precomputeSeconds: precompute, precomputedPairs: objective.train.count, steps: times, median: m,
                       pairsPerStep: steps > 0 ? pairsSeen / steps : 0, tokensPerStep: steps > 0 ? tokens / Double(steps) : 0,
-                      flopsPerStep: steps > 0 ? flops / Double(steps) : 0, gemmGFLOPS: rates[0],
-                      gemmShapes: "one layer's 7 linear products at \(rows) rows", peakRSS: rss,
+                      flopsPerStep: steps > 0 ? flops / Double(steps) : 0, gemmRates: rates, flopShares: shares,
+                      gemmShapes: "one layer's 7 linear products at \(rows) rows", peakRSS: rss, stepPageFaults: Int(faultSum[0]),
                       backend: policy.matmul.name, parameters: policy.parameterCount)
     }
 }
