@@ -97,7 +97,7 @@ struct TrainingBenchmark {
         private let matmul: any MatmulBackend
         private let shapes: [(n: Int, k: Int)]
         private let weights: FloatBuffer, input: FloatBuffer, output: FloatBuffer
-        let flops: Double
+        private let flops: Double
 
         init(config c: ModelConfig, rows m: Int, matmul: any MatmulBackend) {
             rows = m
@@ -112,11 +112,11 @@ struct TrainingBenchmark {
             for i in 0..<weights.count { weights.pointer[i] = rng.nextGaussian() * 0.02 }
             for i in 0..<input.count { input.pointer[i] = rng.nextGaussian() }
             flops = shapes.reduce(0) { $0 + 2 * Double(m) * Double($1.n) * Double($1.k) }
+            matmul.weightsAreFixed(UnsafeBufferPointer(start: weights.pointer, count: weights.count))
         }
 
         /// GFLOP/s: the best of `repeats` rounds after one untimed round.
         func measure(repeats: Int = 3) -> Double {
-            matmul.weightsAreFixed(UnsafeBufferPointer(start: weights.pointer, count: weights.count))
             var best = Double.infinity
             for _ in 0...repeats {
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -137,19 +137,20 @@ struct TrainingBenchmark {
         return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
     }
 
-    /// Page faults of this process so far, minor and major.
-    static func pageFaults() -> Int {
+    private static func usage() -> rusage {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_minflt + usage.ru_majflt
+        return usage
+    }
+
+    /// Page faults of this process so far, minor and major.
+    static func pageFaults() -> Int {
+        let u = usage()
+        return u.ru_minflt + u.ru_majflt
     }
 
     /// Peak resident set of this process in bytes.
-    static func peakRSS() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) * 1024
-    }
+    static func peakRSS() -> Double { Double(usage().ru_maxrss) * 1024 }
 
     static func run(_ w: Workload, warmup: Int, steps: Int, comm: Communicator, parallel: ParallelOptions,
                     progress: (String) -> Void) throws -> Result {
@@ -186,7 +187,7 @@ struct TrainingBenchmark {
         let rows = microPairs.reduce(0) { $0 + PairScorer.packedTokens($1, sharePrompt: args.sharePrompt) }
         let probe = GemmProbe(config: policy.config, rows: max(rows, 1), matmul: try args.makeMatmul())
         var times: [StepTimes] = []
-        var pairsSeen = 0, tokens = 0.0, flops = 0.0
+        var pairsSeen = 0, tokens = 0.0
         var stepFLOPs: [Double] = [], rates: [Double] = []
         var faults = 0
         for s in 0..<(warmup + steps) {
@@ -216,7 +217,6 @@ struct TrainingBenchmark {
                 if !args.precomputeRefLogProbs && objective.loss.needsReference {
                     f += forwardFLOPs(config: policy.config, pairs: pairs, sharePrompt: args.sharePrompt)
                 }
-                flops += f
                 stepFLOPs.append(f)
                 comm.barrier()
                 rates.append(probe.measure())
@@ -239,7 +239,7 @@ struct TrainingBenchmark {
                           communication: median(times.map(\.communication)), optimizer: median(times.map(\.optimizer)))
         return Result(precomputeSeconds: precompute, precomputedPairs: objective.train.count, steps: times, median: m,
                       pairsPerStep: steps > 0 ? pairsSeen / steps : 0, tokensPerStep: steps > 0 ? tokens / Double(steps) : 0,
-                      flopsPerStep: steps > 0 ? flops / Double(steps) : 0, gemmRates: rates, flopShares: shares,
+                      flopsPerStep: steps > 0 ? stepFLOPs.reduce(0, +) / Double(steps) : 0, gemmRates: rates, flopShares: shares,
                       gemmShapes: "one layer's 7 linear products at \(rows) rows", peakRSS: rss, stepPageFaults: Int(faultSum[0]),
                       backend: policy.matmul.name, parameters: policy.parameterCount)
     }
